@@ -94,15 +94,29 @@ def load_tokenizer(name_or_path: str = DEFAULT_MODEL) -> PreTrainedTokenizerBase
 
 
 def load_model(
-    name_or_path: str = DEFAULT_MODEL, dtype: torch.dtype | str = torch.float32, device: str | None = None
+    name_or_path: str = DEFAULT_MODEL,
+    dtype: torch.dtype | str = torch.float32,
+    device: str | None = None,
+    attn_implementation: str | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load a causal LM and its tokenizer (hub name, local path, or the embedded default)."""
+    """Load a causal LM and its tokenizer (hub name, local path, or the embedded default).
+
+    A folder holding a PEFT adapter (what a LoRA run saves) loads its base model with the adapter merged.
+    """
     path = resolve_model_path(name_or_path)
     if isinstance(dtype, str):
         dtype = {"auto": "auto", "fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
                  "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}[dtype]
+    kwargs = {"dtype": dtype}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        if (Path(path) / "adapter_config.json").exists():  # a LoRA run's output: base + adapter, merged
+            from peft import AutoPeftModelForCausalLM
+
+            model = AutoPeftModelForCausalLM.from_pretrained(path, **kwargs).merge_and_unload()
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as err:
         raise RuntimeError(
             f"Could not load model {name_or_path!r}: {err}\nNo model hub is needed for a local folder; "

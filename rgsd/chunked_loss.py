@@ -1,0 +1,344 @@
+"""Memory-efficient generalized JSD straight from final hidden states (the path training uses).
+
+Materializing the ``[N, V]`` logits of both student and teacher for a batch of response tokens costs tens of GB
+at a 150k vocabulary (several fp32 copies are kept for autograd). :func:`chunked_jsd_from_hidden` instead walks
+over ``chunk_size`` positions at a time: for each chunk it computes both sides' logits (matmul in the compute
+dtype, divergence in float32), the loss, and at once the analytic gradient of the loss w.r.t. the student's
+logits, which it turns into gradients for the student hidden chunk and (when they require grad) the head's
+weight and bias. Only those gradients are kept; the custom autograd backward just scales them by the incoming
+gradient. Extra memory is a few ``[chunk_size, V]`` float32 buffers plus the gradients themselves, and no
+matmul is done twice.
+
+Analytic gradient (per position, ``z`` = student logits, ``p = softmax(z)``, ``g_v = d loss / d log p_v`` with
+capped entries zeroed): ``d loss / d z = g - p * sum_v g_v``, where
+``g_v = (1 - beta) p_v (log p_v - log m_v)`` for ``0 < beta < 1`` (the second half of ``l_v`` itself),
+``g_v = -q_v`` for ``beta = 0`` and ``g_v = p_v (log p_v - log q_v + 1)`` for ``beta = 1``.
+
+:func:`naive_jsd_from_hidden` is the straightforward full-logits version (reference for tests and benchmark).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from rgsd.losses import check_loss_options, jsd_per_token, upcast
+
+__all__ = ["chunked_jsd_from_hidden", "naive_jsd_from_hidden"]
+
+Head = nn.Linear | torch.Tensor
+
+
+def _unpack_head(head: Head, bias: torch.Tensor | None, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Weight ``[V, H]`` and optional bias ``[V]`` from an ``nn.Linear`` or a bare weight tensor."""
+    if isinstance(head, nn.Linear):
+        if bias is not None:
+            raise ValueError(f"{name}: pass a bias only with a bare weight tensor, not with an nn.Linear")
+        return head.weight, head.bias
+    if isinstance(head, torch.Tensor):
+        return head, bias
+    raise TypeError(f"{name} must be an nn.Linear or a weight tensor [V, H], got {type(head).__name__}")
+
+
+def _check_inputs(
+    s_h: torch.Tensor,
+    t_h: torch.Tensor,
+    s_w: torch.Tensor,
+    s_b: torch.Tensor | None,
+    t_w: torch.Tensor,
+    t_b: torch.Tensor | None,
+) -> None:
+    if s_h.dim() != 2 or t_h.dim() != 2:
+        raise ValueError(
+            f"hidden states must be [N, H]; got student {tuple(s_h.shape)}, teacher {tuple(t_h.shape)}"
+        )
+    if s_h.shape[0] != t_h.shape[0]:
+        raise ValueError(f"student has {s_h.shape[0]} positions, teacher {t_h.shape[0]}: they must match")
+    for side, h, w, b in (("student", s_h, s_w, s_b), ("teacher", t_h, t_w, t_b)):
+        if w.dim() != 2 or w.shape[1] != h.shape[1]:
+            raise ValueError(f"{side} head weight {tuple(w.shape)} does not fit hidden size {h.shape[1]}")
+        if b is not None and tuple(b.shape) != (w.shape[0],):
+            raise ValueError(f"{side} head bias {tuple(b.shape)} does not fit vocab size {w.shape[0]}")
+        if h.device != s_h.device or w.device != s_h.device:
+            raise ValueError(f"{side} tensors are not all on {s_h.device}")
+    if s_w.shape[0] != t_w.shape[0]:
+        raise ValueError(f"student vocab {s_w.shape[0]} != teacher vocab {t_w.shape[0]}")
+
+
+def _compute_dtype(h: torch.Tensor) -> torch.dtype:
+    """The dtype the head's matmul would run in: the autocast dtype if autocast is on, else the hidden dtype."""
+    dev = h.device.type
+    if torch.is_autocast_enabled(dev):
+        return torch.get_autocast_dtype(dev)
+    return h.dtype
+
+
+def _log_softmax_(x: torch.Tensor) -> torch.Tensor:
+    """In-place log_softmax over the last dim (we own the buffer; saves one [chunk, V] copy)."""
+    return x.sub_(torch.logsumexp(x, dim=-1, keepdim=True))
+
+
+def _chunk_loss_and_grad(
+    s: torch.Tensor,
+    t: torch.Tensor,
+    beta: float,
+    clip: float | None,
+    clip_mode: str,
+    need_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Per-position loss, clipped fraction and d loss / d student logits for one chunk.
+
+    ``s`` and ``t`` are float32 student / teacher logits ``[c, K]`` that this function may overwrite. The buffers
+    are reused in place so that at most 4 ``[c, K]`` float32 tensors live at once (3 at the KL endpoints).
+    """
+    log_p = _log_softmax_(s)
+    log_q = _log_softmax_(t)
+    if beta == 0.0:  # forward KL(q || p): l = q (log q - log p), g = -q
+        q = log_q.exp()
+        terms = log_q.sub_(log_p).mul_(q)
+        p = log_p.exp_()
+        g = q.neg_()
+    elif beta == 1.0:  # reverse KL(p || q): l = p (log p - log q), g = l + p
+        p = log_p.exp()
+        terms = log_q.neg_().add_(log_p).mul_(p)
+        g = torch.add(terms, p, out=log_p)
+    else:
+        log_m = log_q + math.log(beta)
+        x = log_p + math.log1p(-beta)
+        torch.logaddexp(log_m, x, out=log_m)
+        q = torch.exp(log_q, out=x)
+        terms = log_q.sub_(log_m).mul_(q).mul_(beta)  # beta q (log q - log m)
+        p = torch.exp(log_p, out=x)  # q no longer needed: reuse its buffer
+        g = log_p.sub_(log_m).mul_(p).mul_(1.0 - beta)  # (1-beta) p (log p - log m)
+        del log_m
+        terms.add_(g)
+
+    if clip is None:
+        loss = terms.sum(-1)
+        frac = torch.zeros_like(loss)
+    elif clip_mode == "entry":
+        keep = terms <= clip
+        frac = 1.0 - keep.sum(-1).float() / terms.shape[-1]
+        loss = terms.clamp_(max=clip).sum(-1)
+        g.mul_(keep)
+    else:
+        total = terms.sum(-1)
+        keep = total <= clip
+        frac = (~keep).float()
+        loss = total.clamp(max=clip)
+        g.mul_(keep.unsqueeze(-1))
+    if not need_grad:
+        return loss, frac, None
+    dz = p.mul_(-g.sum(-1, keepdim=True)).add_(g)  # g - p * sum(g): back through log_softmax
+    return loss, frac, dz
+
+
+def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    return F.linear(h, w, None if b is None else b.to(h.dtype))
+
+
+def _run_chunks(
+    s_h: torch.Tensor,
+    s_w: torch.Tensor,
+    s_b: torch.Tensor | None,
+    t_h: torch.Tensor,
+    t_w: torch.Tensor,
+    t_b: torch.Tensor | None,
+    opts: dict,
+) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+    """Loop over chunks; returns (loss_sum, clipped_fraction_sum, (grad_h, grad_w_fp32, grad_b_fp32))."""
+    beta, clip, clip_mode, top_k, chunk = (opts[k] for k in ("beta", "clip", "clip_mode", "top_k", "chunk_size"))
+    need_h, need_w, need_b = opts["need_h"], opts["need_w"], opts["need_b"]
+    s_dt, t_dt = opts["s_dtype"], opts["t_dtype"]
+    need_any = need_h or need_w or need_b
+    n, hid = s_h.shape
+    vocab = s_w.shape[0]
+    dev = s_h.device
+
+    # One cast of each weight to the compute dtype (no copy when it already matches).
+    sw = s_w.detach().to(s_dt)
+    tw = sw if (t_w is s_w and t_dt == s_dt) else t_w.detach().to(t_dt)
+    sb = None if s_b is None else s_b.detach()
+    tb = None if t_b is None else t_b.detach()
+
+    acc = torch.promote_types(s_dt, torch.float32)  # float32, or float64 for float64 inputs
+    loss_sum = torch.zeros((), dtype=acc, device=dev)
+    frac_sum = torch.zeros((), dtype=acc, device=dev)
+    grad_h = torch.empty_like(s_h) if need_h else None
+    grad_w = torch.zeros(s_w.shape, dtype=acc, device=dev) if need_w else None
+    grad_b = torch.zeros(vocab, dtype=acc, device=dev) if need_b else None
+    # With a small top-k, gathering the k head rows per position beats a full [chunk, V] student matmul.
+    rows_path = top_k is not None and top_k * hid <= vocab
+
+    for start in range(0, n, chunk):
+        end = min(start + chunk, n)
+        h = s_h[start:end].detach().to(s_dt)
+        t_logits = upcast(_linear(t_h[start:end].detach().to(t_dt), tw, tb))
+        ids = None
+        if top_k is not None:
+            ids = t_logits.topk(top_k, dim=-1).indices
+            t_logits = t_logits.gather(-1, ids)
+        if rows_path:
+            rows = sw[ids]  # [c, k, H]
+            s_logits = torch.bmm(rows, h.unsqueeze(-1)).squeeze(-1)
+            if sb is not None:
+                s_logits = s_logits + sb[ids].to(s_dt)
+            s_logits = upcast(s_logits)
+        else:
+            s_logits = upcast(_linear(h, sw, sb))
+            if ids is not None:
+                s_logits = s_logits.gather(-1, ids)
+        loss, frac, dz = _chunk_loss_and_grad(s_logits, t_logits, beta, clip, clip_mode, need_any)
+        del s_logits, t_logits
+        loss_sum += loss.sum()
+        frac_sum += frac.sum()
+        if dz is None:
+            continue
+        if rows_path:
+            if need_h:
+                grad_h[start:end] = torch.bmm(dz.to(s_dt).unsqueeze(1), rows).squeeze(1)
+            flat_ids = ids.reshape(-1)
+            if need_w:
+                outer = dz.unsqueeze(-1) * upcast(h).unsqueeze(1)  # [c, k, H]
+                grad_w.index_add_(0, flat_ids, outer.reshape(-1, hid))
+            if need_b:
+                grad_b.index_add_(0, flat_ids, dz.reshape(-1))
+            continue
+        if ids is not None:  # top-k with a large k: scatter back to a dense [c, V] gradient
+            dz = torch.zeros(end - start, vocab, dtype=dz.dtype, device=dev).scatter_(1, ids, dz)
+        if need_b:
+            grad_b += dz.sum(0)
+        dzc = dz.to(s_dt)
+        del dz
+        if need_h:
+            grad_h[start:end] = dzc @ sw
+        if need_w:
+            if s_dt == acc:
+                grad_w.addmm_(dzc.t(), h)
+            else:
+                grad_w += dzc.t() @ h
+    return loss_sum, frac_sum, (grad_h, grad_w, grad_b)
+
+
+class _ChunkedJSD(torch.autograd.Function):
+    """Forward computes loss and gradients chunk by chunk; backward scales the stored gradients."""
+
+    @staticmethod
+    def forward(ctx, s_h, s_w, s_b, t_h, t_w, t_b, opts):  # type: ignore[override]
+        with torch.autocast(s_h.device.type, enabled=False):
+            loss_sum, frac_sum, grads = _run_chunks(s_h, s_w, s_b, t_h, t_w, t_b, opts)
+        ctx.grads = grads
+        ctx.dtypes = (s_h.dtype, s_w.dtype, None if s_b is None else s_b.dtype)
+        ctx.mark_non_differentiable(frac_sum)
+        return loss_sum, frac_sum
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loss, _grad_frac):  # type: ignore[override]
+        out = []
+        for grad, dtype in zip(ctx.grads, ctx.dtypes):
+            # Scale in float32, then return in the input's own dtype.
+            out.append(None if grad is None else (upcast(grad) * grad_loss).to(dtype))
+        return out[0], out[1], out[2], None, None, None, None
+
+
+def chunked_jsd_from_hidden(
+    student_hidden: torch.Tensor,
+    teacher_hidden: torch.Tensor,
+    student_head: Head,
+    teacher_head: Head,
+    beta: float = 0.5,
+    clip: float | None = None,
+    clip_mode: str = "entry",
+    top_k: int | None = None,
+    chunk_size: int = 1024,
+    *,
+    student_bias: torch.Tensor | None = None,
+    teacher_bias: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict]:
+    """Summed generalized JSD over ``N`` positions, computed from final hidden states in chunks.
+
+    Args:
+        student_hidden: ``[N, H]`` student final hidden states at the (already selected) response positions.
+        teacher_hidden: ``[N, H_t]`` teacher hidden states at the same positions (treated as constants).
+        student_head: the student's output layer, an ``nn.Linear`` or a weight ``[V, H]``; its weight/bias get
+            gradients when they require grad (full fine-tuning, tied embeddings) and none when frozen (LoRA).
+        teacher_head: the teacher's output layer (may be the very same object as ``student_head``); never
+            receives gradient.
+        beta, clip, clip_mode, top_k: as in :func:`rgsd.losses.jsd_per_token`.
+        chunk_size: positions per chunk; peak extra memory is a few ``chunk_size x V`` float32 buffers.
+        student_bias, teacher_bias: optional ``[V]`` biases when the heads are given as bare weights.
+
+    Returns:
+        ``(loss_sum, stats)``: ``loss_sum`` is a float32 scalar, the SUM over positions (divide by the global
+        token count yourself); ``stats`` holds ``clipped_fraction`` (detached 0-dim tensor, mean over
+        positions), ``clipped_fraction_sum`` (its sum, for reduction across micro-batches/ranks) and
+        ``n_tokens`` (int). Gradients come back in each input's dtype. Double backward is not supported.
+        Under FSDP the head weight must be the full (unsharded) tensor.
+    """
+    s_w, s_b = _unpack_head(student_head, student_bias, "student_head")
+    t_w, t_b = _unpack_head(teacher_head, teacher_bias, "teacher_head")
+    _check_inputs(student_hidden, teacher_hidden, s_w, s_b, t_w, t_b)
+    check_loss_options(beta, clip, clip_mode, top_k, s_w.shape[0])
+    if not (isinstance(chunk_size, int) and chunk_size >= 1):
+        raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
+
+    grad_on = torch.is_grad_enabled()
+    opts = {
+        "beta": float(beta),
+        "clip": None if clip is None else float(clip),
+        "clip_mode": clip_mode,
+        "top_k": top_k,
+        "chunk_size": chunk_size,
+        "need_h": grad_on and student_hidden.requires_grad,
+        "need_w": grad_on and s_w.requires_grad,
+        "need_b": grad_on and s_b is not None and s_b.requires_grad,
+        "s_dtype": _compute_dtype(student_hidden),
+        "t_dtype": _compute_dtype(teacher_hidden),
+    }
+    if opts["need_h"] or opts["need_w"] or opts["need_b"]:
+        loss_sum, frac_sum = _ChunkedJSD.apply(student_hidden, s_w, s_b, teacher_hidden, t_w, t_b, opts)
+    else:
+        with torch.no_grad(), torch.autocast(student_hidden.device.type, enabled=False):
+            loss_sum, frac_sum, _ = _run_chunks(student_hidden, s_w, s_b, teacher_hidden, t_w, t_b, opts)
+    n = student_hidden.shape[0]
+    stats = {
+        "clipped_fraction": frac_sum.detach() / max(n, 1),
+        "clipped_fraction_sum": frac_sum.detach(),
+        "n_tokens": n,
+    }
+    return loss_sum, stats
+
+
+def naive_jsd_from_hidden(
+    student_hidden: torch.Tensor,
+    teacher_hidden: torch.Tensor,
+    student_head: Head,
+    teacher_head: Head,
+    beta: float = 0.5,
+    clip: float | None = None,
+    clip_mode: str = "entry",
+    top_k: int | None = None,
+    chunk_size: int = 1024,
+    *,
+    student_bias: torch.Tensor | None = None,
+    teacher_bias: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict]:
+    """Same contract as :func:`chunked_jsd_from_hidden`, but materializes both full ``[N, V]`` logit tensors
+    and differentiates with plain autograd (``chunk_size`` is ignored). Reference for tests and benchmarks."""
+    del chunk_size
+    s_w, s_b = _unpack_head(student_head, student_bias, "student_head")
+    t_w, t_b = _unpack_head(teacher_head, teacher_bias, "teacher_head")
+    _check_inputs(student_hidden, teacher_hidden, s_w, s_b, t_w, t_b)
+    s_logits = F.linear(student_hidden, s_w, s_b)
+    with torch.no_grad():
+        t_logits = F.linear(teacher_hidden, t_w, t_b)
+    loss, frac = jsd_per_token(s_logits, t_logits, beta, clip, clip_mode, top_k)
+    n = student_hidden.shape[0]
+    frac_sum = frac.sum()
+    stats = {"clipped_fraction": frac_sum / max(n, 1), "clipped_fraction_sum": frac_sum, "n_tokens": n}
+    return loss.sum(), stats

@@ -1,0 +1,111 @@
+"""RGSDConfig: every knob of an RGSD run, with its default and why.
+
+Defaults follow ``rgsd.md``: beta 0.5, entry-wise clip 0.05, one rollout per prompt at temperature 1.0, a
+teacher frozen at the initial weights, the thinking mask, AdamW (0.9, 0.999, 1e-8, wd 0.01).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+def _f(default, help: str, **kw):  # noqa: A002 - "help" reads best in the field definitions
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass
+class ModelArgs:
+    """Fields shared by every trainer (RGSD and GRPO): model, data, optimization, checkpointing, logging."""
+
+    # model
+    model: str = _f("smollm2-offline", "Hub name, local folder, or 'smollm2-offline' (the embedded default).")
+    dtype: Literal["auto", "fp32", "bf16", "fp16"] = _f(
+        "auto", "Training dtype; auto = bf16 on GPU, fp32 on CPU.")
+    use_lora: bool = _f(True, "Train a LoRA adapter (PEFT); false = full fine-tuning.")
+    lora_r: int = _f(16, "LoRA rank.")
+    lora_alpha: int = _f(32, "LoRA alpha.")
+    lora_dropout: float = _f(0.0, "LoRA dropout.")
+    lora_target_modules: list[str] = _f(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        "Module names that get LoRA adapters.")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory (GPU recipes).")
+    attn_implementation: str | None = _f(None, "Attention kernel passed to from_pretrained (e.g. sdpa).")
+    # data
+    data: str = _f("", "Training data: a file (JSONL/JSON/Parquet), a local HF dataset folder, or a hub name.")
+    format: str = _f("auto", "Data format: auto, healthbench, rar, rubrichub, canonical, jsonl.")
+    polarity: str = _f("sign", "Polarity policy for negative weights (see docs/data-formats.md).")
+    max_examples: int | None = _f(None, "Use only the first N examples.")
+    # optimization
+    max_steps: int = _f(100, "Optimizer steps.")
+    per_device_batch_size: int = _f(4, "Prompts per device per micro-batch.")
+    gradient_accumulation_steps: int = _f(1, "Micro-batches per optimizer step.")
+    learning_rate: float = _f(1e-4, "Peak learning rate (1e-4 suits LoRA; ~5e-6 for full fine-tuning).")
+    lr_scheduler: Literal["constant", "cosine", "linear"] = _f("constant", "Schedule after warm-up.")
+    warmup_ratio: float = _f(0.05, "Share of max_steps spent in linear warm-up.")
+    weight_decay: float = _f(0.01, "AdamW weight decay.")
+    adam_beta1: float = _f(0.9, "AdamW beta1.")
+    adam_beta2: float = _f(0.999, "AdamW beta2.")
+    adam_epsilon: float = _f(1e-8, "AdamW epsilon.")
+    max_grad_norm: float | None = _f(1.0, "Gradient clipping norm; null disables.")
+    seed: int = _f(0, "Seed for data order, sampling and initialization.")
+    # generation
+    max_prompt_tokens: int = _f(2048, "Longest student/teacher prompt in tokens (see on_long_prompt).")
+    max_new_tokens: int = _f(256, "Longest sampled response.")
+    temperature: float = _f(1.0, "Sampling temperature of the on-policy rollouts.")
+    top_p: float = _f(1.0, "Nucleus sampling for the rollouts (1.0 = off).")
+    generation_batch_size: int = _f(16, "Prompts per generate() call.")
+    # checkpointing and logging
+    output_dir: str = _f("runs/rgsd", "Run folder: config, metrics.jsonl, costs.json, checkpoints, final model.")
+    save_steps: int = _f(0, "Save a resumable checkpoint every N steps (0 = only at the end).")
+    save_total_limit: int | None = _f(2, "Keep only the newest N step checkpoints.")
+    logging_steps: int = _f(1, "Print a log line every N steps (metrics.jsonl gets every step).")
+    report_to: list[str] = _f([], "Extra metric sinks: tensorboard, wandb.")
+    progress: bool = _f(True, "Show a progress bar.")
+
+
+@dataclass
+class RGSDConfig(ModelArgs):
+    """RGSD: the rubric-conditioned frozen base model teaches the plain-prompt student."""
+
+    output_dir: str = _f("runs/rgsd", "Run folder: config, metrics.jsonl, costs.json, checkpoints, final model.")
+    # method
+    beta: float = _f(0.5, "Generalized JSD beta: 0 = forward KL(teacher||student), 1 = reverse KL.")
+    clip: float | None = _f(0.05, "Clip tau of the divergence (null = no clip).")
+    clip_mode: Literal["entry", "token"] = _f(
+        "entry", "entry: cap each per-vocabulary term before the vocabulary sum; token: cap the per-position sum.")
+    top_k: int | None = _f(None, "Restrict the divergence to the teacher's top-k tokens (renormalized); null = full vocab.")
+    loss_chunk_size: int = _f(1024, "Response positions per chunk of the memory-efficient loss.")
+    rollouts_per_prompt: int = _f(1, "On-policy samples per prompt (the paper uses 1).")
+    teacher: Literal["frozen", "live", "ema"] = _f(
+        "frozen", "frozen = the initial model for the whole run (the method); live/ema are ablations only.")
+    ema_decay: float = _f(0.99, "EMA decay when teacher = ema.")
+    teacher_placement: Literal["user_suffix", "system"] = _f(
+        "user_suffix", "Where the rubric goes in the teacher prompt.")
+    show_weights: bool = _f(False, "Show criterion weights to the teacher.")
+    on_long_prompt: Literal["skip", "error"] = _f(
+        "skip", "A teacher prompt over max_prompt_tokens is never truncated: skip and count it, or stop.")
+    thinking: bool | None = _f(
+        None, "Mask the thinking block (response start through the first </think>) from the loss; "
+              "null = on when the tokenizer has a </think> token.")
+    generation_backend: Literal["transformers", "vllm-server"] = _f(
+        "transformers", "transformers generate (tested path) or a TRL vLLM server (trl vllm-serve).")
+    vllm_server_host: str = _f("127.0.0.1", "Host of the TRL vLLM server.")
+    vllm_server_port: int = _f(8000, "Port of the TRL vLLM server.")
+    # self-internalization gap probe
+    probe_steps: int = _f(0, "Measure the self-internalization gap every N steps (0 = off).")
+    probe_prompts: int = _f(8, "Prompts in the fixed probe set (first N training examples).")
+    probe_samples: int = _f(2, "Rubric-conditioned samples per probe prompt.")
+    probe_max_new_tokens: int = _f(64, "Length of the probe samples.")
+
+    def validate(self) -> None:
+        if not 0.0 <= self.beta <= 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {self.beta}")
+        if self.clip is not None and self.clip <= 0:
+            raise ValueError(f"clip must be positive or null, got {self.clip}")
+        if self.rollouts_per_prompt < 1 or self.per_device_batch_size < 1:
+            raise ValueError("rollouts_per_prompt and per_device_batch_size must be >= 1")
+        if not self.data:
+            raise ValueError("data is required: a rubric dataset file, folder or hub name")

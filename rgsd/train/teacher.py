@@ -1,0 +1,101 @@
+"""The teacher: the same model reading the rubric, frozen at the initial weights (the method).
+
+- LoRA: the teacher is the network with the adapter disabled, i.e. exactly the initial base model, at no
+  extra memory.
+- Full fine-tuning: a separate frozen copy made before training starts.
+- ``live`` (current weights) and ``ema`` (moving average of the trainable weights) are ablations only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Iterator
+
+import torch
+from torch import nn
+
+
+def final_hidden(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Final (post-norm) hidden states ``[B, L, H]`` through the model's own forward.
+
+    Going through the top-level forward (not the inner decoder) keeps DDP, FSDP and DeepSpeed hooks intact;
+    ``logits_to_keep=1`` keeps the full-vocabulary logits to a single position.
+    """
+    out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, logits_to_keep=1)
+    return out.hidden_states[-1]
+
+
+def check_hidden_is_final(model: nn.Module, head: nn.Module, device: torch.device) -> None:
+    """Fail early if this architecture's last hidden state is not what its LM head reads."""
+    ids = torch.tensor([[11, 12, 13, 14]], device=device)
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True, logits_to_keep=1)
+        ref = out.logits[:, -1].float()
+        got = head(out.hidden_states[-1][:, -1]).float()
+    if not torch.allclose(ref, got, atol=1e-2 * max(1.0, ref.abs().max().item()), rtol=1e-2):
+        raise RuntimeError(
+            "This model's last hidden state is not the input of its LM head (a final norm or logit scaling is "
+            "applied elsewhere); rgsd's chunked loss cannot be used with it as is."
+        )
+
+
+class Teacher:
+    """Gives the teacher's final hidden states and LM head for a batch of rubric-conditioned sequences."""
+
+    def __init__(self, model: nn.Module, kind: str = "frozen", use_lora: bool = True, ema_decay: float = 0.99):
+        self.kind, self.use_lora, self.ema_decay = kind, use_lora, ema_decay
+        self.copy: nn.Module | None = None
+        self.shadow: dict[str, torch.Tensor] = {}
+        if kind == "frozen" and not use_lora:
+            self.copy = copy.deepcopy(model).eval()
+            self.copy.requires_grad_(False)
+        elif kind == "ema":
+            self.shadow = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        elif kind not in ("frozen", "live"):
+            raise ValueError(f"teacher must be frozen, live or ema, got {kind!r}")
+
+    @contextlib.contextmanager
+    def _as_teacher(self, model: nn.Module) -> Iterator[nn.Module]:
+        if self.copy is not None:
+            yield self.copy
+        elif self.kind == "frozen":  # LoRA: the adapter-disabled network is the initial model
+            with model.disable_adapter():
+                yield model
+        elif self.kind == "live":
+            yield model
+        else:  # ema: swap the shadow weights in for the forward pass
+            params = dict(model.named_parameters())
+            saved = {n: params[n].detach().clone() for n in self.shadow}
+            with torch.no_grad():
+                for n, t in self.shadow.items():
+                    params[n].copy_(t)
+            try:
+                yield model
+            finally:
+                with torch.no_grad():
+                    for n, t in saved.items():
+                        params[n].copy_(t)
+
+    @torch.no_grad()
+    def hidden(self, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Teacher final hidden states; ``model`` is the (unwrapped) student."""
+        with self._as_teacher(model) as m:
+            was_training = m.training
+            m.eval()  # no dropout on the teacher side
+            h = final_hidden(m, input_ids, attention_mask)
+            m.train(was_training)
+        return h
+
+    def head(self, model: nn.Module) -> nn.Module:
+        return (self.copy or model).get_output_embeddings()
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """After an optimizer step: move the EMA teacher toward the student (no-op otherwise)."""
+        if self.kind != "ema":
+            return
+        for n, p in model.named_parameters():
+            if n in self.shadow:
+                self.shadow[n].mul_(self.ema_decay).add_(p.detach(), alpha=1 - self.ema_decay)

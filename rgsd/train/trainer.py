@@ -1,0 +1,245 @@
+"""The RGSD training loop, top to bottom.
+
+One optimizer step:
+  1. take the step's prompts (a deterministic function of seed and step, so a resumed run sees the same data);
+  2. sample one on-policy response per prompt from the student (plain prompt, temperature 1.0);
+  3. build teacher (prompt + rubric + response) and student (prompt + response) sequences on the same ids;
+  4. teacher forward (frozen initial model, no grad) -> final hidden states at the response positions;
+  5. student forward + chunked generalized JSD against the teacher, divided by the number of scored tokens
+     of the whole global batch (so gradient accumulation and data parallelism give the same mean);
+  6. clip, AdamW step, schedule step; log; every N steps probe the self-internalization gap and checkpoint.
+Zero judge calls.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rgsd.config import save_config
+from rgsd.costs import CostRecord
+from rgsd.data.schema import Example
+from rgsd.chunked_loss import chunked_jsd_from_hidden
+from rgsd.rollout import Rollout, chat_prompt_ids
+from rgsd.teacher_prompt import student_messages, teacher_messages
+from rgsd.train import checkpoint, setup
+from rgsd.train.alignment import align, gather_hidden, loss_mask, thinking_end_id
+from rgsd.train.config import RGSDConfig
+from rgsd.train.teacher import Teacher, check_hidden_is_final, final_hidden
+
+log = logging.getLogger(__name__)
+
+
+class StudentLoss(nn.Module):
+    """Student forward and divergence in one module, so DDP/FSDP/DeepSpeed see every trainable weight used."""
+
+    def __init__(self, lm: nn.Module):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, input_ids, attention_mask, positions, teacher_hidden, teacher_head, cfg: RGSDConfig):
+        hidden = gather_hidden(final_hidden(self.lm, input_ids, attention_mask), positions)
+        return chunked_jsd_from_hidden(
+            hidden,
+            teacher_hidden,
+            self.lm.get_output_embeddings(),
+            teacher_head,
+            beta=cfg.beta,
+            clip=cfg.clip,
+            clip_mode=cfg.clip_mode,
+            top_k=cfg.top_k,
+            chunk_size=cfg.loss_chunk_size,
+        )
+
+
+def tokenize_examples(examples: list[Example], tokenizer, cfg: RGSDConfig) -> tuple[list[dict], int]:
+    """Chat-template both prompts once. Over-long prompts are never truncated: skipped and counted, or fatal."""
+    items, skipped = [], 0
+    for ex in examples:
+        s_ids = chat_prompt_ids(tokenizer, student_messages(ex))
+        t_ids = chat_prompt_ids(tokenizer, teacher_messages(ex, cfg.teacher_placement, cfg.show_weights))
+        if max(len(s_ids), len(t_ids)) > cfg.max_prompt_tokens:
+            if cfg.on_long_prompt == "error":
+                raise ValueError(
+                    f"example {ex.id}: teacher prompt has {len(t_ids)} tokens > max_prompt_tokens="
+                    f"{cfg.max_prompt_tokens}; raise the limit or set on_long_prompt: skip"
+                )
+            skipped += 1
+            continue
+        items.append({"example": ex, "student_ids": s_ids, "teacher_ids": t_ids})
+    return items, skipped
+
+
+def step_indices(step: int, n_items: int, global_batch: int, seed: int) -> list[int]:
+    """Dataset indices of one optimizer step: epochs of seeded permutations, read in order."""
+    out = []
+    for k in range(step * global_batch, (step + 1) * global_batch):
+        epoch, offset = divmod(k, n_items)
+        perm = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        out.append(int(perm[offset]))
+    return out
+
+
+def train(cfg: RGSDConfig, resume: bool = False) -> Path:
+    """Run RGSD as configured; returns the run folder (``final/`` holds the trained model).
+
+    ``resume=True`` continues from the newest checkpoint in ``cfg.output_dir``.
+    """
+    run = setup.prepare_run(cfg, resume)  # accelerator, model (+LoRA), tokenizer, data, optimizer, scheduler
+    acc, wrapper, tok, opt, sched = run.accelerator, run.wrapper, run.tokenizer, run.optimizer, run.scheduler
+    out_dir = Path(cfg.output_dir)
+    student = acc.unwrap_model(wrapper).lm
+    teacher = Teacher(student, cfg.teacher, cfg.use_lora, cfg.ema_decay)
+    check_hidden_is_final(student, student.get_output_embeddings(), acc.device)
+    think_end = thinking_end_id(tok) if cfg.thinking in (None, True) else None
+    if cfg.thinking and think_end is None:
+        raise ValueError("thinking: true but the tokenizer has no single </think> token")
+
+    items, n_long = tokenize_examples(run.examples, tok, cfg)
+    if not items:
+        raise ValueError(f"no usable training examples ({n_long} skipped for prompts over max_prompt_tokens)")
+    probe_examples = [it["example"] for it in items[: cfg.probe_prompts]]
+
+    world, rank = acc.num_processes, acc.process_index
+    per_rank = cfg.per_device_batch_size * cfg.gradient_accumulation_steps
+    global_batch = per_rank * world
+    cost = CostRecord(method="rgsd")
+    state = {"step": 0, "skipped_long_prompts": n_long, "dropped_unclosed_thinking": 0}
+    if run.resume_dir is not None:
+        state, cost = checkpoint.load(acc, run.resume_dir)
+        log.info("resumed from %s at step %d", run.resume_dir, state["step"])
+    elif acc.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out_dir / "config.yaml")
+        (out_dir / "metrics.jsonl").unlink(missing_ok=True)
+    log.info("RGSD: %d examples (%d skipped: prompt > %d tokens), global batch %d prompts x %d rollouts",
+             len(items), n_long, cfg.max_prompt_tokens, global_batch, cfg.rollouts_per_prompt)
+
+    bar = None
+    if cfg.progress and acc.is_main_process:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.max_steps, initial=state["step"], desc="rgsd", unit="step")
+    start_wall = time.perf_counter() - cost.wall_time
+    while state["step"] < cfg.max_steps:
+        step = state["step"]
+        # 1. this rank's prompts for the step (rank-major slices of the global batch)
+        idx = step_indices(step, len(items), global_batch, cfg.seed)[rank * per_rank : (rank + 1) * per_rank]
+        batch = [items[i] for i in idx for _ in range(cfg.rollouts_per_prompt)]
+
+        # 2. on-policy rollouts from the student, plain prompt
+        t0 = time.perf_counter()
+        with cost.timed("time_generation"):
+            rollouts = run.generate_fn(student, [b["student_ids"] for b in batch])
+        gen_time = time.perf_counter() - t0
+
+        # 3. loss masks (thinking) and aligned micro-batches
+        masks, kept = [], []
+        for b, r in zip(batch, rollouts):
+            m = loss_mask(r.response_ids, think_end) if r.response_ids else None
+            if m is None or not any(m):
+                state["dropped_unclosed_thinking"] += int(m is None and bool(r.response_ids))
+                continue
+            masks.append(m)
+            kept.append((b, r))
+        local_tokens = sum(sum(m) for m in masks)
+        global_tokens = int(acc.reduce(torch.tensor(float(local_tokens), device=acc.device), "sum").item())
+        scale = world / global_tokens if global_tokens else 0.0  # DDP averages over ranks: undo it, then / N
+        if not kept and global_tokens:  # nothing scorable here but elsewhere: a zero-weighted pass keeps
+            kept, masks, scale = [(batch[0], _eos_only(tok))], [[True]], 0.0  # DDP's collectives in step
+        micro = max(1, math.ceil(len(kept) / cfg.gradient_accumulation_steps))
+        chunks = [kept[i : i + micro] for i in range(0, len(kept), micro)]
+        mchunks = [masks[i : i + micro] for i in range(0, len(masks), micro)]
+
+        # 4-5. teacher forward, student forward/backward, per micro-batch
+        t1 = time.perf_counter()
+        loss_sum, clip_sum = 0.0, 0.0
+        wrapper.train()
+        for ci in range(len(chunks) if global_tokens else 0):
+            ab = align([b["student_ids"] for b, _ in chunks[ci]], [b["teacher_ids"] for b, _ in chunks[ci]],
+                       [r.response_ids for _, r in chunks[ci]], mchunks[ci], tok.pad_token_id)
+            dev = acc.device
+            with cost.timed("time_scoring"):
+                t_hidden = gather_hidden(
+                    teacher.hidden(student, ab.teacher.input_ids.to(dev), ab.teacher.attention_mask.to(dev)),
+                    ab.teacher.positions,
+                )
+            last = ci == len(chunks) - 1
+            with cost.timed("time_optimization"), acc.no_sync(wrapper) if not last else nullcontext():
+                lsum, stats = wrapper(ab.student.input_ids.to(dev), ab.student.attention_mask.to(dev),
+                                      ab.student.positions, t_hidden, teacher.head(student), cfg)
+                acc.backward(lsum * scale)
+            if scale:
+                loss_sum += float(lsum.detach())
+                clip_sum += float(stats["clipped_fraction"]) * ab.n_tokens
+        with cost.timed("time_optimization"):
+            grad_norm = None
+            if cfg.max_grad_norm:
+                grad_norm = acc.clip_grad_norm_(wrapper.parameters(), cfg.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            teacher.update(student)
+        train_time = time.perf_counter() - t1
+
+        # 6. bookkeeping and logging (global sums over ranks)
+        resp_tokens = sum(len(r.response_ids) for r in rollouts)
+        totals = acc.reduce(torch.tensor([loss_sum, clip_sum, float(resp_tokens), float(len(rollouts)),
+                                          float(sum(r.finished for r in rollouts))], device=acc.device), "sum")
+        g_loss, g_clip, g_resp, g_n, g_eos = totals.tolist()
+        cost.add(prompts_seen=len(idx) * world, rollouts=int(g_n), generated_tokens=int(g_resp),
+                 teacher_scored_tokens=global_tokens)
+        state["step"] = step + 1
+        cost.wall_time = time.perf_counter() - start_wall
+        metrics = {
+            "step": step + 1,
+            "loss": g_loss / global_tokens if global_tokens else 0.0,
+            "clipped_fraction": g_clip / global_tokens if global_tokens else 0.0,
+            "grad_norm": float(grad_norm) if grad_norm is not None else None,
+            "lr": sched.get_last_lr()[0],
+            "mean_response_tokens": g_resp / max(g_n, 1),
+            "eos_rate": g_eos / max(g_n, 1),
+            "scored_tokens": global_tokens,
+            "skipped_long_prompts": state["skipped_long_prompts"],
+            "dropped_unclosed_thinking": state["dropped_unclosed_thinking"],
+            "time_generation": gen_time,
+            "time_train": train_time,
+            "generated_tokens_per_s": g_resp / max(gen_time, 1e-9),
+            "trained_tokens_per_s": global_tokens / max(train_time, 1e-9),
+            "judge_calls": 0,
+            **{f"total_{k}": v for k, v in cost.to_dict().items() if k != "method"},
+        }
+        if cfg.probe_steps and (step + 1) % cfg.probe_steps == 0:
+            metrics["self_internalization_gap"] = run.probe_fn(student, probe_examples, step + 1)
+        if acc.is_main_process:
+            with open(out_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(metrics) + "\n")
+            cost.save(out_dir / "costs.json")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}", len=f"{metrics['mean_response_tokens']:.0f}")
+            if cfg.logging_steps and (step + 1) % cfg.logging_steps == 0 and bar is None:
+                log.info("step %d loss %.5f clipped %.3f len %.1f eos %.2f gen %.1fs train %.1fs", step + 1,
+                         metrics["loss"], metrics["clipped_fraction"], metrics["mean_response_tokens"],
+                         metrics["eos_rate"], gen_time, train_time)
+        acc.log(metrics, step=step + 1)
+        if cfg.save_steps and (step + 1) % cfg.save_steps == 0 and step + 1 < cfg.max_steps:
+            checkpoint.save(acc, out_dir, state, cost, cfg.save_total_limit)
+
+    if bar is not None:
+        bar.close()
+    cost.wall_time = time.perf_counter() - start_wall
+    checkpoint.save_final(acc, wrapper, tok, out_dir, cost)
+    acc.end_training()
+    return out_dir
+
+
+def _eos_only(tok) -> Rollout:
+    return Rollout(prompt_ids=[], response_ids=[tok.eos_token_id], text="", finished=True)

@@ -1,0 +1,278 @@
+"""A scripted OpenAI-compatible judge server on 127.0.0.1, for tests, benchmarks and offline dry runs.
+
+It speaks ``POST /v1/chat/completions`` (non-streaming) with a real HTTP server (one thread per
+connection) and answers with a chat completion including ``usage``. What it answers is scripted:
+
+* a queue of :class:`Reply` objects (``server.push(...)``) is served first, one per request, in order;
+* then ``policy(body) -> Reply | str`` decides (a ``str`` is the assistant message text).
+
+:func:`judging_policy` turns a per-criterion rule ``rule(criterion_text, points, response) -> bool`` into a
+policy that answers all three request shapes of :mod:`rgsd.judges.prompts` (one item, numbered items,
+holistic rating) by reading the judge prompt the way a human reader would: the conversation between its
+``=== ... ===`` markers, the candidate response as its last assistant turn, the items with their points.
+
+Run it as a script for a deterministic stand-in judge::
+
+    python tests/judge_server.py --port 8089 --policy keyword --latency 0.05
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+import threading
+import time
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable, Iterator
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # so the script runs from a checkout
+from rgsd.judges.prompts import CONVERSATION_END, CONVERSATION_START, ITEM_END, ITEM_START, ITEMS_START  # noqa: E402
+
+
+@dataclass
+class Reply:
+    """One scripted answer. ``content`` becomes the assistant message; ``raw`` replaces the whole body."""
+
+    content: str = ""
+    status: int = 200
+    delay: float = 0.0  # seconds to wait before answering (to exceed a client timeout)
+    raw: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Policy = Callable[[dict], "Reply | str"]
+
+
+# ---- reading a judge prompt ---------------------------------------------------------------------------
+@dataclass
+class JudgeRequest:
+    kind: str  # "single" | "batched" | "holistic"
+    response: str
+    items: list[tuple[int, float, str]]  # (item number, signed points, criterion text)
+
+
+_ITEM_LINE = re.compile(r"^(?:(\d+)\. )?\[([+-][0-9.]+) points(?:, undesirable)?\] (.*)$")
+
+
+def read_judge_prompt(body: dict) -> JudgeRequest:
+    """Find the response and rubric items in the first user message of a judge request."""
+    text = next(m["content"] for m in body["messages"] if m["role"] == "user")
+    conv = text.split(CONVERSATION_START + "\n", 1)[1].rsplit("\n" + CONVERSATION_END, 1)[0]
+    response = conv.rsplit("assistant: ", 1)[1]
+    after = text.rsplit("\n" + CONVERSATION_END, 1)[1]
+    start = ITEM_START if ITEM_START in after else ITEMS_START
+    block = after.split(start + "\n", 1)[1].split("\n" + ITEM_END, 1)[0]
+    tail = after.rsplit(ITEM_END, 1)[1]
+    items: list[tuple[int, float, str]] = []
+    for line in block.split("\n"):
+        m = _ITEM_LINE.match(line)
+        if m:
+            items.append((int(m.group(1) or 1), float(m.group(2)), m.group(3)))
+        elif items:  # a criterion spanning several lines
+            n, p, t = items[-1]
+            items[-1] = (n, p, t + "\n" + line)
+    kind = "holistic" if '"rating"' in tail else ("single" if start == ITEM_START else "batched")
+    return JudgeRequest(kind, response, items)
+
+
+def judging_policy(rule: Callable[[str, float, str], bool]) -> Policy:
+    """A policy that answers every request shape with ``rule(criterion, points, response)``."""
+
+    def policy(body: dict) -> str:
+        req = read_judge_prompt(body)
+        verdicts = {n: bool(rule(t, p, req.response)) for n, p, t in req.items}
+        if req.kind == "single":
+            (met,) = verdicts.values()
+            return json.dumps({"explanation": "scripted rule", "criteria_met": met})
+        if req.kind == "batched":
+            return json.dumps({str(n): {"explanation": "scripted rule", "criteria_met": m} for n, m in verdicts.items()})
+        # holistic: share of the absolute points that went the good way, on 1..10
+        total = sum(abs(p) for _, p, _ in req.items) or 1.0
+        good = sum(abs(p) for n, p, _ in req.items if verdicts[n] == (p > 0))
+        return json.dumps({"explanation": "scripted rule", "rating": 1 + round(9 * good / total)})
+
+    return policy
+
+
+_STOP = set(
+    "about above after again against also among and any are because been before being below between both "
+    "but can could does doing during each either even every from further have having here into itself just "
+    "least less like many more most much must need needs only other over same should some such than that "
+    "their them then there these they this those through under until upon very what when where whether "
+    "which while will with within without would your response model user patient".split()
+)
+
+
+def keyword_rule(threshold: float = 0.5) -> Callable[[str, float, str], bool]:
+    """Met when at least ``threshold`` of the criterion's content words (5+ letters) occur in the response."""
+
+    def rule(criterion: str, points: float, response: str) -> bool:
+        words = {w for w in re.findall(r"[a-z]{5,}", criterion.lower()) if w not in _STOP}
+        if not words:
+            return False
+        have = set(re.findall(r"[a-z]{5,}", response.lower()))
+        return len(words & have) / len(words) >= threshold
+
+    return rule
+
+
+def hash_rule(criterion: str, points: float, response: str) -> bool:
+    """Met for about half of the (criterion, response) pairs, deterministically."""
+    return hashlib.sha256(f"{criterion}\x00{response}".encode()).digest()[0] % 2 == 0
+
+
+POLICIES: dict[str, Callable[[float], Policy]] = {
+    "keyword": lambda threshold: judging_policy(keyword_rule(threshold)),
+    "hash": lambda threshold: judging_policy(hash_rule),
+    "met": lambda threshold: judging_policy(lambda c, p, r: True),
+    "unmet": lambda threshold: judging_policy(lambda c, p, r: False),
+}
+
+
+# ---- the HTTP server --------------------------------------------------------------------------------------
+def _completion(body: dict, content: str, prompt_text: str) -> dict:
+    # Token counts are whitespace words: deterministic, so tests can check the accounting.
+    pt, ct = len(prompt_text.split()), len(content.split())
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "test-judge"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
+    }
+
+
+class JudgeServer:
+    """``with JudgeServer(policy) as server: ... server.url ...``; port 0 picks a free port."""
+
+    def __init__(self, policy: Policy | None = None, latency: float = 0.0, port: int = 0) -> None:
+        self.policy = policy or POLICIES["hash"](0.5)
+        self.latency = latency
+        self.script: deque[Reply] = deque()
+        self.requests: list[dict] = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, like a real API
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    return self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+                try:
+                    body = json.loads(raw)
+                except json.JSONDecodeError:
+                    return self._send(400, {"error": {"message": "request body is not JSON", "type": "bad_request"}})
+                reply = outer._next(body)
+                time.sleep(outer.latency + reply.delay)
+                if reply.raw is not None:
+                    return self._send(reply.status, reply.raw, reply.headers)
+                if reply.status != 200:
+                    err = {"error": {"message": f"scripted HTTP {reply.status}", "type": "scripted"}}
+                    return self._send(reply.status, err, reply.headers)
+                prompt_text = " ".join(m.get("content") or "" for m in body.get("messages", []))
+                self._send(200, _completion(body, reply.content, prompt_text), reply.headers)
+
+            def _send(self, status: int, payload: dict | str, headers: dict[str, str] | None = None) -> None:
+                data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
+                    pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 1024  # 64 concurrent connects must not overflow the listen backlog
+
+        self._server = Server(("127.0.0.1", port), Handler)
+        self._thread: threading.Thread | None = None
+
+    def _next(self, body: dict) -> Reply:
+        with self._lock:
+            self.requests.append(body)
+            scripted = self.script.popleft() if self.script else None
+        if scripted is not None:
+            return scripted
+        out = self.policy(body)
+        return out if isinstance(out, Reply) else Reply(content=out)
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def push(self, *replies: Reply | str) -> None:
+        """Queue replies served before the policy, in order (a ``str`` is a 200 with that content)."""
+        with self._lock:
+            self.script.extend(r if isinstance(r, Reply) else Reply(content=r) for r in replies)
+
+    def start(self) -> "JudgeServer":
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "JudgeServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextmanager
+def serve(policy: Policy | None = None, latency: float = 0.0) -> Iterator[JudgeServer]:
+    with JudgeServer(policy, latency) as server:
+        yield server
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--port", type=int, default=8089)
+    ap.add_argument("--policy", choices=sorted(POLICIES), default="keyword")
+    ap.add_argument("--threshold", type=float, default=0.5, help="keyword policy: share of content words needed")
+    ap.add_argument("--latency", type=float, default=0.0, help="seconds added to every reply")
+    args = ap.parse_args(argv)
+    server = JudgeServer(POLICIES[args.policy](args.threshold), latency=args.latency, port=args.port)
+    print(f"judge server ({args.policy}) on {server.url}", flush=True)
+    try:
+        server._server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server._server.server_close()
+        print(f"served {server.count} requests", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
