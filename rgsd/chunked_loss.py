@@ -33,7 +33,9 @@ __all__ = ["chunked_jsd_from_hidden", "naive_jsd_from_hidden"]
 Head = nn.Linear | torch.Tensor
 
 
-def _unpack_head(head: Head, bias: torch.Tensor | None, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _unpack_head(
+    head: Head, bias: torch.Tensor | None, name: str
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Weight ``[V, H]`` and optional bias ``[V]`` from an ``nn.Linear`` or a bare weight tensor."""
     if isinstance(head, nn.Linear):
         if bias is not None:
@@ -77,14 +79,36 @@ def _compute_dtype(h: torch.Tensor) -> torch.dtype:
     return h.dtype
 
 
-def _log_softmax_(x: torch.Tensor) -> torch.Tensor:
-    """In-place log_softmax over the last dim (we own the buffer; saves one [chunk, V] copy)."""
-    return x.sub_(torch.logsumexp(x, dim=-1, keepdim=True))
+class _Workspace:
+    """Reusable ``[rows, cols]`` buffers for the chunk loop.
+
+    Every chunk needs the same few large buffers; allocating them once matters on CPU, where each fresh
+    multi-hundred-MB tensor costs page faults (measured: about as long as the elementwise math itself).
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.bufs: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, rows: int, cols: int, dtype: torch.dtype) -> torch.Tensor:
+        buf = self.bufs.get(name)
+        if buf is None or buf.shape[0] < rows or buf.shape[1] != cols or buf.dtype != dtype:
+            buf = torch.empty(rows, cols, dtype=dtype, device=self.device)
+            self.bufs[name] = buf
+        return buf[:rows]
+
+
+def _log_softmax_(x: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+    """In-place log_softmax over the last dim, using ``scratch`` (same shape) for the exponentials."""
+    x.sub_(x.amax(dim=-1, keepdim=True))
+    torch.exp(x, out=scratch)
+    return x.sub_(scratch.sum(dim=-1, keepdim=True).log_())
 
 
 def _chunk_loss_and_grad(
     s: torch.Tensor,
     t: torch.Tensor,
+    ws: _Workspace,
     beta: float,
     clip: float | None,
     clip_mode: str,
@@ -92,43 +116,45 @@ def _chunk_loss_and_grad(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Per-position loss, clipped fraction and d loss / d student logits for one chunk.
 
-    ``s`` and ``t`` are float32 student / teacher logits ``[c, K]`` that this function may overwrite. The buffers
-    are reused in place so that at most 4 ``[c, K]`` float32 tensors live at once (3 at the KL endpoints).
+    ``s`` and ``t`` are float32 (or float64) student / teacher logits ``[c, K]`` that this function overwrites;
+    with the two workspace buffers M and X that makes 4 ``[c, K]`` tensors (plus a bool mask when clipping).
+    The returned gradient lives in workspace buffer X: use it before the next call.
     """
-    log_p = _log_softmax_(s)
-    log_q = _log_softmax_(t)
+    rows, cols = s.shape
+    x = ws.get("X", rows, cols, s.dtype)
+    log_p = _log_softmax_(s, x)
+    log_q = _log_softmax_(t, x)
     if beta == 0.0:  # forward KL(q || p): l = q (log q - log p), g = -q
-        q = log_q.exp()
+        q = torch.exp(log_q, out=x)
         terms = log_q.sub_(log_p).mul_(q)
         p = log_p.exp_()
         g = q.neg_()
     elif beta == 1.0:  # reverse KL(p || q): l = p (log p - log q), g = l + p
-        p = log_p.exp()
+        p = torch.exp(log_p, out=x)
         terms = log_q.neg_().add_(log_p).mul_(p)
         g = torch.add(terms, p, out=log_p)
     else:
-        log_m = log_q + math.log(beta)
-        x = log_p + math.log1p(-beta)
-        torch.logaddexp(log_m, x, out=log_m)
+        # log m = logaddexp(log q + log beta, log p + log(1 - beta)): stable in log space
+        log_m = torch.add(log_q, math.log(beta), out=ws.get("M", rows, cols, s.dtype))
+        torch.logaddexp(log_m, torch.add(log_p, math.log1p(-beta), out=x), out=log_m)
         q = torch.exp(log_q, out=x)
         terms = log_q.sub_(log_m).mul_(q).mul_(beta)  # beta q (log q - log m)
         p = torch.exp(log_p, out=x)  # q no longer needed: reuse its buffer
         g = log_p.sub_(log_m).mul_(p).mul_(1.0 - beta)  # (1-beta) p (log p - log m)
-        del log_m
         terms.add_(g)
 
     if clip is None:
         loss = terms.sum(-1)
         frac = torch.zeros_like(loss)
     elif clip_mode == "entry":
-        keep = terms <= clip
-        frac = 1.0 - keep.sum(-1).float() / terms.shape[-1]
+        keep = torch.le(terms, clip, out=ws.get("keep", rows, cols, torch.bool))
+        frac = 1.0 - keep.sum(-1).to(terms.dtype) / cols
         loss = terms.clamp_(max=clip).sum(-1)
         g.mul_(keep)
     else:
         total = terms.sum(-1)
         keep = total <= clip
-        frac = (~keep).float()
+        frac = (~keep).to(terms.dtype)
         loss = total.clamp(max=clip)
         g.mul_(keep.unsqueeze(-1))
     if not need_grad:
@@ -137,8 +163,18 @@ def _chunk_loss_and_grad(
     return loss, frac, dz
 
 
-def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    return F.linear(h, w, None if b is None else b.to(h.dtype))
+def _logits(
+    ws: _Workspace, name: str, h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None
+) -> torch.Tensor:
+    """``h @ w.T + b`` computed in ``h``'s dtype, delivered in a float32 (float64) workspace buffer."""
+    acc = torch.promote_types(h.dtype, torch.float32)
+    out = ws.get(name, h.shape[0], w.shape[0], acc)
+    if h.dtype == acc:
+        if b is None:
+            return torch.mm(h, w.t(), out=out)
+        return torch.addmm(b.to(acc), h, w.t(), out=out)
+    # Low-precision matmul (what the model's own head would do), then upcast into the buffer.
+    return out.copy_(F.linear(h, w, None if b is None else b.to(h.dtype)))
 
 
 def _run_chunks(
@@ -151,7 +187,9 @@ def _run_chunks(
     opts: dict,
 ) -> tuple[torch.Tensor, torch.Tensor, tuple]:
     """Loop over chunks; returns (loss_sum, clipped_fraction_sum, (grad_h, grad_w_fp32, grad_b_fp32))."""
-    beta, clip, clip_mode, top_k, chunk = (opts[k] for k in ("beta", "clip", "clip_mode", "top_k", "chunk_size"))
+    beta, clip, clip_mode, top_k, chunk = (
+        opts[k] for k in ("beta", "clip", "clip_mode", "top_k", "chunk_size")
+    )
     need_h, need_w, need_b = opts["need_h"], opts["need_w"], opts["need_b"]
     s_dt, t_dt = opts["s_dtype"], opts["t_dtype"]
     need_any = need_h or need_w or need_b
@@ -174,10 +212,11 @@ def _run_chunks(
     # With a small top-k, gathering the k head rows per position beats a full [chunk, V] student matmul.
     rows_path = top_k is not None and top_k * hid <= vocab
 
+    ws = _Workspace(dev)
     for start in range(0, n, chunk):
         end = min(start + chunk, n)
         h = s_h[start:end].detach().to(s_dt)
-        t_logits = upcast(_linear(t_h[start:end].detach().to(t_dt), tw, tb))
+        t_logits = _logits(ws, "T", t_h[start:end].detach().to(t_dt), tw, tb)
         ids = None
         if top_k is not None:
             ids = t_logits.topk(top_k, dim=-1).indices
@@ -189,10 +228,10 @@ def _run_chunks(
                 s_logits = s_logits + sb[ids].to(s_dt)
             s_logits = upcast(s_logits)
         else:
-            s_logits = upcast(_linear(h, sw, sb))
+            s_logits = _logits(ws, "S", h, sw, sb)
             if ids is not None:
                 s_logits = s_logits.gather(-1, ids)
-        loss, frac, dz = _chunk_loss_and_grad(s_logits, t_logits, beta, clip, clip_mode, need_any)
+        loss, frac, dz = _chunk_loss_and_grad(s_logits, t_logits, ws, beta, clip, clip_mode, need_any)
         del s_logits, t_logits
         loss_sum += loss.sum()
         frac_sum += frac.sum()
@@ -208,19 +247,22 @@ def _run_chunks(
             if need_b:
                 grad_b.index_add_(0, flat_ids, dz.reshape(-1))
             continue
-        if ids is not None:  # top-k with a large k: scatter back to a dense [c, V] gradient
-            dz = torch.zeros(end - start, vocab, dtype=dz.dtype, device=dev).scatter_(1, ids, dz)
+        if ids is not None:  # top-k with a large k: scatter back into a dense [c, V] gradient
+            dz = ws.get("S", end - start, vocab, acc).zero_().scatter_(1, ids, dz)
         if need_b:
             grad_b += dz.sum(0)
         dzc = dz.to(s_dt)
-        del dz
         if need_h:
-            grad_h[start:end] = dzc @ sw
+            if dzc.dtype == grad_h.dtype:
+                torch.mm(dzc, sw, out=grad_h[start:end])
+            else:
+                grad_h[start:end] = dzc @ sw
         if need_w:
             if s_dt == acc:
                 grad_w.addmm_(dzc.t(), h)
             else:
                 grad_w += dzc.t() @ h
+        del dz, dzc
     return loss_sum, frac_sum, (grad_h, grad_w, grad_b)
 
 
@@ -239,10 +281,18 @@ class _ChunkedJSD(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss, _grad_frac):  # type: ignore[override]
+        if ctx.grads is None:
+            raise RuntimeError("chunked_jsd_from_hidden: backward can run only once (no retain_graph reuse)")
+        grads, ctx.grads = ctx.grads, None
         out = []
-        for grad, dtype in zip(ctx.grads, ctx.dtypes):
-            # Scale in float32, then return in the input's own dtype.
-            out.append(None if grad is None else (upcast(grad) * grad_loss).to(dtype))
+        for grad, dtype in zip(grads, ctx.dtypes):
+            # Scale in place (the weight gradient can be GBs: no second copy), then hand it over in the input's
+            # own dtype; for bf16 inputs the scaling happens in float32 before the cast.
+            if grad is not None:
+                grad = upcast(grad)
+                grad = grad.mul_(grad_loss.to(grad.dtype)).to(dtype)
+            out.append(grad)
+        del grads
         return out[0], out[1], out[2], None, None, None, None
 
 

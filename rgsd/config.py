@@ -65,8 +65,11 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if tp in (int, float):
         if isinstance(value, bool):
             raise ValueError(f"{where}: expected a number, got {value!r}")
-        if isinstance(value, str):
-            value = yaml.safe_load(value)  # accepts 1e-4, 3, 0.5
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string, so parse numbers ourselves
+            try:
+                value = int(value) if tp is int else float(value)
+            except ValueError:
+                raise ValueError(f"{where}: expected {tp.__name__}, got {value!r}") from None
         if tp is int and isinstance(value, float) and value.is_integer():
             value = int(value)
         if not isinstance(value, (int, float)) or (tp is int and not isinstance(value, int)):

@@ -34,15 +34,17 @@ __all__ = [
     "CLIP_MODES",
     "check_loss_options",
     "entry_terms",
-    "upcast",
-    "jsd_per_token",
     "generalized_jsd",
+    "jsd_per_token",
+    "upcast",
 ]
 
 CLIP_MODES = ("entry", "token")
 
 
-def check_loss_options(beta: float, clip: float | None, clip_mode: str, top_k: int | None, vocab: int) -> None:
+def check_loss_options(
+    beta: float, clip: float | None, clip_mode: str, top_k: int | None, vocab: int
+) -> None:
     """Raise ``ValueError`` naming the bad option when the loss options are out of range."""
     if not (isinstance(beta, (int, float)) and 0.0 <= float(beta) <= 1.0):
         raise ValueError(f"beta must be a number in [0, 1], got {beta!r}")

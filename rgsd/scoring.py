@@ -69,7 +69,9 @@ def rar_explicit_score(points: Sequence[float], met: Sequence[bool | None]) -> f
     pairs = _pairs(points, met)
     total = sum(p for p, _ in pairs)
     if total <= 0:
-        raise ValueError(f"net weight of the judged criteria is {total:g} <= 0: the RaR explicit score is undefined")
+        raise ValueError(
+            f"net weight of the judged criteria is {total:g} <= 0: the RaR explicit score is undefined"
+        )
     return sum(p for p, m in pairs if m) / total
 
 

@@ -25,6 +25,7 @@ import re
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -158,11 +159,14 @@ class JudgeServer:
         self.latency = latency
         self.script: deque[Reply] = deque()
         self.requests: list[dict] = []
+        self.inflight = 0
+        self.max_inflight = 0  # most requests being answered at the same time (concurrency checks)
         self._lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, like a real API
+            disable_nagle_algorithm = True  # headers and body go out in two writes: avoid 40 ms stalls
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -177,7 +181,11 @@ class JudgeServer:
                 except json.JSONDecodeError:
                     return self._send(400, {"error": {"message": "request body is not JSON", "type": "bad_request"}})
                 reply = outer._next(body)
-                time.sleep(outer.latency + reply.delay)
+                try:
+                    time.sleep(outer.latency + reply.delay)
+                finally:
+                    with outer._lock:
+                        outer.inflight -= 1
                 if reply.raw is not None:
                     return self._send(reply.status, reply.raw, reply.headers)
                 if reply.status != 200:
@@ -209,10 +217,17 @@ class JudgeServer:
     def _next(self, body: dict) -> Reply:
         with self._lock:
             self.requests.append(body)
+            self.inflight += 1
+            self.max_inflight = max(self.max_inflight, self.inflight)
             scripted = self.script.popleft() if self.script else None
         if scripted is not None:
             return scripted
-        out = self.policy(body)
+        try:
+            out = self.policy(body)
+        except Exception as err:  # a policy bug must surface, not hang: a non-retryable 400 naming it
+            traceback.print_exc()
+            msg = {"error": {"message": f"policy failed: {type(err).__name__}: {err}", "type": "policy_error"}}
+            return Reply(status=400, raw=json.dumps(msg))
         return out if isinstance(out, Reply) else Reply(content=out)
 
     @property

@@ -55,7 +55,9 @@ def _bf_grad(s, t, beta, clip, mode, top_k, eps=1e-6) -> list[float]:
         up, dn = list(s), list(s)
         up[v] += eps
         dn[v] -= eps
-        grad.append((_bf_loss(up, t, beta, clip, mode, top_k) - _bf_loss(dn, t, beta, clip, mode, top_k)) / (2 * eps))
+        grad.append(
+            (_bf_loss(up, t, beta, clip, mode, top_k) - _bf_loss(dn, t, beta, clip, mode, top_k)) / (2 * eps)
+        )
     return grad
 
 
@@ -140,8 +142,12 @@ def test_hand_computed_example():
     t = torch.tensor([[math.log(3.0), 0.0]])
     assert generalized_jsd(s, t, beta=0.5).item() == pytest.approx(0.03382207, abs=1e-7)
     # forward KL(q||p) = .75 ln 1.5 + .25 ln .5 ; reverse KL(p||q) = .5 ln(2/3) + .5 ln 2
-    assert generalized_jsd(s, t, beta=0.0).item() == pytest.approx(0.75 * math.log(1.5) + 0.25 * math.log(0.5))
-    assert generalized_jsd(s, t, beta=1.0).item() == pytest.approx(0.5 * math.log(2 / 3) + 0.5 * math.log(2.0))
+    assert generalized_jsd(s, t, beta=0.0).item() == pytest.approx(
+        0.75 * math.log(1.5) + 0.25 * math.log(0.5)
+    )
+    assert generalized_jsd(s, t, beta=1.0).item() == pytest.approx(
+        0.5 * math.log(2 / 3) + 0.5 * math.log(2.0)
+    )
 
 
 # ---------------------------------------------------------------- properties

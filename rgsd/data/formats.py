@@ -57,9 +57,9 @@ def detect_format(rec: dict) -> str | None:
     if "polarity" in item and "text" in item:
         return "canonical"
     hb_item = _first_item(rubrics)
-    if "criterion" in hb_item and "points" in hb_item:
-        if isinstance(rec.get("prompt"), list) or any(k in rec for k in _HB_KEYS):
-            return "healthbench"
+    hb_record = isinstance(rec.get("prompt"), list) or any(k in rec for k in _HB_KEYS)
+    if "criterion" in hb_item and "points" in hb_item and hb_record:
+        return "healthbench"
     if "criterion" in item and "points" in item:
         return "rubrichub"
     any_item = item or hb_item
@@ -141,14 +141,21 @@ class _Record:
                 self.bad(f"{f}.role", f"{why} (expected one of {', '.join(sorted(ROLES))})")
                 continue
             if not isinstance(content, str):
-                why = "missing" if content is None else f"wrong type: expected a string, got {type(content).__name__}"
+                why = (
+                    "missing"
+                    if content is None
+                    else f"wrong type: expected a string, got {type(content).__name__}"
+                )
                 self.bad(f"{f}.content", why)
                 continue
             messages.append({"role": role, "content": content})
         if len(messages) == len(value):
             last = len(value) - 1
             if messages[-1]["role"] != "user":
-                self.bad(f"{key}[{last}].role", f"the last message must be a user turn, got {messages[-1]['role']!r}")
+                self.bad(
+                    f"{key}[{last}].role",
+                    f"the last message must be a user turn, got {messages[-1]['role']!r}",
+                )
             elif not messages[-1]["content"].strip():
                 self.bad(f"{key}[{last}].content", "empty user message")
         return messages
@@ -226,7 +233,9 @@ def _criteria(r: _Record, fmt: str, rkey: str, policy: str) -> tuple[list[Criter
                 why = "missing" if polarity is None else f"unknown polarity {_show(polarity)}"
                 r.bad(f"{f}.polarity", f"{why} (expected 'positive' or 'negative')")
             if w is not None and w < 0:
-                r.bad(f"{f}.{wkey}", "negative weight in the canonical format (the polarity carries the sign)")
+                r.bad(
+                    f"{f}.{wkey}", "negative weight in the canonical format (the polarity carries the sign)"
+                )
         if len(r.problems) > before:
             continue
         assert text is not None and w is not None
@@ -264,9 +273,14 @@ def parse_record(rec: Any, fmt: str, default_id: str, policy: str) -> tuple[Exam
         ex_id = r.example_id(("prompt_id",), default_id)
         ideal = rec.get("ideal_completions_data")
         if isinstance(ideal, dict):
-            reference = r.optional_str(ideal.get("ideal_completion"), "ideal_completions_data.ideal_completion")
+            reference = r.optional_str(
+                ideal.get("ideal_completion"), "ideal_completions_data.ideal_completion"
+            )
         elif ideal is not None:
-            r.bad("ideal_completions_data", f"wrong type: expected an object or null, got {type(ideal).__name__}")
+            r.bad(
+                "ideal_completions_data",
+                f"wrong type: expected an object or null, got {type(ideal).__name__}",
+            )
         if "example_tags" in rec:
             metadata["example_tags"] = r.tags(rec.get("example_tags"), "example_tags")
     else:
@@ -290,4 +304,5 @@ def parse_record(rec: Any, fmt: str, default_id: str, policy: str) -> tuple[Exam
         if any(isinstance(t, str) for t in titles):
             metadata["rubric_titles"] = titles
     example = Example(ex_id, prompt, rubric, reference, metadata)
-    return example, {"prompt": pkey, "rubric": rkey, **names}
+    id_key = "prompt_id" if fmt == "healthbench" else "id"
+    return example, {"prompt": pkey, "rubric": rkey, "id": id_key, **names}

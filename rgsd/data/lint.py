@@ -72,7 +72,11 @@ def _prompt_key(ex: Example) -> str:
 
 def _check_example(ex: Example, src: Source, policy: str, max_chars: int) -> list[LoadIssue]:
     out: list[LoadIssue] = []
-    rkey, tkey, wkey = src.fields.get("rubric", "rubric"), src.fields.get("text", "text"), src.fields.get("weight")
+    rkey, tkey, wkey = (
+        src.fields.get("rubric", "rubric"),
+        src.fields.get("text", "text"),
+        src.fields.get("weight"),
+    )
     fmt_is_rar = src.fields.get("prompt") == "question"
 
     def add(f: str, message: str, severity: str = "warning") -> None:
@@ -104,7 +108,10 @@ def _check_example(ex: Example, src: Source, policy: str, max_chars: int) -> lis
             if c.category is None:
                 add(f"{f}.{tkey}", "no category prefix (Essential/Important/Optional/Pitfall Criteria:)")
             elif policy == "sign" and (c.category == "pitfall") != (c.polarity == "negative"):
-                add(f"{f}.{wkey}", f"category {c.category!r} contradicts the sign of the weight ({c.points:g})")
+                add(
+                    f"{f}.{wkey}",
+                    f"category {c.category!r} contradicts the sign of the weight ({c.points:g})",
+                )
     return out
 
 
@@ -121,7 +128,11 @@ def lint_file(
     summary = LintSummary()
     try:
         result = load_examples(
-            label, format=format, polarity=polarity, on_error="skip", split=split,
+            label,
+            format=format,
+            polarity=polarity,
+            on_error="skip",
+            split=split,
             polarity_overrides=polarity_overrides,
         )
     except DataError as err:
@@ -129,20 +140,42 @@ def lint_file(
         return LintReport(label, err.issues or [LoadIssue(label, None, "file", str(err))], summary)
     problems = list(result.skipped)
     for key in result.unused_overrides:
-        problems.append(LoadIssue(label, None, "polarity_overrides", f"override {key!r} matches no criterion",
-                                  severity="warning"))
+        problems.append(
+            LoadIssue(
+                label,
+                None,
+                "polarity_overrides",
+                f"override {key!r} matches no criterion",
+                severity="warning",
+            )
+        )
     ids: dict[str, str] = {}
     prompts: dict[str, list[str]] = {}
     for ex, src in zip(result.examples, result.sources):
         problems.extend(_check_example(ex, src, polarity, max_criterion_chars))
         if ex.id in ids:
-            problems.append(LoadIssue(label, src.line, "id", f"duplicate example id {ex.id!r} (also {ids[ex.id]})",
-                                      src.unit))
+            problems.append(
+                LoadIssue(
+                    label,
+                    src.line,
+                    src.fields.get("id", "id"),
+                    f"duplicate example id {ex.id!r} (also {ids[ex.id]})",
+                    src.unit,
+                )
+            )
         ids.setdefault(ex.id, src.where)
         group = prompts.setdefault(_prompt_key(ex), [])
         if group:
-            problems.append(LoadIssue(label, src.line, src.fields.get("prompt", "prompt"),
-                                      f"duplicate prompt (same text as {group[0]})", src.unit, "warning"))
+            problems.append(
+                LoadIssue(
+                    label,
+                    src.line,
+                    src.fields.get("prompt", "prompt"),
+                    f"duplicate prompt (same text as {group[0]})",
+                    src.unit,
+                    "warning",
+                )
+            )
         group.append(src.where)
     counts = [len(ex.rubric) for ex in result.examples]
     crits = [c for ex in result.examples for c in ex.rubric]
@@ -168,8 +201,10 @@ def format_summary(report: LintReport) -> str:
     dups = "; ".join(", ".join(g) for g in s.duplicate_prompts) or "none"
     return "\n".join(
         [
-            f"{report.file}: {s.examples:,} examples, {s.criteria:,} criteria ({s.format or 'format unknown'}); "
-            f"{s.skipped_records:,} records not loadable",
+            (
+                f"{report.file}: {s.examples:,} examples, {s.criteria:,} criteria "
+                f"({s.format or 'format unknown'}); {s.skipped_records:,} records not loadable"
+            ),
             f"  criteria per example: min {lo}, mean {mean:.1f}, max {hi}",
             f"  negative criteria: {s.negative:,} ({100 * s.negative_share:.1f}%)",
             f"  weights: {hist}",

@@ -114,7 +114,8 @@ def _container(source: str) -> str:
         return {".ndjson": "jsonl", ".jsonl": "jsonl", ".json": "json", ".parquet": "parquet"}[suffix]
     if path.exists():
         raise file_error(source, "file", "unknown container (expected .jsonl, .json, .parquet or a folder)")
-    looks_like_path = source.startswith((".", "/", "~")) or source.count("/") != 1 or os.sep in source[1:2]
+    # A hub name is "name" or "org/name"; anything else that does not exist is a missing local path.
+    looks_like_path = source.startswith((".", "/", "~")) or source.count("/") > 1 or bool(path.suffix)
     if looks_like_path:
         raise file_error(source, "file", "not found")
     return "hub"
@@ -126,7 +127,7 @@ def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
             if not text.strip():
                 continue  # blank lines are not records
             try:
-                yield n, json.loads(text)
+                yield n, json.loads(text.rstrip("\r\n"))  # so an error column points into the line
             except json.JSONDecodeError as err:
                 yield n, _Malformed(f"malformed JSON: {err.msg} (column {err.colno})")
 
@@ -155,7 +156,9 @@ def _json_list(path: Path) -> Iterator[tuple[int, Any]]:
         try:
             obj, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as err:
-            raise file_error(str(path), "file", f"malformed JSON: {err.msg} (column {err.colno})", err.lineno) from err
+            raise file_error(
+                str(path), "file", f"malformed JSON: {err.msg} (column {err.colno})", err.lineno
+            ) from err
         yield line_at(pos), obj
         pos = skip_ws(end)
         if text[pos : pos + 1] == ",":
@@ -192,7 +195,7 @@ def _hf_rows(source: str, kind: str, split: str | None) -> Iterator[tuple[int, A
                 "where the hub is reachable and pass a local path (a .jsonl/.json/.parquet file or a save_to_disk "
                 "folder)",
             ) from err
-        except Exception as err:  # noqa: BLE001 - datasets raises many types; name the source in all cases
+        except Exception as err:  # datasets raises many types; name the source in every case
             raise file_error(source, "file", f"cannot load as a Hugging Face dataset: {err}") from err
     if isinstance(ds, datasets.DatasetDict):
         names = list(ds.keys())
@@ -270,9 +273,13 @@ def load_examples(
     good examples.
     """
     if format != "auto" and format not in FORMATS:
-        raise file_error(str(source), "format", f"unknown format {format!r} (expected auto, {', '.join(FORMATS)})")
+        raise file_error(
+            str(source), "format", f"unknown format {format!r} (expected auto, {', '.join(FORMATS)})"
+        )
     if polarity not in POLARITY_POLICIES:
-        raise file_error(str(source), "polarity", f"unknown policy {polarity!r} (expected {', '.join(POLARITY_POLICIES)})")
+        raise file_error(
+            str(source), "polarity", f"unknown policy {polarity!r} (expected {', '.join(POLARITY_POLICIES)})"
+        )
     if on_error not in ("strict", "skip"):
         raise file_error(str(source), "on_error", f"expected 'strict' or 'skip', got {on_error!r}")
     overrides = dict(polarity_overrides or {})
@@ -326,4 +333,3 @@ def load_examples(
     if result.skipped and on_error == "strict":
         raise DataError(_format_issues(result.skipped), result.skipped)
     return result
-

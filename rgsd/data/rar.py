@@ -29,7 +29,9 @@ DEFAULT_POLICY = "sign"
 
 # "<category word> [<criteria-like word>] [: or -]" at the start of a description. The category word is
 # matched fuzzily below; the second word must start with "cr" ("Criteria", "Critical", "Crieria", ...).
-_PREFIX = re.compile(r"^\s*(?P<cat>[A-Za-z]+)(?:\s+(?P<kind>cr[A-Za-z]*))?\s*(?P<colon>[:\-\u2013\u2014])?\s*")
+_PREFIX = re.compile(
+    r"^\s*(?P<cat>[A-Za-z]+)(?:\s+(?P<kind>cr[A-Za-z]*))?\s*(?P<colon>[:\-\u2013\u2014])?\s*", re.IGNORECASE
+)
 
 # Openers that describe desirable behaviour. Meeting such a criterion is good, so a negative weight on it is
 # suspicious (lint) or, under "avoid-positive", means "worth |w| when met". Deliberately NOT included: a bare
@@ -95,7 +97,9 @@ def parse_category(description: str) -> tuple[str | None, str]:
 def decide_polarity(signed_weight: float, text: str, policy: str = DEFAULT_POLICY) -> tuple[float, str]:
     """Map a signed weight and the criterion text to ``(weight magnitude, polarity)`` under ``policy``."""
     if policy not in POLARITY_POLICIES:
-        raise ValueError(f"unknown polarity policy {policy!r} (expected one of {', '.join(POLARITY_POLICIES)})")
+        raise ValueError(
+            f"unknown polarity policy {policy!r} (expected one of {', '.join(POLARITY_POLICIES)})"
+        )
     magnitude = abs(float(signed_weight))
     if signed_weight >= 0:
         return magnitude, "positive"

@@ -24,6 +24,9 @@ class GRPORunConfig(ModelArgs):
     learning_rate: float = _f(1e-5, "Peak learning rate (LoRA GRPO; the companion paper's full fine-tuning used 4.2e-6).")
     generation_batch_size: int = _f(
         16, "Unused by GRPO: TRL samples all completions of an optimizer step in one generation pass.")
+    data_order: Literal["rgsd", "trl"] = _f(
+        "rgsd", "rgsd = the same seeded prompts per step as `rgsd train` (matched comparisons); "
+                "trl = TRL's own shuffled sampler.")
     # GRPO
     num_generations: int = _f(16, "Rollouts per prompt (G; 16 in the paper, TRL's default is 8; must be >= 2).")
     completions_per_micro_batch: int | None = _f(
@@ -35,6 +38,9 @@ class GRPORunConfig(ModelArgs):
     scale_rewards: Literal["group", "batch", "none"] = _f(
         "group", "Divide advantages by the group's reward std (group), the batch's (batch), or not at all (none).")
     mask_truncated_completions: bool = _f(False, "Exclude completions cut at max_new_tokens from the loss.")
+    log_completions: bool = _f(
+        False, "Write every completion with its reward and advantage to output_dir/completions/*.parquet (TRL's "
+               "log) and print two per step; unscored completions show reward NaN and advantage 0.")
     # generation backend
     use_vllm: bool = _f(False, "Generate with vLLM (needs the vllm extra and a GPU).")
     vllm_mode: Literal["colocate", "server"] = _f(

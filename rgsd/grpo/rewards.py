@@ -8,7 +8,8 @@ reward function returned NaN, leaves it out of the group's nan-mean/nan-std base
 to 0 (``GRPOTrainer._generate_and_score_completions``), so a judge failure neither rewards nor punishes.
 
 Optional dynamic criterion weights (POW3R-style; an approximation, the paper's exact formula was not
-available): within the group of rollouts of one prompt, criterion ``j``'s pass rate ``p_j`` gives a contrast
+available): within the group of rollouts of one prompt, criterion ``j``'s pass rate ``p_j`` (share of
+rollouts earning its credit) gives a contrast
 ``c_j = sqrt(p_j (1 - p_j))`` and a factor ``alpha_j = (c_j + eps) / mean_{k in category(j)} (c_k + eps)``;
 the training reward uses weight ``w_j * alpha_j``. Criteria that every rollout passes (saturated) or fails
 (unreachable) carry no contrast and lose weight to those that separate the rollouts. Evaluation always uses
@@ -44,13 +45,18 @@ def category_key(c: Criterion) -> tuple[str, str]:
 
 
 def pass_rates(rubric: list[Criterion], grades: list[Grade]) -> dict[str, float | None]:
-    """Per criterion: share of the group's non-failed verdicts that are met (``None`` if all failed)."""
-    met: dict[str, list[bool]] = {c.id: [] for c in rubric}
+    """Per criterion: share of the group's judged rollouts that earned its credit (``None`` if all failed).
+
+    Earning the credit means meeting a positive criterion, or *not* meeting a negative (penalty) one; so a
+    pass rate of 1 is a saturated criterion and 0 an unreachable one whatever the polarity.
+    """
+    passed: dict[str, list[bool]] = {c.id: [] for c in rubric}
+    negative = {c.id for c in rubric if c.polarity == "negative"}
     for g in grades:
         for v in g.verdicts:
-            if v.met is not None and v.criterion_id in met:
-                met[v.criterion_id].append(bool(v.met))
-    return {cid: (sum(m) / len(m) if m else None) for cid, m in met.items()}
+            if v.met is not None and v.criterion_id in passed:
+                passed[v.criterion_id].append(bool(v.met) != (v.criterion_id in negative))
+    return {cid: (sum(m) / len(m) if m else None) for cid, m in passed.items()}
 
 
 def dynamic_alphas(rubric: list[Criterion], rates: dict[str, float | None], eps: float) -> dict[str, float]:
@@ -83,25 +89,38 @@ def reweighted(example: Example, alphas: dict[str, float]) -> Example:
     return replace(example, rubric=[replace(c, weight=c.weight * alphas.get(c.id, 1.0)) for c in example.rubric])
 
 
+def verdicts_in_rubric_order(example: Example, grade: Grade) -> list[bool | None]:
+    """The grade's verdicts aligned with ``example.rubric`` (a criterion without a verdict counts as failed)."""
+    by_id = {v.criterion_id: v.met for v in grade.verdicts}
+    return [by_id.get(c.id) for c in example.rubric]
+
+
 def score_grade(kind: str, example: Example, grade: Grade) -> float | None:
-    """The reward of one graded completion, or ``None`` when the grade carries no usable judgement."""
+    """The reward of one graded completion, or ``None`` when the grade carries no usable judgement.
+
+    ``normalized`` and ``healthbench`` are :func:`rgsd.scoring.normalized_score` /
+    :func:`rgsd.scoring.healthbench_score` of the example's (signed) points; a score the scorer calls
+    undefined (every verdict failed, no positive points judged) is ``None``.
+    """
     if grade.failed:
         return None
     if kind == "rar-implicit":
-        return grade.holistic
-    if not any(v.met is not None for v in grade.verdicts):
-        return None
+        return None if grade.holistic is None else float(grade.holistic)
     from rgsd import scoring
 
+    met = verdicts_in_rubric_order(example, grade)
+    if all(m is None for m in met):
+        return None
     if kind == "normalized":
-        value = scoring.normalized_score(example.rubric, grade.verdicts)
+        fn = scoring.normalized_score
     elif kind == "healthbench":
-        value = scoring.healthbench_score(example.rubric, grade.verdicts)
+        fn = scoring.healthbench_score
     else:
         raise ValueError(f"unknown reward {kind!r}: expected one of {REWARD_KINDS}")
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    try:
+        return float(fn(example.points, met))
+    except ValueError:
         return None
-    return float(value)
 
 
 @dataclass

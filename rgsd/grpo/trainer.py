@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -43,22 +44,32 @@ def make_judge(cfg: GRPORunConfig) -> Any:
     )
 
 
-def build_dataset(examples: list, tokenizer: Any, max_prompt_tokens: int) -> tuple[Any, int]:
+def build_dataset(examples: list, tokenizer: Any, cfg: GRPORunConfig, world_size: int = 1) -> tuple[Any, int]:
     """A ``datasets.Dataset`` with ``prompt`` (chat messages) and ``example_id``; over-long prompts skipped.
 
-    Prompts are never truncated (same rule as RGSD); the number skipped is returned and logged.
+    Prompts are never truncated (same rule as RGSD); the number skipped is returned. With ``data_order:
+    rgsd`` the rows are laid out step by step in the order ``rgsd train`` visits them (its seeded
+    :func:`rgsd.train.trainer.step_indices`), and TRL reads them unshuffled, so both methods see the same
+    prompts at every step (exactly so when neither skips a prompt for length).
     """
     from datasets import Dataset
 
     from rgsd.rollout import chat_prompt_ids
+    from rgsd.teacher_prompt import student_messages
 
     rows, skipped = [], 0
     for ex in examples:
-        if len(chat_prompt_ids(tokenizer, ex.prompt)) > max_prompt_tokens:
+        messages = student_messages(ex)
+        if len(chat_prompt_ids(tokenizer, messages)) > cfg.max_prompt_tokens:
             skipped += 1
             continue
-        rows.append({"prompt": [{"role": m["role"], "content": m["content"]} for m in ex.prompt],
+        rows.append({"prompt": [{"role": m["role"], "content": m["content"]} for m in messages],
                      "example_id": str(ex.id)})
+    if cfg.data_order == "rgsd" and rows:
+        from rgsd.train.trainer import step_indices
+
+        global_batch = cfg.prompts_per_step(world_size)
+        rows = [rows[i] for step in range(cfg.max_steps) for i in step_indices(step, len(rows), global_batch, cfg.seed)]
     return Dataset.from_list(rows), skipped
 
 
@@ -117,7 +128,9 @@ def trl_config(cfg: GRPORunConfig, resolved_dtype: str) -> Any:
         report_to=list(cfg.report_to) or "none",
         disable_tqdm=not cfg.progress,
         remove_unused_columns=False,  # the reward function needs example_id
-        log_completions=False,
+        shuffle_dataset=cfg.data_order == "trl",  # rgsd order: rows are already laid out step by step
+        log_completions=cfg.log_completions,
+        num_completions_to_print=2,
         use_vllm=cfg.use_vllm,
     )
     if cfg.use_vllm:
@@ -133,6 +146,10 @@ def _peft_config(cfg: GRPORunConfig) -> Any:
 
     return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=list(cfg.lora_target_modules), task_type="CAUSAL_LM")
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) else float("nan")
 
 
 _COUNTERS = ("completions", "generated_tokens", "unscored", "judge_calls", "judge_cache_hits", "judge_failures",
@@ -207,8 +224,10 @@ class CostCallback(TrainerCallback):
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
         if not state.is_world_process_zero or not logs or "loss" not in logs:
             return
+        # Same flat layout as `rgsd train`: step metrics, then running totals as total_<cost field>.
         line = {"step": state.global_step, **{k: v for k, v in logs.items() if k != "total_flos"},
-                "unscored_completions": getattr(self, "_unscored_step", 0), "cost": self.cost.to_dict()}
+                "unscored_completions": getattr(self, "_unscored_step", 0),
+                **{f"total_{k}": v for k, v in self.cost.to_dict().items() if k != "method"}}
         with (self.out / "metrics.jsonl").open("a") as fh:
             fh.write(json.dumps(line) + "\n")
         self.cost.save(self.out / "costs.json")
@@ -216,7 +235,7 @@ class CostCallback(TrainerCallback):
             c = self.cost
             log.info("step %d/%d reward %.4f loss %.4g | rollouts %d, tokens %d, judge calls %d (cache %d, "
                      "failures %d), wall %.1fs (gen %.1f, judge %.1f, opt %.1f)", state.global_step, state.max_steps,
-                     logs.get("reward") or float("nan"), logs.get("loss", float("nan")), c.rollouts,
+                     _num(logs.get("reward")), _num(logs.get("loss")), c.rollouts,
                      c.generated_tokens, c.judge_calls, c.judge_cache_hits, c.judge_failures, c.wall_time,
                      c.time_generation, c.time_scoring, c.time_optimization)
 
@@ -279,9 +298,9 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
     from transformers.trainer_utils import get_last_checkpoint
 
     from rgsd.config import save_config
-    from rgsd.data.loaders import load_examples
     from rgsd.grpo.rewards import RubricReward
     from rgsd.models import load_tokenizer, resolve_model_path
+    from rgsd.train.setup import load_training_examples
 
     cfg.validate()
     out = Path(cfg.output_dir)
@@ -293,15 +312,16 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
 
     model_path = resolve_model_path(cfg.model)
     tokenizer = load_tokenizer(model_path)
-    examples = load_examples(cfg.data, format=cfg.format, polarity=cfg.polarity, max_examples=cfg.max_examples)
-    dataset, skipped = build_dataset(examples, tokenizer, cfg.max_prompt_tokens)
+    examples = load_training_examples(cfg)  # the same loader (and max_examples cut) as `rgsd train`
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    dataset, skipped = build_dataset(examples, tokenizer, cfg, world)
     if skipped:
         log.warning("skipped %d prompts longer than max_prompt_tokens=%d (never truncated)", skipped,
                     cfg.max_prompt_tokens)
-    if len(dataset) < cfg.prompts_per_step():
+    if len(dataset) < cfg.prompts_per_step(world):
         raise ValueError(
             f"{cfg.data}: {len(dataset)} usable prompts, fewer than one step's per_device_batch_size x "
-            f"gradient_accumulation_steps = {cfg.prompts_per_step()}")
+            f"gradient_accumulation_steps x processes = {cfg.prompts_per_step(world)}")
 
     cost = CostRecord(method="grpo")
     if checkpoint is not None:

@@ -82,7 +82,8 @@ def prepare_run(cfg: RGSDConfig, resume: bool = False) -> Run:
     from rgsd.train.trainer import StudentLoss
 
     mixed = "bf16" if (not cfg.use_lora and resolve_dtype(cfg) == torch.bfloat16) else "no"
-    acc = Accelerator(log_with=cfg.report_to or None, project_dir=cfg.output_dir, mixed_precision=mixed)
+    acc = Accelerator(log_with=cfg.report_to or None, project_dir=cfg.output_dir, mixed_precision=mixed,
+                      cpu=not torch.cuda.is_available())  # cpu=True lets gloo multi-process runs start
     if cfg.report_to:
         acc.init_trackers("rgsd")
     set_seed(cfg.seed)

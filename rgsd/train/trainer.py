@@ -115,6 +115,8 @@ def train(cfg: RGSDConfig, resume: bool = False) -> Path:
     if run.resume_dir is not None:
         state, cost = checkpoint.load(acc, run.resume_dir)
         log.info("resumed from %s at step %d", run.resume_dir, state["step"])
+        if acc.is_main_process:  # steps logged after the checkpoint by the killed run are redone: drop them
+            checkpoint.truncate_metrics(out_dir / "metrics.jsonl", state["step"])
     elif acc.is_main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out_dir / "config.yaml")

@@ -1,0 +1,332 @@
+"""``rgsd eval`` (generate or read responses, grade, score, report) and ``rgsd gap`` (conditioning and
+self-internalization gaps).
+
+Exit codes: 0 done, 2 bad input or configuration, 3 judge budget exhausted (partial results written; rerun
+with a larger budget and the same cache to finish, paying each verdict once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+EXIT_BAD_INPUT, EXIT_BUDGET = 2, 3
+
+
+# ---- judge options ----------------------------------------------------------------------------------------
+def add_judge_args(p: argparse.ArgumentParser, allow_none: bool = False) -> None:
+    """The judge options shared by ``eval`` and ``gap``."""
+    choices = ["openai", "regex"] + (["none"] if allow_none else [])
+    g = p.add_argument_group("judge")
+    g.add_argument("--judge", choices=choices, default="openai",
+                   help="openai: any OpenAI-compatible endpoint; regex: offline pattern stand-in (criteria need "
+                        "a 'pattern')" + ("; none: skip the judged part" if allow_none else ""))
+    g.add_argument("--judge-model", default=None, help="model name sent to the judge endpoint (required for openai)")
+    g.add_argument("--base-url", default=None, help="judge endpoint, e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    g.add_argument("--mode", choices=["per-criterion", "batched", "holistic"], default="per-criterion")
+    g.add_argument("--concurrency", type=int, default=8, help="judge requests in flight")
+    g.add_argument("--judge-timeout", type=float, default=60.0, help="seconds per judge request")
+    g.add_argument("--max-retries", type=int, default=5, help="retries on 429/5xx/timeouts per request")
+    g.add_argument("--max-reasks", type=int, default=2, help="re-asks of an unreadable reply before a failure")
+    g.add_argument("--judge-temperature", type=float, default=0.0)
+    g.add_argument("--judge-max-tokens", type=int, default=1024, help="max tokens of one judge reply")
+    g.add_argument("--max-calls", type=int, default=None, help="stop after this many judge requests")
+    g.add_argument("--max-tokens-budget", type=int, default=None, help="stop after this many judge tokens")
+    g.add_argument("--cache", default="auto",
+                   help="SQLite judge cache: a path, 'auto' (OUT/judge_cache.sqlite) or 'none'")
+
+
+def build_judge(args: argparse.Namespace, out_dir: Path) -> Any:
+    """The judge the options describe (``None`` for ``--judge none``)."""
+    if args.judge == "none":
+        return None
+    if args.judge == "regex":
+        from rgsd.judges.regex_judge import RegexJudge
+
+        return RegexJudge()
+    from rgsd.judges.cache import JudgeCache
+    from rgsd.judges.openai_judge import OpenAIJudge
+    from rgsd.judges.usage import Budget
+
+    if not args.judge_model:
+        raise ValueError("--judge-model is required with --judge openai (the model name the endpoint serves)")
+    cache = None
+    if args.cache != "none":
+        cache = JudgeCache(out_dir / "judge_cache.sqlite" if args.cache == "auto" else Path(args.cache))
+    budget = None
+    if args.max_calls is not None or args.max_tokens_budget is not None:
+        budget = Budget(max_calls=args.max_calls, max_tokens=args.max_tokens_budget)
+    return OpenAIJudge(
+        args.judge_model, base_url=args.base_url, api_key_env=args.api_key_env, mode=args.mode,
+        concurrency=args.concurrency, max_retries=args.max_retries, timeout=args.judge_timeout,
+        temperature=args.judge_temperature, max_tokens=args.judge_max_tokens, cache=cache, budget=budget,
+        max_reasks=args.max_reasks,
+    )
+
+
+# ---- responses files -------------------------------------------------------------------------------------
+@dataclass
+class ResponseLine:
+    prompt_id: str | None
+    response: str
+    line: int
+
+
+def read_responses(path: str | Path) -> list[ResponseLine]:
+    """Read ``{"prompt_id"?: str, "response": str}`` per line (``id`` is accepted for ``prompt_id``)."""
+    out: list[ResponseLine] = []
+    try:
+        fh = Path(path).open(encoding="utf-8")
+    except OSError as err:
+        raise ValueError(f"{path}: file: cannot read responses: {err}") from None
+    with fh:
+        for n, text in enumerate(fh, 1):
+            if not text.strip():
+                continue
+            try:
+                rec = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{n}: record: malformed JSON: {err.msg} (column {err.colno})") from None
+            if not isinstance(rec, dict):
+                raise ValueError(f"{path}:{n}: record: expected a JSON object, got {type(rec).__name__}")
+            if not isinstance(rec.get("response"), str):
+                got = "missing" if "response" not in rec else f"a {type(rec['response']).__name__}"
+                raise ValueError(f"{path}:{n}: response: expected a string, {got}")
+            pid = rec.get("prompt_id", rec.get("id"))
+            if pid is not None and not isinstance(pid, (str, int)):
+                raise ValueError(f"{path}:{n}: prompt_id: expected a string, got {type(pid).__name__}")
+            out.append(ResponseLine(None if pid is None else str(pid), rec["response"], n))
+    if not out:
+        raise ValueError(f"{path}: file: no responses")
+    return out
+
+
+def match_responses(
+    examples: list[Any], lines: list[ResponseLine], path: str | Path, skip_missing: bool = False,
+    limited: bool = False,
+) -> tuple[list[Any], list[str], list[str]]:
+    """Pair examples with responses: by ``prompt_id`` when the file has ids, else by line order.
+
+    Returns ``(examples, responses, skipped_ids)``; ``skipped_ids`` are examples without a response, dropped
+    only with ``skip_missing`` (otherwise an error names them). ``limited`` (``--limit`` given) tolerates
+    responses for examples that were not loaded.
+    """
+    with_id = [ln for ln in lines if ln.prompt_id is not None]
+    if with_id and len(with_id) != len(lines):
+        first = next(ln for ln in lines if ln.prompt_id is None)
+        raise ValueError(f"{path}:{first.line}: prompt_id: missing, but other lines have one (use ids on all or none)")
+    if not with_id:
+        if len(lines) < len(examples) or (len(lines) > len(examples) and not limited):
+            raise ValueError(f"{path}: file: {len(lines)} responses (matched by line order, no prompt_id) but "
+                             f"{len(examples)} examples")
+        return list(examples), [ln.response for ln in lines[: len(examples)]], []
+    by_id: dict[str, ResponseLine] = {}
+    for ln in lines:
+        if ln.prompt_id in by_id:
+            raise ValueError(f"{path}:{ln.line}: prompt_id: duplicate {ln.prompt_id!r} (first on line "
+                             f"{by_id[ln.prompt_id].line})")
+        by_id[ln.prompt_id] = ln  # type: ignore[index]
+    known = {ex.id for ex in examples}
+    unknown = [ln for ln in lines if ln.prompt_id not in known]
+    if unknown and not limited:
+        raise ValueError(f"{path}:{unknown[0].line}: prompt_id: {unknown[0].prompt_id!r} is not an example id of "
+                         f"the data ({len(unknown)} such lines)")
+    missing = [ex.id for ex in examples if ex.id not in by_id]
+    if missing and not skip_missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise ValueError(f"{path}: file: no response for {len(missing)} examples ({shown}); add them or pass "
+                         "--skip-missing to evaluate only the examples that have one")
+    kept = [ex for ex in examples if ex.id in by_id]
+    return kept, [by_id[ex.id].response for ex in kept], missing
+
+
+# ---- commands ---------------------------------------------------------------------------------------------
+def _load(args: argparse.Namespace) -> list[Any]:
+    from rgsd.data.loaders import load_examples
+
+    result = load_examples(args.data, format=args.format, limit=args.limit)
+    if not result.examples:
+        raise ValueError(f"{args.data}: file: no examples")
+    return result.examples
+
+
+def _model(args: argparse.Namespace) -> tuple[Any, Any]:
+    import torch
+
+    from rgsd.models import load_model
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else None)
+    return load_model(args.model, dtype=args.dtype, device=device)
+
+
+def _quiet_http_logs() -> None:
+    # The HTTP client logs every request at INFO; keep those lines for -v only.
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        for name in ("httpx", "httpx2", "httpcore", "httpcore2", "openai"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _finish(summary: dict[str, Any], out: Path) -> int:
+    if not summary.get("complete", True):
+        print(f"judge budget exhausted: {summary.get('budget_stop')}. {summary.get('n_graded')} of "
+              f"{summary.get('n_examples')} examples graded; partial results in {out}. Rerun with a larger "
+              "--max-calls/--max-tokens-budget and the same --cache to finish (cached verdicts are not paid again).",
+              file=sys.stderr)
+        return EXIT_BUDGET
+    return 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from rgsd.judges.openai_judge import JudgeConfigError
+
+    _quiet_http_logs()
+    out = Path(args.out)
+    try:
+        examples = _load(args)
+        skipped: list[str] = []
+        tokens = tokenizer = None
+        if args.responses:
+            examples, responses, skipped = match_responses(
+                examples, read_responses(args.responses), args.responses, args.skip_missing, args.limit is not None)
+            if args.tokenizer or args.model:
+                from rgsd.models import load_tokenizer
+
+                tokenizer = load_tokenizer(args.tokenizer or args.model)
+        elif args.model:
+            from rgsd.evaluate.run import generate_responses
+
+            model, tok = _model(args)
+            rollouts = generate_responses(model, tok, examples, max_new_tokens=args.max_new_tokens,
+                                          temperature=args.temperature, batch_size=args.batch_size,
+                                          seed=args.seed, progress=True)
+            responses, tokens = [r.text for r in rollouts], [len(r.response_ids) for r in rollouts]
+            out.mkdir(parents=True, exist_ok=True)
+            with (out / "responses.jsonl").open("w", encoding="utf-8") as fh:  # reusable with --responses
+                for ex, r in zip(examples, responses):
+                    fh.write(json.dumps({"prompt_id": ex.id, "response": r}, ensure_ascii=False) + "\n")
+        else:
+            raise ValueError("give --model (generate responses) or --responses FILE")
+        out.mkdir(parents=True, exist_ok=True)
+        judge = build_judge(args, out)
+    except (ValueError, JudgeConfigError) as err:  # DataError is a ValueError
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from rgsd.evaluate.run import evaluate
+
+    extra: dict[str, Any] = {"data": str(args.data), "model": args.model, "responses_file": args.responses}
+    if skipped:
+        extra["skipped_no_response"] = skipped
+    try:
+        result = evaluate(examples, responses, judge, response_tokens=tokens, tokenizer=tokenizer,
+                          seed=args.seed, progress=True, extra_summary=extra)
+    except JudgeConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        if hasattr(judge, "close"):
+            judge.close()
+    result.write(out)
+    s = result.summary
+    print(json.dumps({k: s.get(k) for k in ("n", "score", "score_std", "score_normalized", "n_failures",
+                                            "mean_response_tokens", "judge_name")}))
+    if skipped:
+        print(f"note: {len(skipped)} examples had no response and were skipped (listed in summary.json)")
+    return _finish(s, out)
+
+
+def _run_gap(args: argparse.Namespace) -> int:
+    from rgsd.evaluate.gap import conditioning_gap, self_internalization_gap
+    from rgsd.judges.openai_judge import JudgeConfigError
+
+    _quiet_http_logs()
+    out = Path(args.out)
+    try:
+        examples = _load(args)
+        out.mkdir(parents=True, exist_ok=True)
+        judge = build_judge(args, out)
+    except (ValueError, JudgeConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    model, tok = _model(args)
+    report: dict[str, Any] = {"data": str(args.data), "model": args.model, "n_examples": len(examples),
+                              "placement": args.placement}
+    code = 0
+    if judge is not None:
+        try:
+            cg = conditioning_gap(model, tok, examples, judge, max_new_tokens=args.max_new_tokens,
+                                  temperature=args.temperature, placement=args.placement,
+                                  batch_size=args.batch_size, seed=args.seed)
+        finally:
+            if hasattr(judge, "close"):
+                judge.close()
+        cg.without_rubric.write(out / "without_rubric")
+        cg.with_rubric.write(out / "with_rubric")
+        report["conditioning_gap"] = cg.to_dict()
+        report["judge_name"] = cg.with_rubric.summary.get("judge_name")
+        if cg.with_rubric.summary.get("note"):
+            report["note"] = cg.with_rubric.summary["note"]
+        if not cg.complete:
+            code = EXIT_BUDGET
+    sig = self_internalization_gap(model, tok, examples, k=args.k, max_new_tokens=args.sig_max_new_tokens,
+                                   seed=args.seed, placement=args.placement, temperature=args.sig_temperature,
+                                   batch_size=args.batch_size)
+    report["self_internalization_gap"] = sig.to_dict()
+    (out / "gap.json").write_text(json.dumps(report, indent=2) + "\n")
+    brief = {"self_internalization_gap": sig.gap}
+    if "conditioning_gap" in report:
+        c = report["conditioning_gap"]
+        brief.update(conditioning_gap_normalized=c["normalized"]["mean"], ci95=c["normalized"]["ci95_bootstrap"],
+                     conditioning_gap_healthbench=c["healthbench"]["mean"])
+    print(json.dumps(brief))
+    if code == EXIT_BUDGET:
+        print("judge budget exhausted: the conditioning gap is partial; rerun with a larger budget", file=sys.stderr)
+    return code
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="rubric dataset (any supported format)")
+    p.add_argument("--format", default="auto", help="data format (auto, healthbench, rar, rubrichub, canonical, generic)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N examples")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--batch-size", type=int, default=8, help="generation batch size")
+    p.add_argument("--dtype", default="float32", help="model dtype: float32, bfloat16, float16, auto")
+    p.add_argument("--device", default=None, help="model device (default: cuda if available, else cpu)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="grade a model's (or a file's) responses against rubrics with a judge",
+                       description="Generate one response per prompt with --model (or read --responses), grade "
+                                   "every criterion with the judge, write results.jsonl, summary.json, report.md.")
+    _common(p)
+    p.add_argument("--model", default=None, help="model to generate with (or 'smollm2-offline')")
+    p.add_argument("--responses", default=None,
+                   help="JSONL of {prompt_id, response}; matched by prompt_id, or by line order without ids")
+    p.add_argument("--skip-missing", action="store_true",
+                   help="with --responses: evaluate only examples that have a response (listed in summary.json)")
+    p.add_argument("--tokenizer", default=None,
+                   help="with --responses: tokenizer for mean_response_tokens (default: --model's, else "
+                        "whitespace-separated words)")
+    add_judge_args(p)
+    p.set_defaults(func=_run_eval)
+
+    g = sub.add_parser("gap", help="conditioning gap (judge) and self-internalization gap (judge-free)",
+                       description="Measure whether the rubric in context changes the model's answers (same judge, "
+                                   "with vs without rubric) and the self-internalization gap Delta.")
+    _common(g)
+    g.add_argument("--model", default="smollm2-offline")
+    g.add_argument("--placement", choices=["user_suffix", "system"], default="user_suffix")
+    g.add_argument("--k", type=int, default=4, help="samples per prompt for the self-internalization gap (paper: 10)")
+    g.add_argument("--sig-max-new-tokens", type=int, default=128)
+    g.add_argument("--sig-temperature", type=float, default=1.0)
+    add_judge_args(g, allow_none=True)
+    g.set_defaults(func=_run_gap)

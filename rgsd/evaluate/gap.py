@@ -1,0 +1,240 @@
+"""The two gaps that tell whether RGSD can help, and how far it got.
+
+* Conditioning gap (pre-flight check): the same judge grades the base model's answers generated without
+  and with the rubric in context; the paired per-example difference (with - without) of the normalized and
+  HealthBench scores, with a 95% confidence interval (bootstrap percentile and Student t).
+* Self-internalization gap (judge-free):
+  ``Delta = mean over prompts and K samples of [avg-token log p(o | prompt) - avg-token log p(o | prompt + rubric)]``
+  with ``o`` sampled from the rubric-conditioned model. Both log-probabilities score the same response ids
+  (never re-tokenized), appended to each prompt; logits are read at ``[prompt_len - 1, prompt_len - 1 + len(o))``.
+  ``-Delta`` estimates ``KL(pi(.|x, R) || pi(.|x))``; it rises toward 0 as the rubric is internalized.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from rgsd.data.schema import Example
+from rgsd.judges.base import Judge
+
+
+# ---- self-internalization gap ---------------------------------------------------------------------------
+@torch.no_grad()
+def sequence_logprobs(
+    model: Any, prompts: list[list[int]], responses: list[list[int]], batch_size: int = 8, pad_id: int = 0
+) -> list[float]:
+    """Average per-token log-probability of ``responses[i]`` after ``prompts[i]`` (right-padded batches)."""
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    if any(len(r) == 0 for r in responses):
+        raise ValueError("an empty response has no average log-probability")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out: list[float] = []
+    for start in range(0, len(prompts), batch_size):
+        seqs = [p + r for p, r in zip(prompts[start : start + batch_size], responses[start : start + batch_size])]
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):  # right padding keeps every real token at its natural position
+            ids[i, : len(s)] = torch.tensor(s)
+            mask[i, : len(s)] = 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        for i in range(len(seqs)):
+            p_len, r = len(prompts[start + i]), responses[start + i]
+            sl = logits[i, p_len - 1 : p_len - 1 + len(r)].float().log_softmax(-1)
+            target = torch.tensor(r, device=sl.device).unsqueeze(-1)
+            out.append(float(sl.gather(-1, target).mean()))
+    if was_training:
+        model.train()
+    return out
+
+
+@dataclass
+class InternalizationGap:
+    """``gap`` = Delta (<= 0 in expectation; closer to 0 = more internalized)."""
+
+    gap: float
+    per_example: list[float]  # mean over the K samples of each example
+    per_sample: list[list[float]]  # [example][sample] differences
+    k: int
+    mean_response_tokens: float
+    response_ids: list[list[int]] = field(default_factory=list, repr=False)  # the K samples, example-major
+
+    def __float__(self) -> float:
+        return self.gap
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"gap": self.gap, "k": self.k, "per_example": self.per_example,
+                "mean_response_tokens": self.mean_response_tokens}
+
+
+def self_internalization_gap(
+    model: Any,
+    tokenizer: Any,
+    examples: list[Example],
+    k: int = 4,
+    max_new_tokens: int = 128,
+    seed: int | None = 0,
+    placement: str = "user_suffix",
+    temperature: float = 1.0,
+    batch_size: int = 8,
+) -> InternalizationGap:
+    """Delta over ``examples`` with ``k`` samples each from the rubric-conditioned model (see module doc).
+
+    The paper uses K = 10; sampling is at ``temperature`` (1.0 = the model's own distribution; 0 = greedy, in
+    which case all K samples coincide). ``seed`` reseeds torch's global RNG (wrap the call in
+    ``torch.random.fork_rng`` to leave a training RNG untouched).
+    """
+    from rgsd.rollout import chat_prompt_ids, generate
+    from rgsd.teacher_prompt import student_messages, teacher_messages
+
+    if not examples:
+        raise ValueError("no examples to measure the self-internalization gap on")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    teacher = [chat_prompt_ids(tokenizer, teacher_messages(ex, placement)) for ex in examples]  # type: ignore[arg-type]
+    student = [chat_prompt_ids(tokenizer, student_messages(ex)) for ex in examples]
+    rollouts = generate(
+        model, tokenizer, [t for t in teacher for _ in range(k)], max_new_tokens=max_new_tokens,
+        temperature=temperature if temperature > 0 else 1.0, do_sample=temperature > 0, batch_size=batch_size,
+        generator_seed=seed,
+    )
+    resp = [r.response_ids for r in rollouts]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    lp_student = sequence_logprobs(model, [s for s in student for _ in range(k)], resp, batch_size, pad)
+    lp_teacher = sequence_logprobs(model, [t for t in teacher for _ in range(k)], resp, batch_size, pad)
+    diffs = [a - b for a, b in zip(lp_student, lp_teacher)]
+    per_sample = [diffs[i * k : (i + 1) * k] for i in range(len(examples))]
+    per_example = [float(np.mean(d)) for d in per_sample]
+    return InternalizationGap(
+        gap=float(np.mean(diffs)), per_example=per_example, per_sample=per_sample, k=k,
+        mean_response_tokens=float(np.mean([len(r) for r in resp])), response_ids=resp,
+    )
+
+
+# ---- paired differences -----------------------------------------------------------------------------------
+def student_t_quantile(q: float, df: int) -> float:
+    """Quantile of Student's t (``0.5 < q < 1``) by bisection on the CDF (Simpson integration of the pdf)."""
+    if not 0.5 < q < 1 or df < 1:
+        raise ValueError(f"need 0.5 < q < 1 and df >= 1, got q={q}, df={df}")
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+
+    def cdf_from_zero(t: float, n: int = 4000) -> float:
+        h = t / n
+        f = [math.exp(log_c - (df + 1) / 2 * math.log1p((i * h) ** 2 / df)) for i in range(n + 1)]
+        return h / 3 * (f[0] + f[-1] + 4 * sum(f[1:-1:2]) + 2 * sum(f[2:-1:2]))
+
+    lo, hi = 0.0, 1.0
+    while cdf_from_zero(hi) < q - 0.5:
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf_from_zero(mid) < q - 0.5 else (lo, mid)
+    return (lo + hi) / 2
+
+
+def paired_difference(
+    before: list[float], after: list[float], n_boot: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """Mean of ``after - before`` with 95% CIs: bootstrap percentile over pairs, and Student t."""
+    if len(before) != len(after):
+        raise ValueError(f"unpaired: {len(before)} vs {len(after)} values")
+    d = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
+    if d.size == 0:
+        return {"n": 0, "mean": None, "ci95_bootstrap": None, "ci95_t": None, "std": None}
+    mean = float(d.mean())
+    out: dict[str, Any] = {"n": int(d.size), "mean": mean, "mean_before": float(np.mean(before)),
+                           "mean_after": float(np.mean(after))}
+    rng = np.random.default_rng(seed)
+    boots = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
+    out["ci95_bootstrap"] = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
+    if d.size > 1:
+        sd = float(d.std(ddof=1))
+        half = student_t_quantile(0.975, d.size - 1) * sd / math.sqrt(d.size)
+        out["std"], out["ci95_t"] = sd, [mean - half, mean + half]
+    else:
+        out["std"], out["ci95_t"] = None, None
+    return out
+
+
+# ---- conditioning gap ---------------------------------------------------------------------------------------
+@dataclass
+class ConditioningGap:
+    """Paired (with rubric - without rubric) score differences and both evaluations."""
+
+    normalized: dict[str, Any]
+    healthbench: dict[str, Any]
+    without_rubric: Any  # EvalResult
+    with_rubric: Any  # EvalResult
+    n_unpaired: int = 0  # examples left out because one side had no score
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.without_rubric.complete and self.with_rubric.complete
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "normalized": self.normalized,
+            "healthbench": self.healthbench,
+            "n_unpaired": self.n_unpaired,
+            "without_rubric": {k: self.without_rubric.summary.get(k)
+                               for k in ("n", "score", "score_normalized", "mean_response_tokens")},
+            "with_rubric": {k: self.with_rubric.summary.get(k)
+                            for k in ("n", "score", "score_normalized", "mean_response_tokens")},
+            "complete": self.complete,
+            **self.extra,
+        }
+
+
+def paired_scores(a: Any, b: Any, key: str) -> tuple[list[float], list[float]]:
+    """Per-example ``key`` scores of two EvalResults over the same examples, where both are defined."""
+    before, after = [], []
+    for ra, rb in zip(a.records, b.records):
+        if ra["id"] != rb["id"]:
+            raise ValueError(f"evaluations are not over the same examples ({ra['id']} vs {rb['id']})")
+        if ra.get(key) is not None and rb.get(key) is not None:
+            before.append(ra[key])
+            after.append(rb[key])
+    return before, after
+
+
+def conditioning_gap(
+    model: Any,
+    tokenizer: Any,
+    examples: list[Example],
+    judge: Judge,
+    *,
+    max_new_tokens: int = 256,
+    temperature: float = 0.0,
+    placement: str = "user_suffix",
+    batch_size: int = 8,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> ConditioningGap:
+    """Generate with and without the rubric (greedy by default), grade both with ``judge``, pair them."""
+    from rgsd.evaluate.run import evaluate, generate_responses
+    from rgsd.teacher_prompt import student_messages, teacher_messages
+
+    sides = {}
+    for name, build in (("without", student_messages),
+                        ("with", lambda ex: teacher_messages(ex, placement))):  # type: ignore[arg-type]
+        rollouts = generate_responses(model, tokenizer, examples, max_new_tokens=max_new_tokens,
+                                      temperature=temperature, batch_size=batch_size, seed=seed, messages_fn=build)
+        sides[name] = evaluate(examples, [r.text for r in rollouts], judge,
+                               response_tokens=[len(r.response_ids) for r in rollouts], seed=seed)
+    without, with_ = sides["without"], sides["with"]
+    nb, na = paired_scores(without, with_, "score_normalized")
+    hb_b, hb_a = paired_scores(without, with_, "score")
+    return ConditioningGap(
+        normalized=paired_difference(nb, na, n_boot, seed),
+        healthbench=paired_difference(hb_b, hb_a, n_boot, seed),
+        without_rubric=without, with_rubric=with_, n_unpaired=len(examples) - len(nb),
+    )

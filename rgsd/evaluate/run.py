@@ -1,0 +1,287 @@
+"""Generate responses, grade them with a judge, score them: the evaluation every command reuses.
+
+:func:`evaluate` grades given responses (in-process API used by the trainer, ``compare`` and the demo);
+:func:`generate_responses` makes them with a model (greedy by default). Scores come from
+:mod:`rgsd.scoring`: HealthBench score (clipped mean, bootstrap std) and the normalized score, per tag too.
+A judge failure (``met=None``) is excluded from every score and counted. When the judge's budget runs out,
+the examples graded so far are scored, the rest are listed as pending, and ``EvalResult.complete`` is False.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from rgsd import scoring
+from rgsd.data.schema import Example
+from rgsd.judges.base import Grade, Judge
+from rgsd.judges.usage import BudgetExhausted, Usage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalResult:
+    """Per-example records (``results.jsonl``) and the summary (``summary.json``)."""
+
+    records: list[dict[str, Any]]
+    summary: dict[str, Any]
+    grades: list[Grade | None]  # None = not graded (budget stop)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.summary.get("complete", True))
+
+    @property
+    def score(self) -> float | None:
+        return self.summary.get("score")
+
+    @property
+    def score_normalized(self) -> float | None:
+        return self.summary.get("score_normalized")
+
+    def write(self, out_dir: str | Path, report: bool = True) -> Path:
+        """Write ``results.jsonl``, ``summary.json`` and (optionally) ``report.md`` + chart to ``out_dir``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / "results.jsonl").open("w", encoding="utf-8") as fh:
+            for rec in self.records:
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        (out / "summary.json").write_text(json.dumps(self.summary, indent=2, ensure_ascii=False) + "\n")
+        if report:
+            from rgsd.evaluate.report import write_report
+
+            write_report(self, out)
+        return out
+
+
+def generate_responses(
+    model: Any,
+    tokenizer: Any,
+    examples: list[Example],
+    *,
+    max_new_tokens: int = 256,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    batch_size: int = 8,
+    seed: int | None = None,
+    messages_fn: Callable[[Example], list[dict[str, str]]] | None = None,
+    progress: bool = False,
+) -> list[Any]:
+    """One response per example (a :class:`rgsd.rollout.Rollout` each). ``temperature=0`` is greedy.
+
+    ``messages_fn`` builds the chat (default: the plain student prompt; pass ``teacher_messages`` for the
+    rubric-conditioned model).
+    """
+    from rgsd.rollout import chat_prompt_ids, generate
+    from rgsd.teacher_prompt import student_messages
+
+    build = messages_fn or student_messages
+    prompts = [chat_prompt_ids(tokenizer, build(ex)) for ex in examples]
+    return generate(
+        model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature if temperature > 0 else 1.0,
+        top_p=top_p, do_sample=temperature > 0, batch_size=batch_size, generator_seed=seed, progress=progress,
+    )
+
+
+def usage_delta(before: Usage, after: Usage) -> Usage:
+    """What a judge consumed between two snapshots (a judge object may be reused across evaluations)."""
+    return Usage(**{f.name: getattr(after, f.name) - getattr(before, f.name) for f in fields(Usage)})
+
+
+async def grade_responses(
+    judge: Judge, examples: list[Example], responses: list[str], progress: bool = False
+) -> tuple[list[Grade | None], str | None]:
+    """Grade every response concurrently (the judge bounds its own requests).
+
+    Returns the grades (``None`` where a :class:`BudgetExhausted` stopped the grading) and the budget
+    message, if any.
+    """
+    stop: list[str] = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(examples), desc="judge", unit="response", leave=False)
+
+    async def one(ex: Example, resp: str) -> Grade | None:
+        try:
+            return await judge.grade(ex, resp)
+        except BudgetExhausted as err:
+            stop.append(str(err))
+            return None
+        finally:
+            if bar is not None:
+                bar.update(1)
+
+    try:
+        grades = await asyncio.gather(*(one(ex, r) for ex, r in zip(examples, responses)))
+    finally:
+        if bar is not None:
+            bar.close()
+    return list(grades), (stop[0] if stop else None)
+
+
+def _count_tokens(responses: list[str], tokenizer: Any) -> tuple[list[int], str]:
+    if tokenizer is None:
+        return [len(r.split()) for r in responses], "whitespace-separated words"
+    return [len(tokenizer.encode(r, add_special_tokens=False)) for r in responses], "tokenizer tokens"
+
+
+def _safe(fn: Callable[..., float], *args: Any) -> float | None:
+    try:
+        return float(fn(*args))
+    except ValueError:
+        return None
+
+
+def _record(ex: Example, response: str, n_tokens: int, grade: Grade | None) -> dict[str, Any]:
+    rec: dict[str, Any] = {"id": ex.id, "response": response, "response_tokens": n_tokens, "graded": grade is not None}
+    if grade is None:
+        return rec
+    if grade.holistic is not None or grade.failed:
+        rec.update(holistic=grade.holistic, failed=grade.failed, score=grade.holistic, score_normalized=grade.holistic)
+        return rec
+    by_id = {v.criterion_id: v for v in grade.verdicts}
+    met = [by_id[c.id].met if c.id in by_id else None for c in ex.rubric]
+    rec["verdicts"] = [
+        {"criterion_id": c.id, "criterion": c.text, "points": c.points, "met": m,
+         "explanation": by_id[c.id].explanation if c.id in by_id else "judge gave no verdict"}
+        for c, m in zip(ex.rubric, met)
+    ]
+    rec["failures"] = sum(m is None for m in met)
+    rec["score"] = _safe(scoring.healthbench_score, ex.points, met)
+    rec["score_normalized"] = _safe(scoring.normalized_score, ex.points, met)
+    return rec
+
+
+def _criteria_summary(examples: list[Example], grades: list[Grade | None], bootstrap: int, seed: int) -> dict:
+    scored = []
+    for ex, g in zip(examples, grades):
+        if g is None:
+            continue
+        by_id = {v.criterion_id: v.met for v in g.verdicts}
+        scored.append(scoring.ScoredResponse.from_example(ex, [by_id.get(c.id) for c in ex.rubric]))
+    if not scored:
+        return {"n": 0, "score": None, "score_std": None, "score_normalized": None, "tags": {}}
+    try:
+        agg = scoring.aggregate(scored, bootstrap_samples=bootstrap, seed=seed)
+    except ValueError as err:  # e.g. every verdict failed
+        log.warning("nothing to score: %s", err)
+        return {"n": 0, "score": None, "score_std": None, "score_normalized": None, "tags": {},
+                "n_failures": sum(m is None for r in scored for m in r.met)}
+    norm = [v for r in scored if (v := _safe(scoring.normalized_score, r.points, r.met)) is not None]
+    return {
+        "n": agg["n"],
+        "score": agg["score"],
+        "score_std": agg["bootstrap_std"],
+        "score_unclipped": agg["mean_unclipped"],
+        "score_normalized": agg["normalized"],
+        "score_normalized_std": scoring.bootstrap_std(norm, bootstrap, seed) if norm else None,
+        "rar_explicit": agg["rar_explicit"],
+        "strict_completion": agg["strict_completion"],
+        "n_no_positive_points": agg["n_skipped"],
+        "n_failures": agg["n_failures"],
+        "tags": {t: {"score": s["score"], "std": s["bootstrap_std"], "n": s["n"]} for t, s in agg["tags"].items()},
+    }
+
+
+def _holistic_summary(grades: list[Grade | None], bootstrap: int, seed: int) -> dict:
+    ratings = [g.holistic for g in grades if g is not None and g.holistic is not None]
+    failed = sum(1 for g in grades if g is not None and g.failed)
+    if not ratings:
+        return {"n": 0, "score": None, "score_std": None, "score_normalized": None, "tags": {}, "n_failures": failed}
+    mean = float(np.mean(ratings))
+    std = scoring.bootstrap_std(ratings, bootstrap, seed)
+    return {"n": len(ratings), "score": min(1.0, max(0.0, mean)), "score_std": std, "score_normalized": mean,
+            "score_normalized_std": std, "n_failures": failed, "tags": {},
+            "scoring": "holistic: one 1-10 rating per response mapped to (r - 1) / 9 (RaR implicit)"}
+
+
+async def evaluate_async(
+    examples: list[Example],
+    responses: list[str],
+    judge: Judge,
+    *,
+    response_tokens: list[int] | None = None,
+    tokenizer: Any = None,
+    bootstrap: int = scoring.BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+    progress: bool = False,
+    extra_summary: dict[str, Any] | None = None,
+) -> EvalResult:
+    """Async :func:`evaluate` (use it from inside a running event loop)."""
+    if len(examples) != len(responses):
+        raise ValueError(f"{len(examples)} examples but {len(responses)} responses")
+    if response_tokens is not None and len(response_tokens) != len(responses):
+        raise ValueError(f"{len(responses)} responses but {len(response_tokens)} token counts")
+    usage = getattr(judge, "usage", None)
+    before = replace(usage) if isinstance(usage, Usage) else None
+    grades, stop = await grade_responses(judge, examples, responses, progress)
+    if response_tokens is not None:
+        counts, unit = list(response_tokens), "model tokens (generated ids, end-of-turn included)"
+    else:
+        counts, unit = _count_tokens(responses, tokenizer)
+    records = [_record(ex, r, n, g) for ex, r, n, g in zip(examples, responses, counts, grades)]
+    holistic = any(g is not None and (g.holistic is not None or g.failed) for g in grades)
+    summary: dict[str, Any] = {"n_examples": len(examples), "n_graded": sum(g is not None for g in grades)}
+    summary.update(_holistic_summary(grades, bootstrap, seed) if holistic else
+                   _criteria_summary(examples, grades, bootstrap, seed))
+    summary["mean_response_tokens"] = float(np.mean(counts)) if counts else None
+    summary["response_length_unit"] = unit
+    summary["judge_name"] = getattr(judge, "name", type(judge).__name__)
+    if getattr(judge, "mode", None):
+        summary["judge_mode"] = judge.mode  # type: ignore[attr-defined]
+    if before is not None:
+        summary["judge"] = usage_delta(before, usage).to_dict()  # type: ignore[arg-type]
+    if getattr(judge, "note", None):
+        summary["note"] = judge.note  # type: ignore[attr-defined]
+    summary["complete"] = stop is None
+    if stop is not None:
+        pending = [ex.id for ex, g in zip(examples, grades) if g is None]
+        summary["budget_stop"] = stop
+        summary["pending_ids"] = pending
+    if extra_summary:
+        summary.update(extra_summary)
+    for key in ("score", "score_std", "score_normalized"):
+        if isinstance(summary.get(key), float) and math.isnan(summary[key]):
+            summary[key] = None
+    return EvalResult(records=records, summary=summary, grades=grades)
+
+
+def evaluate(
+    examples: list[Example],
+    responses: list[str],
+    judge: Judge,
+    *,
+    response_tokens: list[int] | None = None,
+    tokenizer: Any = None,
+    bootstrap: int = scoring.BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+    progress: bool = False,
+    extra_summary: dict[str, Any] | None = None,
+) -> EvalResult:
+    """Grade ``responses[i]`` for ``examples[i]`` with ``judge`` and score them.
+
+    ``response_tokens`` (e.g. ``len(rollout.response_ids)``) gives the length statistic; without it the
+    responses are counted with ``tokenizer`` or, without one, in whitespace-separated words (the summary
+    names the unit). ``bootstrap``/``seed`` drive the bootstrap std. Never raises on a budget stop: check
+    ``result.complete``. Call :func:`evaluate_async` from code that already runs an event loop.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError("evaluate() was called inside a running event loop; use `await evaluate_async(...)`")
+    return asyncio.run(
+        evaluate_async(examples, responses, judge, response_tokens=response_tokens, tokenizer=tokenizer,
+                       bootstrap=bootstrap, seed=seed, progress=progress, extra_summary=extra_summary)
+    )

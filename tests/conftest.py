@@ -1,0 +1,34 @@
+"""Shared fixtures: offline mode, a tiny random model on the real SmolLM2 tokenizer, the shared data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "healthbench"
+DEMO_TRAIN = REPO / "rgsd" / "demo_data" / "train.jsonl"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A saved tiny Llama (2 layers, hidden 64) with the real SmolLM2 tokenizer: loads like any local model."""
+    from rgsd.models import tiny_model
+
+    path = tmp_path_factory.mktemp("tiny-llama")
+    model, tok = tiny_model(seed=0)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def healthbench_dir() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip(f"shared HealthBench data not found at {SHARED_DATA}")
+    return SHARED_DATA

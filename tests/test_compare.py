@@ -1,0 +1,124 @@
+"""``rgsd compare``: the table's arithmetic against hand-computed numbers, then two tiny matched runs (trained by
+the command itself) compared with the regex judge, and the same runs re-read and judged by a loopback LLM judge."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from judge_server import JudgeServer, hash_rule, judging_policy  # noqa: E402
+
+from rgsd.compare import build_rows, judge_spec, render_table, same_judge  # noqa: E402
+from rgsd.costs import CostRecord  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN, HELDOUT = REPO / "rgsd/demo_data/train.jsonl", REPO / "rgsd/demo_data/heldout.jsonl"
+COLUMNS = ["rubric score, normalized", "HealthBench score", "gain (pp)", "mean response length", "training judge calls",
+           "rollouts", "generated tokens", "wall time (s)", "judge calls per pp", "wall s per pp",
+           "eval judge = training judge"]
+
+
+def test_rows_cost_per_point_and_na_when_no_gain():
+    summaries = {
+        "base": {"score_normalized": 0.40, "score_normalized_std": 0.02, "score": 0.30, "score_std": 0.03,
+                 "mean_response_tokens": 100.0},
+        "rgsd": {"score_normalized": 0.45, "score_normalized_std": 0.02, "score": 0.36, "score_std": 0.03,
+                 "mean_response_tokens": 90.0},
+        "grpo": {"score_normalized": 0.38, "score_normalized_std": 0.02, "score": 0.31, "score_std": 0.03,
+                 "mean_response_tokens": 210.0},
+    }
+    costs = {"rgsd": CostRecord("rgsd", rollouts=64, generated_tokens=6400, wall_time=500.0),
+             "grpo": CostRecord("grpo", rollouts=1024, generated_tokens=9e4, judge_calls=1024, wall_time=4000.0)}
+    rows = {r["model"]: r for r in build_rows(summaries, costs, same=True)}
+    assert rows["rgsd"]["gain_normalized_pp"] == pytest.approx(5.0)
+    assert rows["rgsd"]["gain_healthbench_pp"] == pytest.approx(6.0)
+    assert rows["rgsd"]["wall_s_per_pp"] == pytest.approx(100.0)  # 500 s / 5 pp
+    assert rows["rgsd"]["judge_calls_per_pp"] == 0.0
+    assert rows["grpo"]["gain_normalized_pp"] == pytest.approx(-2.0)
+    assert rows["grpo"]["judge_calls_per_pp"] is None and rows["grpo"]["wall_s_per_pp"] is None
+    table = render_table(list(rows.values()), same=True, notes=["a note"])
+    assert "favours GRPO" in table.splitlines()[0]  # said plainly, above the table
+    grpo_line = next(line for line in table.splitlines() if line.startswith("| grpo"))
+    assert grpo_line.count("n/a (no gain)") == 2 and "YES: favours GRPO" in grpo_line
+    rgsd_line = next(line for line in table.splitlines() if line.startswith("| rgsd"))
+    assert "| 45.0 ± 2.0 | +5.0 | 36.0 ± 3.0 | +6.0 | 90.0 | 0 | 64 | 6400 | 500.0 | 0 | 100 |" in rgsd_line
+
+
+def test_judge_sameness_ignores_mode_but_not_model():
+    a = judge_spec("openai", "m1", "http://x/v1", "batched")
+    assert same_judge(a, judge_spec("openai", "m1", "http://x/v1", "per-criterion"))
+    assert not same_judge(a, judge_spec("openai", "m2", "http://x/v1", "batched"))
+    assert same_judge(judge_spec("regex", "ignored", None, None), judge_spec("regex", None, "u", "batched"))
+
+
+@pytest.fixture(scope="module")
+def compared(tiny_model_dir, tmp_path_factory):
+    """`rgsd compare` training both methods itself: 1 step each, regex judge for training and evaluation."""
+    from rgsd.cli import main
+
+    out = tmp_path_factory.mktemp("compare")
+    argv = ["compare", "--data", str(TRAIN), "--eval-data", str(HELDOUT), "--eval-limit", "3",
+            "--model", str(tiny_model_dir), "--steps", "1", "--out", str(out), "--judge", "regex",
+            "--max-new-tokens", "6",
+            "--rgsd-set", "per_device_batch_size=1", "--rgsd-set", "max_new_tokens=6", "--rgsd-set", "progress=false",
+            "--grpo-set", "num_generations=4", "--grpo-set", "progress=false", "--grpo-set", "per_device_batch_size=3"]
+    assert main(argv) == 0
+    return out
+
+
+def test_compare_trains_matched_runs_and_writes_every_column(compared):
+    md = (compared / "compare.md").read_text()
+    report = json.loads((compared / "compare.json").read_text())
+    for col in COLUMNS:
+        assert col in md, col
+    assert "The evaluation judge is the same judge GRPO trained against" in md
+    assert "No --eval-judge given" in md and "regex judge" in md
+    assert "per_device_batch_size: 3 -> 1" in md  # an explicit GRPO value that matching replaced is reported
+    assert report["eval_judge_is_training_judge"] is True
+    rows = {r["model"]: r for r in report["rows"]}
+    assert set(rows) == {"base", "rgsd", "grpo"}
+    # matched: same prompts per step and steps; GRPO took RGSD's batch (its own --grpo-set was overridden)
+    assert report["matched"]["per_device_batch_size"] == 1 and report["matched"]["max_steps"] == 1
+    assert rows["rgsd"]["prompts_seen"] == rows["grpo"]["prompts_seen"] == 1
+    assert rows["rgsd"]["rollouts"] == 1 and rows["grpo"]["rollouts"] == 4
+    assert rows["rgsd"]["judge_calls"] == 0
+    grpo_cost = CostRecord.load(compared / "grpo" / "costs.json")
+    assert rows["grpo"]["generated_tokens"] == grpo_cost.generated_tokens
+    assert rows["grpo"]["wall_time"] == pytest.approx(grpo_cost.wall_time)
+    for name in ("base", "rgsd", "grpo"):
+        summary = json.loads((compared / "eval" / name / "summary.json").read_text())
+        assert rows[name]["normalized"] == summary["score_normalized"]
+        assert rows[name]["mean_response_tokens"] == summary["mean_response_tokens"] <= 6
+    for png in report["plots"]:
+        assert (compared / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_reads_finished_runs_with_a_different_eval_judge(compared, tmp_path):
+    from rgsd.cli import main
+
+    out = tmp_path / "reread"
+    with JudgeServer(judging_policy(hash_rule)) as server:
+        argv = ["compare", "--rgsd-run", str(compared / "rgsd"), "--grpo-run", str(compared / "grpo"),
+                "--eval-data", str(HELDOUT), "--eval-limit", "3", "--out", str(out), "--judge", "regex",
+                "--eval-judge", "openai", "--eval-base-url", server.url, "--eval-judge-model", "test-judge",
+                "--eval-judge-mode", "batched", "--max-new-tokens", "6"]
+        assert main(argv) == 0
+        served = server.count
+    report = json.loads((out / "compare.json").read_text())
+    assert report["eval_judge_is_training_judge"] is False
+    assert report["eval_judge"]["model"] == "test-judge" and report["training_judge"]["judge"] == "regex"
+    # batched: one logical request per response (base + 2 models x 3 examples); identical greedy responses
+    # are served from the evaluation cache, everything else reached the server
+    usage = [json.loads((out / "eval" / m / "summary.json").read_text())["judge"] for m in ("base", "rgsd", "grpo")]
+    assert sum(u["calls"] + u["cache_hits"] for u in usage) == 3 * 3
+    assert served == sum(u["calls"] for u in usage) >= 3
+    md = (out / "compare.md").read_text()
+    assert "same judge GRPO trained against" not in md
+    grpo_line = next(line for line in md.splitlines() if line.startswith("| grpo"))
+    assert grpo_line.rstrip().endswith("| no |")
+    # The model of the runs (from their config.yaml) is the base that is evaluated.
+    assert report["matched"]["model"] == json.loads((compared / "compare.json").read_text())["matched"]["model"]
