@@ -32,9 +32,14 @@ from rgsd.judges.openai_judge import OpenAIJudge  # noqa: E402
 
 def make_examples(n_examples: int, per_example: int) -> list[Example]:
     return [
-        Example(f"e{i}", [{"role": "user", "content": f"Question number {i}: how should I store fresh herbs?"}],
-                [Criterion(f"c{j}", f"Mentions storage option {j} such as wrapping in a damp towel", 1 + j % 5)
-                 for j in range(per_example)])
+        Example(
+            f"e{i}",
+            [{"role": "user", "content": f"Question number {i}: how should I store fresh herbs?"}],
+            [
+                Criterion(f"c{j}", f"Mentions storage option {j} such as wrapping in a damp towel", 1 + j % 5)
+                for j in range(per_example)
+            ],
+        )
         for i in range(n_examples)
     ]
 
@@ -61,12 +66,26 @@ def start_server_process(latency: float) -> tuple[str, Callable[[], None]]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests/judge_server.py"), "--port", str(port),
-                             "--policy", "hash", "--latency", str(latency)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "tests/judge_server.py"),
+            "--port",
+            str(port),
+            "--policy",
+            "hash",
+            "--latency",
+            str(latency),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     proc.stdout.readline()  # "judge server ... on URL": it is listening
+
     def stop() -> None:
         proc.terminate()
         proc.wait(timeout=10)
+
     return f"http://127.0.0.1:{port}/v1", stop
 
 
@@ -75,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency", type=float, default=0.05, help="server seconds per request")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
     ap.add_argument("--seconds", type=float, default=2.0, help="target ideal duration of each run")
-    ap.add_argument("--in-process", action="store_true", help="run the server in this process (shares the GIL)")
+    ap.add_argument(
+        "--in-process", action="store_true", help="run the server in this process (shares the GIL)"
+    )
     args = ap.parse_args(argv)
     rows = []
     if args.in_process:
@@ -89,14 +110,22 @@ def main(argv: list[str] | None = None) -> int:
             n = max(8, int(round(ideal * args.seconds / 8)) * 8)
             cpu0 = time.process_time()
             wall, verdicts, calls = run_one(url, c, n)
-            rows.append((c, verdicts, calls, wall, verdicts / wall, ideal, (time.process_time() - cpu0) / calls))
+            rows.append(
+                (c, verdicts, calls, wall, verdicts / wall, ideal, (time.process_time() - cpu0) / calls)
+            )
     finally:
         stop()
-    print(f"judge throughput against the loopback server, {args.latency * 1000:.0f} ms per request, per-criterion mode")
-    print("| concurrency | verdicts | requests | wall s | verdicts/s | ideal/s | efficiency | client CPU ms/request |")
+    print(
+        f"judge throughput against the loopback server, {args.latency * 1000:.0f} ms per request, per-criterion mode"
+    )
+    print(
+        "| concurrency | verdicts | requests | wall s | verdicts/s | ideal/s | efficiency | client CPU ms/request |"
+    )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for c, verdicts, calls, wall, rate, ideal, cpu in rows:
-        print(f"| {c} | {verdicts} | {calls} | {wall:.2f} | {rate:.1f} | {ideal:.0f} | {rate / ideal:.0%} | {cpu * 1000:.2f} |")
+        print(
+            f"| {c} | {verdicts} | {calls} | {wall:.2f} | {rate:.1f} | {ideal:.0f} | {rate / ideal:.0%} | {cpu * 1000:.2f} |"
+        )
     return 0
 
 

@@ -206,7 +206,7 @@ def _run_chunks(
     acc = torch.promote_types(s_dt, torch.float32)  # float32, or float64 for float64 inputs
     loss_sum = torch.zeros((), dtype=acc, device=dev)
     frac_sum = torch.zeros((), dtype=acc, device=dev)
-    grad_h = torch.empty_like(s_h) if need_h else None
+    grad_h = torch.empty(s_h.shape, dtype=s_h.dtype, device=dev) if need_h else None  # contiguous
     grad_w = torch.zeros(s_w.shape, dtype=acc, device=dev) if need_w else None
     grad_b = torch.zeros(vocab, dtype=acc, device=dev) if need_b else None
     # With a small top-k, gathering the k head rows per position beats a full [chunk, V] student matmul.

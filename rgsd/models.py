@@ -77,14 +77,34 @@ def default_model_path() -> Path:
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     model.save_pretrained(tmp)
     _fix_tokenizer(tok).save_pretrained(tmp)
-    tmp.replace(target) if not target.exists() else None
+    if not target.exists():  # another process may have finished first
+        tmp.replace(target)
+    return target
+
+
+TINY_MODEL = "tiny-random"
+"""Name of a tiny randomly initialized Llama on the SmolLM2 tokenizer (for smoke runs; it learns nothing useful)."""
+
+
+def tiny_model_path() -> Path:
+    """A saved :func:`tiny_model` folder in the cache (created once), so it loads like any local model."""
+    target = cache_dir() / "tiny-random-llama"
+    if not (target / "config.json").exists():
+        model, tok = tiny_model(seed=0)
+        tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        if not target.exists():
+            tmp.replace(target)
     return target
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """Map :data:`DEFAULT_MODEL` to the converted folder; pass hub names and local paths through."""
+    """Map :data:`DEFAULT_MODEL` and :data:`TINY_MODEL` to local folders; pass hub names and paths through."""
     if name_or_path in (DEFAULT_MODEL, "", None):
         return str(default_model_path())
+    if name_or_path == TINY_MODEL:
+        return str(tiny_model_path())
     return name_or_path
 
 

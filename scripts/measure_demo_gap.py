@@ -93,14 +93,33 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, help="write all responses and verdicts as JSON here")
     ap.add_argument("--show", type=int, default=0, help="print this many responses per condition")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 behaves best on a busy machine)")
+    ap.add_argument("--rescore", type=Path, help="re-grade a saved --out file with the current patterns")
     args = ap.parse_args()
-
-    from rgsd.models import load_model
-    from rgsd.rollout import chat_prompt_ids, generate
 
     examples = load_examples(DATA_DIR / f"{args.split}.jsonl")
     stride = max(1, len(examples) // args.n)
     examples = examples[::stride][: args.n]
+    if args.rescore:
+        saved = json.loads(args.rescore.read_text())
+        by_id = {ex.id: ex for ex in load_examples(DATA_DIR / f"{args.split}.jsonl")}
+        examples = [by_id[i] for i in dict.fromkeys(r["id"] for r in saved)]
+        names = list(dict.fromkeys(r["condition"] for r in saved))
+        records = []
+        for r in saved:
+            ex = by_id[r["id"]]
+            met = regex_met(ex, r["text"])
+            records.append({**r, "met": met, "score": normalized_score(ex, met), "leak": bool(LEAK.search(r["text"]))})
+        print(f"rescored {args.rescore} ({len(records)} responses)")
+        report(records, names, args.show)
+        return
+
+    import torch
+
+    from rgsd.models import load_model
+    from rgsd.rollout import chat_prompt_ids, generate
+
+    torch.set_num_threads(args.threads)
     names = args.conditions.split(",")
     model, tok = load_model()
     jobs = []  # (condition, example index, prompt ids)
@@ -111,7 +130,7 @@ def main() -> None:
     t0 = time.time()
     rollouts = generate(model, tok, [j[2] for j in jobs], max_new_tokens=args.max_new_tokens,
                         temperature=args.temperature if not greedy else 1.0, do_sample=not greedy,
-                        batch_size=args.batch_size, generator_seed=args.seed)
+                        batch_size=args.batch_size, generator_seed=args.seed, progress=True)
     secs = time.time() - t0
     ntok = sum(len(r.response_ids) for r in rollouts)
     records = []
@@ -123,6 +142,13 @@ def main() -> None:
     setting = "greedy" if greedy else f"T={args.temperature:g}"
     print(f"split={args.split} prompts={len(examples)} k={args.k} {setting} max_new_tokens={args.max_new_tokens} "
           f"generated {ntok} tokens in {secs:.0f}s ({ntok / secs:.1f} tok/s)")
+    report(records, names, args.show)
+    if args.out:
+        args.out.write_text(json.dumps(records, indent=1))
+
+
+def report(records: list[dict], names: list[str], show: int = 0) -> None:
+    """Print mean score, gap to "none", leak rate and length per condition, and per-prompt direction."""
     base = None
     for name in names:
         rs = [r for r in records if r["condition"] == name]
@@ -147,10 +173,8 @@ def main() -> None:
             print(f"  {name}: prompts improved {sum(d > 0 for d in diffs)}, worse {sum(d < 0 for d in diffs)}, "
                   f"same {sum(d == 0 for d in diffs)}")
     for name in names:
-        for r in [r for r in records if r["condition"] == name][: args.show]:
+        for r in [r for r in records if r["condition"] == name][:show]:
             print(f"--- {name} {r['id']} score={r['score']:.2f}\n{r['text']}")
-    if args.out:
-        args.out.write_text(json.dumps(records, indent=1))
 
 
 if __name__ == "__main__":

@@ -32,3 +32,10 @@ def healthbench_dir() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"shared HealthBench data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def pytest_configure(config):
+    # Tiny models run faster on one thread than on two contending ones (2-core CI machine).
+    import torch
+
+    torch.set_num_threads(1)

@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import json
 import re
+import signal
 import sys
 import threading
 import time
@@ -93,7 +94,9 @@ def judging_policy(rule: Callable[[str, float, str], bool]) -> Policy:
             (met,) = verdicts.values()
             return json.dumps({"explanation": "scripted rule", "criteria_met": met})
         if req.kind == "batched":
-            return json.dumps({str(n): {"explanation": "scripted rule", "criteria_met": m} for n, m in verdicts.items()})
+            return json.dumps(
+                {str(n): {"explanation": "scripted rule", "criteria_met": m} for n, m in verdicts.items()}
+            )
         # holistic: share of the absolute points that went the good way, on 1..10
         total = sum(abs(p) for _, p, _ in req.items) or 1.0
         good = sum(abs(p) for n, p, _ in req.items if verdicts[n] == (p > 0))
@@ -146,7 +149,9 @@ def _completion(body: dict, content: str, prompt_text: str) -> dict:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "test-judge"),
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+        ],
         "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
     }
 
@@ -175,11 +180,15 @@ class JudgeServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 if not self.path.rstrip("/").endswith("/chat/completions"):
-                    return self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+                    return self._send(
+                        404, {"error": {"message": f"no route {self.path}", "type": "not_found"}}
+                    )
                 try:
                     body = json.loads(raw)
                 except json.JSONDecodeError:
-                    return self._send(400, {"error": {"message": "request body is not JSON", "type": "bad_request"}})
+                    return self._send(
+                        400, {"error": {"message": "request body is not JSON", "type": "bad_request"}}
+                    )
                 reply = outer._next(body)
                 try:
                     time.sleep(outer.latency + reply.delay)
@@ -226,7 +235,9 @@ class JudgeServer:
             out = self.policy(body)
         except Exception as err:  # a policy bug must surface, not hang: a non-retryable 400 naming it
             traceback.print_exc()
-            msg = {"error": {"message": f"policy failed: {type(err).__name__}: {err}", "type": "policy_error"}}
+            msg = {
+                "error": {"message": f"policy failed: {type(err).__name__}: {err}", "type": "policy_error"}
+            }
             return Reply(status=400, raw=json.dumps(msg))
         return out if isinstance(out, Reply) else Reply(content=out)
 
@@ -249,7 +260,9 @@ class JudgeServer:
             self.script.extend(r if isinstance(r, Reply) else Reply(content=r) for r in replies)
 
     def start(self) -> "JudgeServer":
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -274,11 +287,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, default=8089)
     ap.add_argument("--policy", choices=sorted(POLICIES), default="keyword")
-    ap.add_argument("--threshold", type=float, default=0.5, help="keyword policy: share of content words needed")
+    ap.add_argument(
+        "--threshold", type=float, default=0.5, help="keyword policy: share of content words needed"
+    )
     ap.add_argument("--latency", type=float, default=0.0, help="seconds added to every reply")
     args = ap.parse_args(argv)
     server = JudgeServer(POLICIES[args.policy](args.threshold), latency=args.latency, port=args.port)
     print(f"judge server ({args.policy}) on {server.url}", flush=True)
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # `kill PID` stops it as cleanly as Ctrl-C
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         server._server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

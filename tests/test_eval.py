@@ -34,8 +34,16 @@ def crit(cid: str, word: str, points: float, tags: tuple[str, ...] = ()) -> Crit
 def examples() -> list[Example]:
     q = [{"role": "user", "content": "Name some fruit."}]
     return [
-        Example("A", q, [crit("a1", "apple", 3, ("axis:acc",)), crit("a2", "banana", 2, ("axis:acc",)),
-                         crit("a3", "cherry", -4)], metadata={"example_tags": ["theme:t"]}),
+        Example(
+            "A",
+            q,
+            [
+                crit("a1", "apple", 3, ("axis:acc",)),
+                crit("a2", "banana", 2, ("axis:acc",)),
+                crit("a3", "cherry", -4),
+            ],
+            metadata={"example_tags": ["theme:t"]},
+        ),
         Example("B", q, [crit("b1", "damson", 5, ("axis:acc",)), crit("b2", "elder", 5)]),
         Example("C", q, [crit("c1", "apple", 1), crit("c2", "banana", -1)]),
     ]
@@ -74,8 +82,13 @@ def test_evaluate_matches_hand_computation(server, mode):
     check_scores(result.summary)
     assert [r["score"] for r in result.records] == pytest.approx(HB)
     assert [r["score_normalized"] for r in result.records] == pytest.approx(NORM)
-    assert result.records[0]["verdicts"][2] == {"criterion_id": "a3", "criterion": "Mentions cherry", "points": -4.0,
-                                                "met": True, "explanation": "scripted rule"}
+    assert result.records[0]["verdicts"][2] == {
+        "criterion_id": "a3",
+        "criterion": "Mentions cherry",
+        "points": -4.0,
+        "met": True,
+        "explanation": "scripted rule",
+    }
     assert result.summary["judge"]["calls"] == (7 if mode == "per-criterion" else 3) == server.count
     assert result.summary["mean_response_tokens"] == pytest.approx((3 + 1 + 2) / 3)
     assert result.complete and "note" not in result.summary
@@ -101,7 +114,9 @@ def test_failures_are_excluded_from_scores(server):
     good = judging_policy(word_rule)
     from judge_server import Reply, read_judge_prompt
 
-    server.policy = lambda b: Reply(status=400) if read_judge_prompt(b).items[0][2].endswith("banana") else good(b)
+    server.policy = lambda b: (
+        Reply(status=400) if read_judge_prompt(b).items[0][2].endswith("banana") else good(b)
+    )
     result = evaluate(examples(), RESPONSES, OpenAIJudge("m", base_url=server.url, **FAST))
     assert [r["score"] for r in result.records] == pytest.approx([-1 / 3, 0.5, 1.0])
     assert result.summary["n_failures"] == 2 == result.summary["judge"]["failures"]
@@ -110,14 +125,18 @@ def test_failures_are_excluded_from_scores(server):
 
 def test_budget_stop_writes_partial_results_and_resume_pays_once(server, tmp_path):
     cache = tmp_path / "cache.sqlite"
-    judge = OpenAIJudge("m", base_url=server.url, concurrency=1, cache=JudgeCache(cache), budget=Budget(max_calls=4), **FAST)
+    judge = OpenAIJudge(
+        "m", base_url=server.url, concurrency=1, cache=JudgeCache(cache), budget=Budget(max_calls=4), **FAST
+    )
     partial = evaluate(examples(), RESPONSES, judge)
     assert not partial.complete and server.count == 4
     assert "call budget exhausted" in partial.summary["budget_stop"] and partial.summary["pending_ids"]
     assert partial.summary["n_graded"] + len(partial.summary["pending_ids"]) == 3
     partial.write(tmp_path / "partial")
     assert "Partial results" in (tmp_path / "partial/report.md").read_text()
-    judge2 = OpenAIJudge("m", base_url=server.url, cache=JudgeCache(cache), budget=Budget(max_calls=50), **FAST)
+    judge2 = OpenAIJudge(
+        "m", base_url=server.url, cache=JudgeCache(cache), budget=Budget(max_calls=50), **FAST
+    )
     full = evaluate(examples(), RESPONSES, judge2)
     assert full.complete and server.count == 7  # every verdict paid exactly once over both runs
     assert full.summary["judge"]["cache_hits"] == 4 and full.summary["judge"]["calls"] == 3
@@ -138,10 +157,28 @@ def write_responses(tmp_path: Path, rows: list[dict], name: str = "resp.jsonl") 
 
 def test_cli_eval_openai_judge_cache_and_budget(server, tmp_path, capsys):
     data = write_data(tmp_path)
-    resp = write_responses(tmp_path, [{"prompt_id": i, "response": r} for i, r in zip("CAB", [RESPONSES[2], RESPONSES[0], RESPONSES[1]])])
+    resp = write_responses(
+        tmp_path,
+        [{"prompt_id": i, "response": r} for i, r in zip("CAB", [RESPONSES[2], RESPONSES[0], RESPONSES[1]])],
+    )
     out = tmp_path / "out"
-    args = ["eval", "--data", str(data), "--responses", str(resp), "--judge", "openai", "--judge-model", "m",
-            "--base-url", server.url, "--out", str(out), "--concurrency", "1"]
+    args = [
+        "eval",
+        "--data",
+        str(data),
+        "--responses",
+        str(resp),
+        "--judge",
+        "openai",
+        "--judge-model",
+        "m",
+        "--base-url",
+        server.url,
+        "--out",
+        str(out),
+        "--concurrency",
+        "1",
+    ]
     assert main(args + ["--max-calls", "3"]) == 3
     assert "judge budget exhausted" in capsys.readouterr().err
     partial = json.loads((out / "summary.json").read_text())
@@ -166,15 +203,26 @@ def test_responses_file_matching_and_errors(tmp_path):
     assert resp == RESPONSES and skipped == []
     with pytest.raises(ValueError, match="2 responses .* but 3 examples"):
         match_responses(exs, ordered[:2], "r.jsonl")
-    by_id = read_responses(write_responses(tmp_path, [{"prompt_id": "B", "response": "x"}, {"prompt_id": "A", "response": "y"}]))
+    by_id = read_responses(
+        write_responses(tmp_path, [{"prompt_id": "B", "response": "x"}, {"prompt_id": "A", "response": "y"}])
+    )
     with pytest.raises(ValueError, match="no response for 1 examples \\(C\\).*--skip-missing"):
         match_responses(exs, by_id, "r.jsonl")
     kept, resp, skipped = match_responses(exs, by_id, "r.jsonl", skip_missing=True)
     assert [e.id for e in kept] == ["A", "B"] and resp == ["y", "x"] and skipped == ["C"]
     cases = {
-        "dup": ([{"prompt_id": "A", "response": "x"}, {"prompt_id": "A", "response": "y"}], r"dup.jsonl:2: prompt_id: duplicate 'A' \(first on line 1\)"),
-        "unknown": ([{"prompt_id": "Z", "response": "x"}], r"unknown.jsonl:1: prompt_id: 'Z' is not an example id"),
-        "mixed": ([{"prompt_id": "A", "response": "x"}, {"response": "y"}], r"mixed.jsonl:2: prompt_id: missing"),
+        "dup": (
+            [{"prompt_id": "A", "response": "x"}, {"prompt_id": "A", "response": "y"}],
+            r"dup.jsonl:2: prompt_id: duplicate 'A' \(first on line 1\)",
+        ),
+        "unknown": (
+            [{"prompt_id": "Z", "response": "x"}],
+            r"unknown.jsonl:1: prompt_id: 'Z' is not an example id",
+        ),
+        "mixed": (
+            [{"prompt_id": "A", "response": "x"}, {"response": "y"}],
+            r"mixed.jsonl:2: prompt_id: missing",
+        ),
     }
     for name, (rows, pattern) in cases.items():
         path = write_responses(tmp_path, rows, f"{name}.jsonl")
@@ -192,8 +240,35 @@ def test_responses_file_matching_and_errors(tmp_path):
 def test_cli_reports_bad_input_with_exit_code_2(tmp_path, capsys):
     data = write_data(tmp_path)
     resp = write_responses(tmp_path, [{"response": "x"}])
-    assert main(["eval", "--data", str(data), "--responses", str(resp), "--judge", "regex", "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "--data",
+                str(data),
+                "--responses",
+                str(resp),
+                "--judge",
+                "regex",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "1 responses (matched by line order, no prompt_id) but 3 examples" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    # On the shared 2-core machine, torch's intra-op threads spin against other processes: tiny-model
+    # generation ran ~20x slower with 2 threads than with 1. Restored after this module.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -211,12 +286,29 @@ def tiny_dir(tmp_path_factory):
 def test_cli_eval_with_a_tiny_model_and_the_regex_judge(tiny_dir, tmp_path):
     data = write_data(tmp_path)
     out = tmp_path / "out"
-    code = main(["eval", "--data", str(data), "--model", str(tiny_dir), "--judge", "regex", "--max-new-tokens", "3",
-                 "--out", str(out)])
+    code = main(
+        [
+            "eval",
+            "--data",
+            str(data),
+            "--model",
+            str(tiny_dir),
+            "--judge",
+            "regex",
+            "--max-new-tokens",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["n_examples"] == 3 and summary["judge_name"] == "regex" and "pattern stand-in" not in summary
-    assert "not an LLM judge" in summary["note"] and summary["response_length_unit"].startswith("model tokens")
+    assert (
+        summary["n_examples"] == 3 and summary["judge_name"] == "regex" and "pattern stand-in" not in summary
+    )
+    assert "not an LLM judge" in summary["note"] and summary["response_length_unit"].startswith(
+        "model tokens"
+    )
     assert 1 <= summary["mean_response_tokens"] <= 3
     generated = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]
     assert [g["prompt_id"] for g in generated] == ["A", "B", "C"]
@@ -237,9 +329,28 @@ def test_healthbench_physician_answers_against_the_loopback_judge(tmp_path):
     resp = write_responses(tmp_path, rows)
     out = tmp_path / "hb"
     with JudgeServer(POLICIES["keyword"](0.5)) as server:
-        code = main(["eval", "--data", str(HEALTHBENCH / "healthbench_sample30.jsonl"), "--limit", "6",
-                     "--responses", str(resp), "--skip-missing", "--judge", "openai", "--base-url", server.url,
-                     "--judge-model", "keyword", "--mode", "batched", "--out", str(out)])
+        code = main(
+            [
+                "eval",
+                "--data",
+                str(HEALTHBENCH / "healthbench_sample30.jsonl"),
+                "--limit",
+                "6",
+                "--responses",
+                str(resp),
+                "--skip-missing",
+                "--judge",
+                "openai",
+                "--base-url",
+                server.url,
+                "--judge-model",
+                "keyword",
+                "--mode",
+                "batched",
+                "--out",
+                str(out),
+            ]
+        )
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n"] == len(with_answer) and len(summary["skipped_no_response"]) == 6 - len(with_answer)

@@ -25,6 +25,18 @@ from rgsd.rollout import chat_prompt_ids  # noqa: E402
 from rgsd.teacher_prompt import student_messages, teacher_messages  # noqa: E402
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    # On the shared 2-core machine, torch's intra-op threads spin against other processes: tiny-model
+    # generation ran ~20x slower with 2 threads than with 1. Restored after this module.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tiny():
     from rgsd.models import tiny_model
@@ -34,11 +46,23 @@ def tiny():
 
 def examples() -> list[Example]:
     return [
-        Example("p1", [{"role": "user", "content": "How do I treat a mild cold?"}], [
-            Criterion("a", "Recommends rest", 5, pattern="rest"), Criterion("b", "Mentions fluids", 3, pattern="flu"),
-            Criterion("c", "Recommends antibiotics", 4, "negative", pattern="antibiotic")]),
-        Example("p2", [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Is coffee bad?"}], [
-            Criterion("a", "Mentions moderation", 2, pattern="."), Criterion("b", "Mentions sleep", 1, pattern="zzq")]),
+        Example(
+            "p1",
+            [{"role": "user", "content": "How do I treat a mild cold?"}],
+            [
+                Criterion("a", "Recommends rest", 5, pattern="rest"),
+                Criterion("b", "Mentions fluids", 3, pattern="flu"),
+                Criterion("c", "Recommends antibiotics", 4, "negative", pattern="antibiotic"),
+            ],
+        ),
+        Example(
+            "p2",
+            [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Is coffee bad?"}],
+            [
+                Criterion("a", "Mentions moderation", 2, pattern="."),
+                Criterion("b", "Mentions sleep", 1, pattern="zzq"),
+            ],
+        ),
     ]
 
 
@@ -53,6 +77,13 @@ def brute_avg_logprob(model64, prompt: list[int], response: list[int]) -> float:
     return total / len(response)
 
 
+@torch.no_grad()
+def brute_avg_logprob_one_pass(model64, prompt: list[int], response: list[int]) -> float:
+    """float64, one unpadded forward; token j of the response is predicted at position len(prompt) - 1 + j."""
+    logp = torch.log_softmax(model64(input_ids=torch.tensor([prompt + response])).logits[0].double(), -1)
+    return sum(float(logp[len(prompt) - 1 + j, tok]) for j, tok in enumerate(response)) / len(response)
+
+
 @pytest.fixture(scope="module")
 def model64(tiny):
     import copy
@@ -62,8 +93,15 @@ def model64(tiny):
 
 def test_sequence_logprobs_match_float64_prefix_forwards(tiny, model64):
     model, tok = tiny
-    prompts = [chat_prompt_ids(tok, e.prompt) for e in examples()]
-    responses = [[42, 7, 1000], [5, 99, 123, 77, 3000, 12]]
+    exs = examples()
+    # Three prompts of different lengths, batches of 2: exercises length sorting, right padding and the
+    # logits_to_keep offset (the longest prompt's response starts far from the batch's first kept position).
+    prompts = [
+        chat_prompt_ids(tok, teacher_messages(exs[0])),
+        chat_prompt_ids(tok, exs[0].prompt),
+        chat_prompt_ids(tok, exs[1].prompt),
+    ]
+    responses = [[42, 7, 1000], [5, 99, 123, 77, 3000, 12], [8]]
     got = sequence_logprobs(model, prompts, responses, batch_size=2, pad_id=tok.pad_token_id)
     want = [brute_avg_logprob(model64, p, r) for p, r in zip(prompts, responses)]
     assert got == pytest.approx(want, abs=1e-4)
@@ -83,7 +121,10 @@ def test_self_internalization_gap_against_brute_force(tiny, model64):
         assert len(teacher) > len(student)
         for s in range(2):
             o = res.response_ids[i * 2 + s]
-            diffs.append(brute_avg_logprob(model64, student, o) - brute_avg_logprob(model64, teacher, o))
+            diffs.append(
+                brute_avg_logprob_one_pass(model64, student, o)
+                - brute_avg_logprob_one_pass(model64, teacher, o)
+            )
     assert [d for per in res.per_sample for d in per] == pytest.approx(diffs, abs=1e-4)
     assert res.gap == pytest.approx(sum(diffs) / 4, abs=1e-4) == float(res)
     assert res.per_example == pytest.approx([sum(diffs[:2]) / 2, sum(diffs[2:]) / 2], abs=1e-4)
@@ -129,13 +170,51 @@ def test_cli_gap(tiny, tmp_path):
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(e.to_dict()) + "\n" for e in examples()))
     out = tmp_path / "gap"
-    code = main(["gap", "--data", str(data), "--model", str(path), "--judge", "regex", "--k", "2",
-                 "--max-new-tokens", "3", "--sig-max-new-tokens", "3", "--out", str(out)])
+    code = main(
+        [
+            "gap",
+            "--data",
+            str(data),
+            "--model",
+            str(path),
+            "--judge",
+            "regex",
+            "--k",
+            "2",
+            "--max-new-tokens",
+            "3",
+            "--sig-max-new-tokens",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     report = json.loads((out / "gap.json").read_text())
     assert report["conditioning_gap"]["normalized"]["n"] == 2 and "not an LLM judge" in report["note"]
-    assert report["self_internalization_gap"]["k"] == 2 and len(report["self_internalization_gap"]["per_example"]) == 2
+    assert (
+        report["self_internalization_gap"]["k"] == 2
+        and len(report["self_internalization_gap"]["per_example"]) == 2
+    )
     assert (out / "with_rubric/summary.json").exists() and (out / "without_rubric/report.md").exists()
-    assert main(["gap", "--data", str(data), "--model", str(path), "--judge", "none", "--k", "1",
-                 "--sig-max-new-tokens", "2", "--out", str(tmp_path / "g2")]) == 0
+    assert (
+        main(
+            [
+                "gap",
+                "--data",
+                str(data),
+                "--model",
+                str(path),
+                "--judge",
+                "none",
+                "--k",
+                "1",
+                "--sig-max-new-tokens",
+                "2",
+                "--out",
+                str(tmp_path / "g2"),
+            ]
+        )
+        == 0
+    )
     assert "conditioning_gap" not in json.loads((tmp_path / "g2/gap.json").read_text())

@@ -46,7 +46,10 @@ def run(coro):
 # ---- parsing ------------------------------------------------------------------------------------------------
 def test_parse_accepts_bare_fenced_and_prose_wrapped_objects():
     assert parse_verdict('{"explanation": "ok", "criteria_met": true}') == (True, "ok")
-    assert parse_verdict('Here you go:\n```json\n{"explanation": "no", "criteria_met": false}\n```\n') == (False, "no")
+    assert parse_verdict('Here you go:\n```json\n{"explanation": "no", "criteria_met": false}\n```\n') == (
+        False,
+        "no",
+    )
     assert parse_verdict('```\n{"criteria_met": true}\n```') == (True, "")
     assert parse_verdict('My verdict: {"explanation": "x", "criteria_met": false} -- done') == (False, "x")
 
@@ -79,12 +82,16 @@ def test_reply_echoing_the_response_is_read_by_the_documented_rule():
     quoted = 'The reply claims "criteria_met": true, but it never names a fruit. {"explanation": "no", "criteria_met": false}'
     assert parse_verdict(quoted) == (False, "no")
     # A fenced echo plus a json-tagged verdict: the json-tagged block is the verdict.
-    fenced = '```text\n{"criteria_met": true}\n```\n```json\n{"explanation": "no", "criteria_met": false}\n```'
+    fenced = (
+        '```text\n{"criteria_met": true}\n```\n```json\n{"explanation": "no", "criteria_met": false}\n```'
+    )
     assert parse_verdict(fenced) == (False, "no")
 
 
 def test_parse_batched_reports_missing_and_malformed_items():
-    reply = json.dumps({"1": {"explanation": "a", "criteria_met": True}, "3": {"criteria_met": "yes"}, "9": {}})
+    reply = json.dumps(
+        {"1": {"explanation": "a", "criteria_met": True}, "3": {"criteria_met": "yes"}, "9": {}}
+    )
     found, problems = parse_batched(reply, [1, 2, 3])
     assert found == {1: (True, "a")}
     assert set(problems) == {2, 3} and problems[2] == "missing" and "criteria_met" in problems[3]
@@ -142,23 +149,33 @@ def test_retries_exhausted_is_a_counted_failure_never_a_score(server):
     ex = example(2)
     good = judging_policy(word_rule)
     # A function of the request: the "apple" item always gets a 500, the other is judged normally.
-    server.policy = lambda body: Reply(status=500) if read_judge_prompt(body).items[0][2].endswith("apple") else good(body)
+    server.policy = lambda body: (
+        Reply(status=500) if read_judge_prompt(body).items[0][2].endswith("apple") else good(body)
+    )
     judge = OpenAIJudge("m", base_url=server.url, concurrency=1, max_retries=2, **FAST)
     grade = run(judge.grade(ex, "apple banana"))
     assert [v.met for v in grade.verdicts] == [None, True]
     assert "gave up after 3 attempts" in grade.verdicts[0].explanation
-    assert judge.usage.failures == 1 and judge.usage.retries == 2 and grade.failures == 1 and server.count == 4
+    assert (
+        judge.usage.failures == 1 and judge.usage.retries == 2 and grade.failures == 1 and server.count == 4
+    )
 
 
 def test_unparseable_reply_is_reasked_then_failed_and_not_cached(server, tmp_path):
     ex = example(1)
     cache = JudgeCache(tmp_path / "c.sqlite")
-    server.push("not json at all", '{"criteria_met": "true"}', '```json\n{"explanation": "ok", "criteria_met": true}\n```')
+    server.push(
+        "not json at all",
+        '{"criteria_met": "true"}',
+        '```json\n{"explanation": "ok", "criteria_met": true}\n```',
+    )
     judge = OpenAIJudge("m", base_url=server.url, concurrency=1, max_reasks=2, cache=cache, **FAST)
     assert run(judge.grade(ex, "nothing")).verdicts[0].met is True  # the fenced third reply
     assert judge.usage.reasks == 2 and judge.usage.failures == 0
     second = server.requests[1]["messages"]  # the re-ask shows the judge its own bad reply
-    assert [m["role"] for m in second] == ["user", "assistant", "user"] and second[1]["content"] == "not json at all"
+    assert [m["role"] for m in second] == ["user", "assistant", "user"] and second[1][
+        "content"
+    ] == "not json at all"
     assert len(cache) == 1  # only the reply that parsed
 
     cache2 = JudgeCache(tmp_path / "c2.sqlite")
@@ -171,8 +188,14 @@ def test_unparseable_reply_is_reasked_then_failed_and_not_cached(server, tmp_pat
 
 def test_batched_missing_items_are_reasked_alone(server):
     ex = example(3)
-    server.push(json.dumps({"1": {"explanation": "a", "criteria_met": True},
-                            "3": {"explanation": "c", "criteria_met": False}}))
+    server.push(
+        json.dumps(
+            {
+                "1": {"explanation": "a", "criteria_met": True},
+                "3": {"explanation": "c", "criteria_met": False},
+            }
+        )
+    )
     judge = OpenAIJudge("m", base_url=server.url, mode="batched", concurrency=1, **FAST)
     grade = run(judge.grade(ex, "banana"))
     # Item 2 came from the re-ask, answered by the word rule; 1 and 3 from the scripted first reply.
@@ -232,18 +255,28 @@ def test_cache_serves_a_second_run_without_calls(server, tmp_path):
     assert [v.met for v in g2.verdicts] == [v.met for v in g1.verdicts]
     # Different sampling parameters are a different key.
     p = {"temperature": 0.0, "max_tokens": 10}
-    assert cache_key("m", [{"role": "user", "content": "a"}], p) != cache_key("m", [{"role": "user", "content": "a"}], {**p, "temperature": 1.0})
+    assert cache_key("m", [{"role": "user", "content": "a"}], p) != cache_key(
+        "m", [{"role": "user", "content": "a"}], {**p, "temperature": 1.0}
+    )
 
 
 def test_budget_stops_cleanly_and_the_rerun_pays_each_verdict_once(server, tmp_path):
     ex = example(4)
     cache_path = tmp_path / "cache.sqlite"
-    judge = OpenAIJudge("m", base_url=server.url, concurrency=2, cache=JudgeCache(cache_path),
-                        budget=Budget(max_calls=3), **FAST)
+    judge = OpenAIJudge(
+        "m",
+        base_url=server.url,
+        concurrency=2,
+        cache=JudgeCache(cache_path),
+        budget=Budget(max_calls=3),
+        **FAST,
+    )
     with pytest.raises(BudgetExhausted):
         run(judge.grade(ex, "apple cherry"))
     assert server.count == 3 and judge.usage.calls == 3
-    rerun = OpenAIJudge("m", base_url=server.url, cache=JudgeCache(cache_path), budget=Budget(max_calls=100), **FAST)
+    rerun = OpenAIJudge(
+        "m", base_url=server.url, cache=JudgeCache(cache_path), budget=Budget(max_calls=100), **FAST
+    )
     grade = run(rerun.grade(ex, "apple cherry"))
     assert [v.met for v in grade.verdicts] == [True, False, True, False]
     assert server.count == 4 and rerun.usage.cache_hits == 3 and rerun.usage.calls == 1
@@ -281,14 +314,21 @@ def test_config_errors_and_api_key_handling(server, monkeypatch, tmp_path):
 
 
 def test_regex_judge():
-    ex = Example("r", [{"role": "user", "content": "q"}], [
-        Criterion("a", "mentions rest", 5, pattern=r"\brest"),
-        Criterion("b", "recommends antibiotics", 3, "negative", pattern="antibiotic"),
-        Criterion("c", "no pattern", 2),
-        Criterion("d", "bad pattern", 2, pattern="(unclosed"),
-    ])
+    ex = Example(
+        "r",
+        [{"role": "user", "content": "q"}],
+        [
+            Criterion("a", "mentions rest", 5, pattern=r"\brest"),
+            Criterion("b", "recommends antibiotics", 3, "negative", pattern="antibiotic"),
+            Criterion("c", "no pattern", 2),
+            Criterion("d", "bad pattern", 2, pattern="(unclosed"),
+        ],
+    )
     judge = RegexJudge()
     grade = run(judge.grade(ex, "REST and fluids."))
     assert [v.met for v in grade.verdicts] == [True, False, None, None]
-    assert "no pattern" in grade.verdicts[2].explanation and "invalid regular expression" in grade.verdicts[3].explanation
+    assert (
+        "no pattern" in grade.verdicts[2].explanation
+        and "invalid regular expression" in grade.verdicts[3].explanation
+    )
     assert judge.name == "regex" and "not an LLM judge" in judge.note and judge.usage.failures == 2

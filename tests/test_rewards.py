@@ -1,7 +1,8 @@
 """GRPO reward function: hand-computed rewards (normalized, HealthBench, dynamic weights), failures excluded.
 
 Grading goes through the real offline RegexJudge (criterion = a word pattern), so every verdict below is
-known by construction; expected values are exact fractions worked out by hand.
+known by construction and expected values are exact fractions worked out by hand; then through the real
+OpenAIJudge against the loopback judge server (judge calls per mode, cache hits, holistic rewards).
 """
 
 from __future__ import annotations
@@ -9,14 +10,21 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import sys
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
-from rgsd.data.schema import Criterion, Example
-from rgsd.grpo.rewards import RubricReward, dynamic_alphas, pass_rates, score_grade
-from rgsd.judges.base import Grade, Verdict
-from rgsd.judges.regex_judge import RegexJudge
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from judge_server import JudgeServer, hash_rule, judging_policy  # noqa: E402
+
+from rgsd.data.schema import Criterion, Example  # noqa: E402
+from rgsd.grpo.rewards import RubricReward, dynamic_alphas, pass_rates, score_grade  # noqa: E402
+from rgsd.judges.base import Grade, Verdict  # noqa: E402
+from rgsd.judges.cache import JudgeCache  # noqa: E402
+from rgsd.judges.openai_judge import OpenAIJudge  # noqa: E402
+from rgsd.judges.regex_judge import RegexJudge  # noqa: E402
 
 
 def example(ex_id: str = "q1", categories: tuple = ("content", "content", "pitfall"), gamma_pattern="gamma") -> Example:
@@ -139,3 +147,49 @@ def test_unknown_example_id_and_bad_options_are_clear_errors():
     with pytest.raises(ValueError, match="dynamic weights"):
         RubricReward({}, RegexJudge(), reward="rar-implicit", dynamic_weights=True)
     assert math.isclose(score_grade("normalized", example(), Grade([Verdict("c1", True)])), 1.0)
+
+
+# ---- against the loopback HTTP judge: judge calls per mode, cache hits, holistic rewards -------------------
+def _http_examples() -> dict[str, Example]:
+    a = Example("A", [{"role": "user", "content": "Name fruit."}],
+                [Criterion("a1", "Mentions apple", 3.0), Criterion("a2", "Mentions banana", 2.0),
+                 Criterion("a3", "Insults the user", 1.0, "negative")])
+    b = Example("B", [{"role": "user", "content": "Name colours."}],
+                [Criterion("b1", "Mentions red", 1.0), Criterion("b2", "Mentions blue", 4.0)])
+    return {"A": a, "B": b}
+
+
+def _expected(examples: dict[str, Example], ids: list[str], texts: list[str], kind: str) -> list[float]:
+    """Float64 reference from the server's rule (hash of criterion text and response)."""
+    out = []
+    for eid, text in zip(ids, texts):
+        rubric = examples[eid].rubric
+        met = [hash_rule(c.text, c.points, text) for c in rubric]
+        good = sum(c.weight for c, m in zip(rubric, met) if m == (c.polarity == "positive"))
+        total = sum(c.weight for c in rubric)
+        if kind == "normalized":
+            out.append(good / total)
+        else:  # holistic: rating 1 + round(9 * good/total) mapped back by (r - 1) / 9
+            out.append(round(9 * good / total) / 9)
+    return out
+
+
+@pytest.mark.parametrize("mode,per_completion", [("per-criterion", None), ("batched", 1), ("holistic", 1)])
+def test_judge_calls_per_mode_and_cache_hits_over_http(tmp_path, mode, per_completion):
+    examples = _http_examples()
+    G = 3
+    ids = ["A"] * G + ["B"] * G
+    texts = [f"answer {i} apple banana red" if i % 2 else f"reply {i}" for i in range(2 * G)]
+    kind = "rar-implicit" if mode == "holistic" else "normalized"
+    with JudgeServer(judging_policy(hash_rule)) as server:
+        judge = OpenAIJudge("test-judge", base_url=server.url, mode=mode, cache=JudgeCache(tmp_path / "c.sqlite"))
+        reward = RubricReward(examples, judge, reward=kind)
+        got, _ = asyncio.run(reward.score(ids, texts))
+        # calls = prompts x G x (criteria in per-criterion mode, else 1); nothing cached yet
+        want_calls = G * 3 + G * 2 if per_completion is None else 2 * G * per_completion
+        assert judge.usage.calls == server.count == want_calls and judge.usage.cache_hits == 0
+        assert got == pytest.approx(_expected(examples, ids, texts, kind), abs=1e-12)
+        # the same completions again: every request is a cache hit, none reaches the server
+        again, _ = asyncio.run(reward.score(ids, texts))
+        assert again == got
+        assert server.count == want_calls and judge.usage.cache_hits == want_calls

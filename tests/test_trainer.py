@@ -126,3 +126,24 @@ def test_chunk_size_does_not_change_training_loss(tiny_model_dir):
     a, _ = chunked_jsd_from_hidden(h_s, h_t, head, head, clip=0.05, chunk_size=8)
     b, _ = chunked_jsd_from_hidden(h_s, h_t, head, head, clip=0.05, chunk_size=64)
     torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("top_k", [None, 5])
+def test_checkpointed_loss_matches_fused(tiny_model_dir, top_k):
+    """The sharding-safe path (head called as a module, chunks recomputed) equals the fused path."""
+    from rgsd.train.sharded_loss import checkpointed_jsd_from_hidden
+
+    model, _ = load_model(str(tiny_model_dir))
+    head = model.get_output_embeddings()
+    h_t = torch.randn(29, model.config.hidden_size)
+    h_a = torch.randn(29, model.config.hidden_size, requires_grad=True)
+    h_b = h_a.detach().clone().requires_grad_(True)
+    la, _ = chunked_jsd_from_hidden(h_a, h_t, head, head, clip=0.05, top_k=top_k, chunk_size=8)
+    la.backward()
+    wa = head.weight.grad.clone()
+    head.weight.grad = None
+    lb, _ = checkpointed_jsd_from_hidden(h_b, h_t, head, head, clip=0.05, top_k=top_k, chunk_size=8)
+    lb.backward()
+    torch.testing.assert_close(la, lb, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(h_a.grad, h_b.grad, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(wa, head.weight.grad, rtol=1e-4, atol=1e-7)

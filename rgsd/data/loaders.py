@@ -253,6 +253,19 @@ def _apply_overrides(ex: Example, overrides: Mapping[str, str], used: set[str]) 
 
 
 # --------------------------------------------------------------------------------------------------- loading
+DEMO_PREFIX = "demo:"
+
+
+def resolve_source(source: str | Path) -> str | Path:
+    """``demo:train`` / ``demo:heldout`` name the demo rubric sets shipped inside the package."""
+    if isinstance(source, str) and source.startswith(DEMO_PREFIX):
+        path = Path(__file__).resolve().parents[1] / "demo_data" / f"{source[len(DEMO_PREFIX):]}.jsonl"
+        if not path.exists():
+            raise FileNotFoundError(f"{source}: no such demo set (use demo:train or demo:heldout)")
+        return path
+    return source
+
+
 def load_examples(
     source: str | Path,
     format: str = "auto",
@@ -284,6 +297,7 @@ def load_examples(
         raise file_error(str(source), "on_error", f"expected 'strict' or 'skip', got {on_error!r}")
     overrides = dict(polarity_overrides or {})
     _check_overrides(overrides, "polarity_overrides")
+    source = resolve_source(source)
     label = str(source)
     unit, records = _records(label, split)
 

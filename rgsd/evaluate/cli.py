@@ -24,23 +24,34 @@ def add_judge_args(p: argparse.ArgumentParser, allow_none: bool = False) -> None
     """The judge options shared by ``eval`` and ``gap``."""
     choices = ["openai", "regex"] + (["none"] if allow_none else [])
     g = p.add_argument_group("judge")
-    g.add_argument("--judge", choices=choices, default="openai",
-                   help="openai: any OpenAI-compatible endpoint; regex: offline pattern stand-in (criteria need "
-                        "a 'pattern')" + ("; none: skip the judged part" if allow_none else ""))
-    g.add_argument("--judge-model", default=None, help="model name sent to the judge endpoint (required for openai)")
+    g.add_argument(
+        "--judge",
+        choices=choices,
+        default="openai",
+        help="openai: any OpenAI-compatible endpoint; regex: offline pattern stand-in (criteria need "
+        "a 'pattern')" + ("; none: skip the judged part" if allow_none else ""),
+    )
+    g.add_argument(
+        "--judge-model", default=None, help="model name sent to the judge endpoint (required for openai)"
+    )
     g.add_argument("--base-url", default=None, help="judge endpoint, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
     g.add_argument("--mode", choices=["per-criterion", "batched", "holistic"], default="per-criterion")
     g.add_argument("--concurrency", type=int, default=8, help="judge requests in flight")
     g.add_argument("--judge-timeout", type=float, default=60.0, help="seconds per judge request")
     g.add_argument("--max-retries", type=int, default=5, help="retries on 429/5xx/timeouts per request")
-    g.add_argument("--max-reasks", type=int, default=2, help="re-asks of an unreadable reply before a failure")
+    g.add_argument(
+        "--max-reasks", type=int, default=2, help="re-asks of an unreadable reply before a failure"
+    )
     g.add_argument("--judge-temperature", type=float, default=0.0)
     g.add_argument("--judge-max-tokens", type=int, default=1024, help="max tokens of one judge reply")
     g.add_argument("--max-calls", type=int, default=None, help="stop after this many judge requests")
     g.add_argument("--max-tokens-budget", type=int, default=None, help="stop after this many judge tokens")
-    g.add_argument("--cache", default="auto",
-                   help="SQLite judge cache: a path, 'auto' (OUT/judge_cache.sqlite) or 'none'")
+    g.add_argument(
+        "--cache",
+        default="auto",
+        help="SQLite judge cache: a path, 'auto' (OUT/judge_cache.sqlite) or 'none'",
+    )
 
 
 def build_judge(args: argparse.Namespace, out_dir: Path) -> Any:
@@ -64,9 +75,17 @@ def build_judge(args: argparse.Namespace, out_dir: Path) -> Any:
     if args.max_calls is not None or args.max_tokens_budget is not None:
         budget = Budget(max_calls=args.max_calls, max_tokens=args.max_tokens_budget)
     return OpenAIJudge(
-        args.judge_model, base_url=args.base_url, api_key_env=args.api_key_env, mode=args.mode,
-        concurrency=args.concurrency, max_retries=args.max_retries, timeout=args.judge_timeout,
-        temperature=args.judge_temperature, max_tokens=args.judge_max_tokens, cache=cache, budget=budget,
+        args.judge_model,
+        base_url=args.base_url,
+        api_key_env=args.api_key_env,
+        mode=args.mode,
+        concurrency=args.concurrency,
+        max_retries=args.max_retries,
+        timeout=args.judge_timeout,
+        temperature=args.judge_temperature,
+        max_tokens=args.judge_max_tokens,
+        cache=cache,
+        budget=budget,
         max_reasks=args.max_reasks,
     )
 
@@ -93,7 +112,9 @@ def read_responses(path: str | Path) -> list[ResponseLine]:
             try:
                 rec = json.loads(text)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{n}: record: malformed JSON: {err.msg} (column {err.colno})") from None
+                raise ValueError(
+                    f"{path}:{n}: record: malformed JSON: {err.msg} (column {err.colno})"
+                ) from None
             if not isinstance(rec, dict):
                 raise ValueError(f"{path}:{n}: record: expected a JSON object, got {type(rec).__name__}")
             if not isinstance(rec.get("response"), str):
@@ -109,7 +130,10 @@ def read_responses(path: str | Path) -> list[ResponseLine]:
 
 
 def match_responses(
-    examples: list[Any], lines: list[ResponseLine], path: str | Path, skip_missing: bool = False,
+    examples: list[Any],
+    lines: list[ResponseLine],
+    path: str | Path,
+    skip_missing: bool = False,
     limited: bool = False,
 ) -> tuple[list[Any], list[str], list[str]]:
     """Pair examples with responses: by ``prompt_id`` when the file has ids, else by line order.
@@ -121,28 +145,38 @@ def match_responses(
     with_id = [ln for ln in lines if ln.prompt_id is not None]
     if with_id and len(with_id) != len(lines):
         first = next(ln for ln in lines if ln.prompt_id is None)
-        raise ValueError(f"{path}:{first.line}: prompt_id: missing, but other lines have one (use ids on all or none)")
+        raise ValueError(
+            f"{path}:{first.line}: prompt_id: missing, but other lines have one (use ids on all or none)"
+        )
     if not with_id:
         if len(lines) < len(examples) or (len(lines) > len(examples) and not limited):
-            raise ValueError(f"{path}: file: {len(lines)} responses (matched by line order, no prompt_id) but "
-                             f"{len(examples)} examples")
+            raise ValueError(
+                f"{path}: file: {len(lines)} responses (matched by line order, no prompt_id) but "
+                f"{len(examples)} examples"
+            )
         return list(examples), [ln.response for ln in lines[: len(examples)]], []
     by_id: dict[str, ResponseLine] = {}
     for ln in lines:
         if ln.prompt_id in by_id:
-            raise ValueError(f"{path}:{ln.line}: prompt_id: duplicate {ln.prompt_id!r} (first on line "
-                             f"{by_id[ln.prompt_id].line})")
+            raise ValueError(
+                f"{path}:{ln.line}: prompt_id: duplicate {ln.prompt_id!r} (first on line "
+                f"{by_id[ln.prompt_id].line})"
+            )
         by_id[ln.prompt_id] = ln  # type: ignore[index]
     known = {ex.id for ex in examples}
     unknown = [ln for ln in lines if ln.prompt_id not in known]
     if unknown and not limited:
-        raise ValueError(f"{path}:{unknown[0].line}: prompt_id: {unknown[0].prompt_id!r} is not an example id of "
-                         f"the data ({len(unknown)} such lines)")
+        raise ValueError(
+            f"{path}:{unknown[0].line}: prompt_id: {unknown[0].prompt_id!r} is not an example id of "
+            f"the data ({len(unknown)} such lines)"
+        )
     missing = [ex.id for ex in examples if ex.id not in by_id]
     if missing and not skip_missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise ValueError(f"{path}: file: no response for {len(missing)} examples ({shown}); add them or pass "
-                         "--skip-missing to evaluate only the examples that have one")
+        raise ValueError(
+            f"{path}: file: no response for {len(missing)} examples ({shown}); add them or pass "
+            "--skip-missing to evaluate only the examples that have one"
+        )
     kept = [ex for ex in examples if ex.id in by_id]
     return kept, [by_id[ex.id].response for ex in kept], missing
 
@@ -175,10 +209,12 @@ def _quiet_http_logs() -> None:
 
 def _finish(summary: dict[str, Any], out: Path) -> int:
     if not summary.get("complete", True):
-        print(f"judge budget exhausted: {summary.get('budget_stop')}. {summary.get('n_graded')} of "
-              f"{summary.get('n_examples')} examples graded; partial results in {out}. Rerun with a larger "
-              "--max-calls/--max-tokens-budget and the same --cache to finish (cached verdicts are not paid again).",
-              file=sys.stderr)
+        print(
+            f"judge budget exhausted: {summary.get('budget_stop')}. {summary.get('n_graded')} of "
+            f"{summary.get('n_examples')} examples graded; partial results in {out}. Rerun with a larger "
+            "--max-calls/--max-tokens-budget and the same --cache to finish (cached verdicts are not paid again).",
+            file=sys.stderr,
+        )
         return EXIT_BUDGET
     return 0
 
@@ -194,7 +230,12 @@ def _run_eval(args: argparse.Namespace) -> int:
         tokens = tokenizer = None
         if args.responses:
             examples, responses, skipped = match_responses(
-                examples, read_responses(args.responses), args.responses, args.skip_missing, args.limit is not None)
+                examples,
+                read_responses(args.responses),
+                args.responses,
+                args.skip_missing,
+                args.limit is not None,
+            )
             if args.tokenizer or args.model:
                 from rgsd.models import load_tokenizer
 
@@ -203,9 +244,16 @@ def _run_eval(args: argparse.Namespace) -> int:
             from rgsd.evaluate.run import generate_responses
 
             model, tok = _model(args)
-            rollouts = generate_responses(model, tok, examples, max_new_tokens=args.max_new_tokens,
-                                          temperature=args.temperature, batch_size=args.batch_size,
-                                          seed=args.seed, progress=True)
+            rollouts = generate_responses(
+                model,
+                tok,
+                examples,
+                max_new_tokens=args.max_new_tokens,
+                temperature=args.temperature,
+                batch_size=args.batch_size,
+                seed=args.seed,
+                progress=True,
+            )
             responses, tokens = [r.text for r in rollouts], [len(r.response_ids) for r in rollouts]
             out.mkdir(parents=True, exist_ok=True)
             with (out / "responses.jsonl").open("w", encoding="utf-8") as fh:  # reusable with --responses
@@ -224,8 +272,16 @@ def _run_eval(args: argparse.Namespace) -> int:
     if skipped:
         extra["skipped_no_response"] = skipped
     try:
-        result = evaluate(examples, responses, judge, response_tokens=tokens, tokenizer=tokenizer,
-                          seed=args.seed, progress=True, extra_summary=extra)
+        result = evaluate(
+            examples,
+            responses,
+            judge,
+            response_tokens=tokens,
+            tokenizer=tokenizer,
+            seed=args.seed,
+            progress=True,
+            extra_summary=extra,
+        )
     except JudgeConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -234,8 +290,22 @@ def _run_eval(args: argparse.Namespace) -> int:
             judge.close()
     result.write(out)
     s = result.summary
-    print(json.dumps({k: s.get(k) for k in ("n", "score", "score_std", "score_normalized", "n_failures",
-                                            "mean_response_tokens", "judge_name")}))
+    print(
+        json.dumps(
+            {
+                k: s.get(k)
+                for k in (
+                    "n",
+                    "score",
+                    "score_std",
+                    "score_normalized",
+                    "n_failures",
+                    "mean_response_tokens",
+                    "judge_name",
+                )
+            }
+        )
+    )
     if skipped:
         print(f"note: {len(skipped)} examples had no response and were skipped (listed in summary.json)")
     return _finish(s, out)
@@ -255,14 +325,26 @@ def _run_gap(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     model, tok = _model(args)
-    report: dict[str, Any] = {"data": str(args.data), "model": args.model, "n_examples": len(examples),
-                              "placement": args.placement}
+    report: dict[str, Any] = {
+        "data": str(args.data),
+        "model": args.model,
+        "n_examples": len(examples),
+        "placement": args.placement,
+    }
     code = 0
     if judge is not None:
         try:
-            cg = conditioning_gap(model, tok, examples, judge, max_new_tokens=args.max_new_tokens,
-                                  temperature=args.temperature, placement=args.placement,
-                                  batch_size=args.batch_size, seed=args.seed)
+            cg = conditioning_gap(
+                model,
+                tok,
+                examples,
+                judge,
+                max_new_tokens=args.max_new_tokens,
+                temperature=args.temperature,
+                placement=args.placement,
+                batch_size=args.batch_size,
+                seed=args.seed,
+            )
         finally:
             if hasattr(judge, "close"):
                 judge.close()
@@ -274,25 +356,41 @@ def _run_gap(args: argparse.Namespace) -> int:
             report["note"] = cg.with_rubric.summary["note"]
         if not cg.complete:
             code = EXIT_BUDGET
-    sig = self_internalization_gap(model, tok, examples, k=args.k, max_new_tokens=args.sig_max_new_tokens,
-                                   seed=args.seed, placement=args.placement, temperature=args.sig_temperature,
-                                   batch_size=args.batch_size)
+    sig = self_internalization_gap(
+        model,
+        tok,
+        examples,
+        k=args.k,
+        max_new_tokens=args.sig_max_new_tokens,
+        seed=args.seed,
+        placement=args.placement,
+        temperature=args.sig_temperature,
+        batch_size=args.batch_size,
+    )
     report["self_internalization_gap"] = sig.to_dict()
     (out / "gap.json").write_text(json.dumps(report, indent=2) + "\n")
     brief = {"self_internalization_gap": sig.gap}
     if "conditioning_gap" in report:
         c = report["conditioning_gap"]
-        brief.update(conditioning_gap_normalized=c["normalized"]["mean"], ci95=c["normalized"]["ci95_bootstrap"],
-                     conditioning_gap_healthbench=c["healthbench"]["mean"])
+        brief.update(
+            conditioning_gap_normalized=c["normalized"]["mean"],
+            ci95=c["normalized"]["ci95_bootstrap"],
+            conditioning_gap_healthbench=c["healthbench"]["mean"],
+        )
     print(json.dumps(brief))
     if code == EXIT_BUDGET:
-        print("judge budget exhausted: the conditioning gap is partial; rerun with a larger budget", file=sys.stderr)
+        print(
+            "judge budget exhausted: the conditioning gap is partial; rerun with a larger budget",
+            file=sys.stderr,
+        )
     return code
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="rubric dataset (any supported format)")
-    p.add_argument("--format", default="auto", help="data format (auto, healthbench, rar, rubrichub, canonical, generic)")
+    p.add_argument(
+        "--format", default="auto", help="data format (auto, healthbench, rar, rubrichub, canonical, generic)"
+    )
     p.add_argument("--limit", type=int, default=None, help="use only the first N examples")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--max-new-tokens", type=int, default=256)
@@ -304,28 +402,45 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="grade a model's (or a file's) responses against rubrics with a judge",
-                       description="Generate one response per prompt with --model (or read --responses), grade "
-                                   "every criterion with the judge, write results.jsonl, summary.json, report.md.")
+    p = sub.add_parser(
+        "eval",
+        help="grade a model's (or a file's) responses against rubrics with a judge",
+        description="Generate one response per prompt with --model (or read --responses), grade "
+        "every criterion with the judge, write results.jsonl, summary.json, report.md.",
+    )
     _common(p)
     p.add_argument("--model", default=None, help="model to generate with (or 'smollm2-offline')")
-    p.add_argument("--responses", default=None,
-                   help="JSONL of {prompt_id, response}; matched by prompt_id, or by line order without ids")
-    p.add_argument("--skip-missing", action="store_true",
-                   help="with --responses: evaluate only examples that have a response (listed in summary.json)")
-    p.add_argument("--tokenizer", default=None,
-                   help="with --responses: tokenizer for mean_response_tokens (default: --model's, else "
-                        "whitespace-separated words)")
+    p.add_argument(
+        "--responses",
+        default=None,
+        help="JSONL of {prompt_id, response}; matched by prompt_id, or by line order without ids",
+    )
+    p.add_argument(
+        "--skip-missing",
+        action="store_true",
+        help="with --responses: evaluate only examples that have a response (listed in summary.json)",
+    )
+    p.add_argument(
+        "--tokenizer",
+        default=None,
+        help="with --responses: tokenizer for mean_response_tokens (default: --model's, else "
+        "whitespace-separated words)",
+    )
     add_judge_args(p)
     p.set_defaults(func=_run_eval)
 
-    g = sub.add_parser("gap", help="conditioning gap (judge) and self-internalization gap (judge-free)",
-                       description="Measure whether the rubric in context changes the model's answers (same judge, "
-                                   "with vs without rubric) and the self-internalization gap Delta.")
+    g = sub.add_parser(
+        "gap",
+        help="conditioning gap (judge) and self-internalization gap (judge-free)",
+        description="Measure whether the rubric in context changes the model's answers (same judge, "
+        "with vs without rubric) and the self-internalization gap Delta.",
+    )
     _common(g)
     g.add_argument("--model", default="smollm2-offline")
     g.add_argument("--placement", choices=["user_suffix", "system"], default="user_suffix")
-    g.add_argument("--k", type=int, default=4, help="samples per prompt for the self-internalization gap (paper: 10)")
+    g.add_argument(
+        "--k", type=int, default=4, help="samples per prompt for the self-internalization gap (paper: 10)"
+    )
     g.add_argument("--sig-max-new-tokens", type=int, default=128)
     g.add_argument("--sig-temperature", type=float, default=1.0)
     add_judge_args(g, allow_none=True)

@@ -28,7 +28,12 @@ from rgsd.judges.base import Judge
 def sequence_logprobs(
     model: Any, prompts: list[list[int]], responses: list[list[int]], batch_size: int = 8, pad_id: int = 0
 ) -> list[float]:
-    """Average per-token log-probability of ``responses[i]`` after ``prompts[i]`` (right-padded batches)."""
+    """Average per-token log-probability of ``responses[i]`` after ``prompts[i]``.
+
+    Sequences are right-padded (every real token keeps its natural position) in batches of similar length;
+    only the logits from the shortest prompt's last token onward are materialized (``logits_to_keep``), so
+    long rubric-bearing prompts do not cost a full-vocabulary logit row per prompt token.
+    """
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
     if any(len(r) == 0 for r in responses):
@@ -36,21 +41,31 @@ def sequence_logprobs(
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    out: list[float] = []
-    for start in range(0, len(prompts), batch_size):
-        seqs = [p + r for p, r in zip(prompts[start : start + batch_size], responses[start : start + batch_size])]
+    out: list[float] = [0.0] * len(prompts)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(responses[i]))
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        seqs = [prompts[i] + responses[i] for i in idx]
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):  # right padding keeps every real token at its natural position
-            ids[i, : len(s)] = torch.tensor(s)
-            mask[i, : len(s)] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-        for i in range(len(seqs)):
-            p_len, r = len(prompts[start + i]), responses[start + i]
-            sl = logits[i, p_len - 1 : p_len - 1 + len(r)].float().log_softmax(-1)
+        for row, s in enumerate(seqs):
+            ids[row, : len(s)] = torch.tensor(s)
+            mask[row, : len(s)] = 1
+        first = min(len(prompts[i]) for i in idx) - 1  # earliest position whose logits are needed
+        try:
+            logits = model(
+                input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=width - first
+            ).logits
+            offset = width - logits.shape[1]
+        except TypeError:  # a model without logits_to_keep: all positions
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            offset = 0
+        for row, i in enumerate(idx):
+            p_len, r = len(prompts[i]), responses[i]
+            sl = logits[row, p_len - 1 - offset : p_len - 1 - offset + len(r)].float().log_softmax(-1)
             target = torch.tensor(r, device=sl.device).unsqueeze(-1)
-            out.append(float(sl.gather(-1, target).mean()))
+            out[i] = float(sl.gather(-1, target).mean())
     if was_training:
         model.train()
     return out
@@ -71,8 +86,12 @@ class InternalizationGap:
         return self.gap
 
     def to_dict(self) -> dict[str, Any]:
-        return {"gap": self.gap, "k": self.k, "per_example": self.per_example,
-                "mean_response_tokens": self.mean_response_tokens}
+        return {
+            "gap": self.gap,
+            "k": self.k,
+            "per_example": self.per_example,
+            "mean_response_tokens": self.mean_response_tokens,
+        }
 
 
 def self_internalization_gap(
@@ -102,8 +121,13 @@ def self_internalization_gap(
     teacher = [chat_prompt_ids(tokenizer, teacher_messages(ex, placement)) for ex in examples]  # type: ignore[arg-type]
     student = [chat_prompt_ids(tokenizer, student_messages(ex)) for ex in examples]
     rollouts = generate(
-        model, tokenizer, [t for t in teacher for _ in range(k)], max_new_tokens=max_new_tokens,
-        temperature=temperature if temperature > 0 else 1.0, do_sample=temperature > 0, batch_size=batch_size,
+        model,
+        tokenizer,
+        [t for t in teacher for _ in range(k)],
+        max_new_tokens=max_new_tokens,
+        temperature=temperature if temperature > 0 else 1.0,
+        do_sample=temperature > 0,
+        batch_size=batch_size,
         generator_seed=seed,
     )
     resp = [r.response_ids for r in rollouts]
@@ -114,8 +138,12 @@ def self_internalization_gap(
     per_sample = [diffs[i * k : (i + 1) * k] for i in range(len(examples))]
     per_example = [float(np.mean(d)) for d in per_sample]
     return InternalizationGap(
-        gap=float(np.mean(diffs)), per_example=per_example, per_sample=per_sample, k=k,
-        mean_response_tokens=float(np.mean([len(r) for r in resp])), response_ids=resp,
+        gap=float(np.mean(diffs)),
+        per_example=per_example,
+        per_sample=per_sample,
+        k=k,
+        mean_response_tokens=float(np.mean([len(r) for r in resp])),
+        response_ids=resp,
     )
 
 
@@ -150,8 +178,12 @@ def paired_difference(
     if d.size == 0:
         return {"n": 0, "mean": None, "ci95_bootstrap": None, "ci95_t": None, "std": None}
     mean = float(d.mean())
-    out: dict[str, Any] = {"n": int(d.size), "mean": mean, "mean_before": float(np.mean(before)),
-                           "mean_after": float(np.mean(after))}
+    out: dict[str, Any] = {
+        "n": int(d.size),
+        "mean": mean,
+        "mean_before": float(np.mean(before)),
+        "mean_after": float(np.mean(after)),
+    }
     rng = np.random.default_rng(seed)
     boots = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
     out["ci95_bootstrap"] = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
@@ -185,10 +217,14 @@ class ConditioningGap:
             "normalized": self.normalized,
             "healthbench": self.healthbench,
             "n_unpaired": self.n_unpaired,
-            "without_rubric": {k: self.without_rubric.summary.get(k)
-                               for k in ("n", "score", "score_normalized", "mean_response_tokens")},
-            "with_rubric": {k: self.with_rubric.summary.get(k)
-                            for k in ("n", "score", "score_normalized", "mean_response_tokens")},
+            "without_rubric": {
+                k: self.without_rubric.summary.get(k)
+                for k in ("n", "score", "score_normalized", "mean_response_tokens")
+            },
+            "with_rubric": {
+                k: self.with_rubric.summary.get(k)
+                for k in ("n", "score", "score_normalized", "mean_response_tokens")
+            },
             "complete": self.complete,
             **self.extra,
         }
@@ -224,17 +260,31 @@ def conditioning_gap(
     from rgsd.teacher_prompt import student_messages, teacher_messages
 
     sides = {}
-    for name, build in (("without", student_messages),
-                        ("with", lambda ex: teacher_messages(ex, placement))):  # type: ignore[arg-type]
-        rollouts = generate_responses(model, tokenizer, examples, max_new_tokens=max_new_tokens,
-                                      temperature=temperature, batch_size=batch_size, seed=seed, messages_fn=build)
-        sides[name] = evaluate(examples, [r.text for r in rollouts], judge,
-                               response_tokens=[len(r.response_ids) for r in rollouts], seed=seed)
+    for name, build in (("without", student_messages), ("with", lambda ex: teacher_messages(ex, placement))):  # type: ignore[arg-type]
+        rollouts = generate_responses(
+            model,
+            tokenizer,
+            examples,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            batch_size=batch_size,
+            seed=seed,
+            messages_fn=build,
+        )
+        sides[name] = evaluate(
+            examples,
+            [r.text for r in rollouts],
+            judge,
+            response_tokens=[len(r.response_ids) for r in rollouts],
+            seed=seed,
+        )
     without, with_ = sides["without"], sides["with"]
     nb, na = paired_scores(without, with_, "score_normalized")
     hb_b, hb_a = paired_scores(without, with_, "score")
     return ConditioningGap(
         normalized=paired_difference(nb, na, n_boot, seed),
         healthbench=paired_difference(hb_b, hb_a, n_boot, seed),
-        without_rubric=without, with_rubric=with_, n_unpaired=len(examples) - len(nb),
+        without_rubric=without,
+        with_rubric=with_,
+        n_unpaired=len(examples) - len(nb),
     )

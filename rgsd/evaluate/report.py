@@ -20,7 +20,9 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def plot_tags(tags: dict[str, dict[str, Any]], path: str | Path, title: str = "Per-tag HealthBench score") -> Path:
+def plot_tags(
+    tags: dict[str, dict[str, Any]], path: str | Path, title: str = "Per-tag HealthBench score"
+) -> Path:
     """Horizontal bar chart of per-tag scores with bootstrap std error bars (matplotlib Agg, no display)."""
     import matplotlib
 
@@ -30,8 +32,14 @@ def plot_tags(tags: dict[str, dict[str, Any]], path: str | Path, title: str = "P
     names = sorted(tags, key=lambda t: tags[t]["score"])
     height = max(2.0, 0.28 * len(names) + 1.0)
     fig, ax = plt.subplots(figsize=(8, height))
-    ax.barh(range(len(names)), [tags[t]["score"] for t in names],
-            xerr=[tags[t].get("std") or 0.0 for t in names], color="#4C72B0", ecolor="#333333", capsize=2)
+    ax.barh(
+        range(len(names)),
+        [tags[t]["score"] for t in names],
+        xerr=[tags[t].get("std") or 0.0 for t in names],
+        color="#4C72B0",
+        ecolor="#333333",
+        capsize=2,
+    )
     ax.set_yticks(range(len(names)))
     ax.set_yticklabels([f"{t} (n={tags[t]['n']})" for t in names], fontsize=7)
     ax.set_xlim(0, 1)
@@ -48,7 +56,9 @@ def _worst(result: "EvalResult", k: int) -> list[dict[str, Any]]:
     return sorted(graded, key=lambda r: (r["score"], r.get("score_normalized") or 0.0))[:k]
 
 
-def write_report(result: "EvalResult", out_dir: str | Path, worst: int = 5, title: str = "Evaluation report") -> Path:
+def write_report(
+    result: "EvalResult", out_dir: str | Path, worst: int = 5, title: str = "Evaluation report"
+) -> Path:
     """Write ``report.md`` (and the per-tag chart when there are tag scores) into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -57,8 +67,11 @@ def write_report(result: "EvalResult", out_dir: str | Path, worst: int = 5, titl
     if s.get("note"):
         lines += [f"> **Note:** {s['note']}", ""]
     if not s.get("complete", True):
-        lines += [f"> **Partial results:** {s.get('budget_stop')}; {len(s.get('pending_ids', []))} examples "
-                  "not graded. Rerun with a larger budget: cached verdicts are not paid again.", ""]
+        lines += [
+            f"> **Partial results:** {s.get('budget_stop')}; {len(s.get('pending_ids', []))} examples "
+            "not graded. Rerun with a larger budget: cached verdicts are not paid again.",
+            "",
+        ]
     lines += [
         "| metric | value |",
         "| --- | --- |",
@@ -80,18 +93,32 @@ def write_report(result: "EvalResult", out_dir: str | Path, worst: int = 5, titl
     tags = s.get("tags") or {}
     if tags:
         plot_tags(tags, out / CHART_NAME)
-        lines += ["## Per-tag scores", "", f"![per-tag scores]({CHART_NAME})", "",
-                  "| tag | score | std | n |", "| --- | --- | --- | --- |"]
-        lines += [f"| {t} | {_fmt(v['score'])} | {_fmt(v.get('std'))} | {v['n']} |" for t, v in sorted(tags.items())]
+        lines += [
+            "## Per-tag scores",
+            "",
+            f"![per-tag scores]({CHART_NAME})",
+            "",
+            "| tag | score | std | n |",
+            "| --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {t} | {_fmt(v['score'])} | {_fmt(v.get('std'))} | {v['n']} |" for t, v in sorted(tags.items())
+        ]
         lines.append("")
     rows = _worst(result, worst)
     if rows:
         lines += [f"## The {len(rows)} lowest-scoring examples", ""]
     for r in rows:
-        lines += [f"### {r['id']}: score {_fmt(r['score'])}, normalized {_fmt(r.get('score_normalized'))}", "",
-                  f"**Response** ({r['response_tokens']} {s.get('response_length_unit', '')}): "
-                  f"{_clip(r['response'], 600)}", ""]
-        missed = [v for v in r.get("verdicts", []) if v["met"] is not None and (v["met"] != (v["points"] > 0))]
+        lines += [
+            f"### {r['id']}: score {_fmt(r['score'])}, normalized {_fmt(r.get('score_normalized'))}",
+            "",
+            f"**Response** ({r['response_tokens']} {s.get('response_length_unit', '')}): "
+            f"{_clip(r['response'], 600)}",
+            "",
+        ]
+        missed = [
+            v for v in r.get("verdicts", []) if v["met"] is not None and (v["met"] != (v["points"] > 0))
+        ]
         for v in missed:
             what = "missed" if v["points"] > 0 else "penalty triggered"
             lines.append(f"- {what} ({v['points']:+g}): {_clip(v['criterion'], 200)}")

@@ -86,8 +86,16 @@ def generate_responses(
     build = messages_fn or student_messages
     prompts = [chat_prompt_ids(tokenizer, build(ex)) for ex in examples]
     return generate(
-        model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature if temperature > 0 else 1.0,
-        top_p=top_p, do_sample=temperature > 0, batch_size=batch_size, generator_seed=seed, progress=progress,
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature if temperature > 0 else 1.0,
+        top_p=top_p,
+        do_sample=temperature > 0,
+        batch_size=batch_size,
+        generator_seed=seed,
+        progress=progress,
     )
 
 
@@ -143,17 +151,32 @@ def _safe(fn: Callable[..., float], *args: Any) -> float | None:
 
 
 def _record(ex: Example, response: str, n_tokens: int, grade: Grade | None) -> dict[str, Any]:
-    rec: dict[str, Any] = {"id": ex.id, "response": response, "response_tokens": n_tokens, "graded": grade is not None}
+    rec: dict[str, Any] = {
+        "id": ex.id,
+        "response": response,
+        "response_tokens": n_tokens,
+        "graded": grade is not None,
+    }
     if grade is None:
         return rec
     if grade.holistic is not None or grade.failed:
-        rec.update(holistic=grade.holistic, failed=grade.failed, score=grade.holistic, score_normalized=grade.holistic)
+        rec.update(
+            holistic=grade.holistic,
+            failed=grade.failed,
+            score=grade.holistic,
+            score_normalized=grade.holistic,
+        )
         return rec
     by_id = {v.criterion_id: v for v in grade.verdicts}
     met = [by_id[c.id].met if c.id in by_id else None for c in ex.rubric]
     rec["verdicts"] = [
-        {"criterion_id": c.id, "criterion": c.text, "points": c.points, "met": m,
-         "explanation": by_id[c.id].explanation if c.id in by_id else "judge gave no verdict"}
+        {
+            "criterion_id": c.id,
+            "criterion": c.text,
+            "points": c.points,
+            "met": m,
+            "explanation": by_id[c.id].explanation if c.id in by_id else "judge gave no verdict",
+        }
         for c, m in zip(ex.rubric, met)
     ]
     rec["failures"] = sum(m is None for m in met)
@@ -175,8 +198,14 @@ def _criteria_summary(examples: list[Example], grades: list[Grade | None], boots
         agg = scoring.aggregate(scored, bootstrap_samples=bootstrap, seed=seed)
     except ValueError as err:  # e.g. every verdict failed
         log.warning("nothing to score: %s", err)
-        return {"n": 0, "score": None, "score_std": None, "score_normalized": None, "tags": {},
-                "n_failures": sum(m is None for r in scored for m in r.met)}
+        return {
+            "n": 0,
+            "score": None,
+            "score_std": None,
+            "score_normalized": None,
+            "tags": {},
+            "n_failures": sum(m is None for r in scored for m in r.met),
+        }
     norm = [v for r in scored if (v := _safe(scoring.normalized_score, r.points, r.met)) is not None]
     return {
         "n": agg["n"],
@@ -189,7 +218,9 @@ def _criteria_summary(examples: list[Example], grades: list[Grade | None], boots
         "strict_completion": agg["strict_completion"],
         "n_no_positive_points": agg["n_skipped"],
         "n_failures": agg["n_failures"],
-        "tags": {t: {"score": s["score"], "std": s["bootstrap_std"], "n": s["n"]} for t, s in agg["tags"].items()},
+        "tags": {
+            t: {"score": s["score"], "std": s["bootstrap_std"], "n": s["n"]} for t, s in agg["tags"].items()
+        },
     }
 
 
@@ -197,12 +228,26 @@ def _holistic_summary(grades: list[Grade | None], bootstrap: int, seed: int) -> 
     ratings = [g.holistic for g in grades if g is not None and g.holistic is not None]
     failed = sum(1 for g in grades if g is not None and g.failed)
     if not ratings:
-        return {"n": 0, "score": None, "score_std": None, "score_normalized": None, "tags": {}, "n_failures": failed}
+        return {
+            "n": 0,
+            "score": None,
+            "score_std": None,
+            "score_normalized": None,
+            "tags": {},
+            "n_failures": failed,
+        }
     mean = float(np.mean(ratings))
     std = scoring.bootstrap_std(ratings, bootstrap, seed)
-    return {"n": len(ratings), "score": min(1.0, max(0.0, mean)), "score_std": std, "score_normalized": mean,
-            "score_normalized_std": std, "n_failures": failed, "tags": {},
-            "scoring": "holistic: one 1-10 rating per response mapped to (r - 1) / 9 (RaR implicit)"}
+    return {
+        "n": len(ratings),
+        "score": min(1.0, max(0.0, mean)),
+        "score_std": std,
+        "score_normalized": mean,
+        "score_normalized_std": std,
+        "n_failures": failed,
+        "tags": {},
+        "scoring": "holistic: one 1-10 rating per response mapped to (r - 1) / 9 (RaR implicit)",
+    }
 
 
 async def evaluate_async(
@@ -232,8 +277,11 @@ async def evaluate_async(
     records = [_record(ex, r, n, g) for ex, r, n, g in zip(examples, responses, counts, grades)]
     holistic = any(g is not None and (g.holistic is not None or g.failed) for g in grades)
     summary: dict[str, Any] = {"n_examples": len(examples), "n_graded": sum(g is not None for g in grades)}
-    summary.update(_holistic_summary(grades, bootstrap, seed) if holistic else
-                   _criteria_summary(examples, grades, bootstrap, seed))
+    summary.update(
+        _holistic_summary(grades, bootstrap, seed)
+        if holistic
+        else _criteria_summary(examples, grades, bootstrap, seed)
+    )
     summary["mean_response_tokens"] = float(np.mean(counts)) if counts else None
     summary["response_length_unit"] = unit
     summary["judge_name"] = getattr(judge, "name", type(judge).__name__)
@@ -280,8 +328,19 @@ def evaluate(
     except RuntimeError:
         pass
     else:
-        raise RuntimeError("evaluate() was called inside a running event loop; use `await evaluate_async(...)`")
+        raise RuntimeError(
+            "evaluate() was called inside a running event loop; use `await evaluate_async(...)`"
+        )
     return asyncio.run(
-        evaluate_async(examples, responses, judge, response_tokens=response_tokens, tokenizer=tokenizer,
-                       bootstrap=bootstrap, seed=seed, progress=progress, extra_summary=extra_summary)
+        evaluate_async(
+            examples,
+            responses,
+            judge,
+            response_tokens=response_tokens,
+            tokenizer=tokenizer,
+            bootstrap=bootstrap,
+            seed=seed,
+            progress=progress,
+            extra_summary=extra_summary,
+        )
     )

@@ -40,8 +40,12 @@ class CachedReply:
 
 def cache_key(model: str, messages: list[dict[str, str]], params: dict[str, Any]) -> str:
     """sha256 over a canonical JSON rendering of (model, messages, sampling parameters)."""
-    blob = json.dumps({"model": model, "messages": messages, "params": params}, sort_keys=True,
-                      ensure_ascii=False, separators=(",", ":"))
+    blob = json.dumps(
+        {"model": model, "messages": messages, "params": params},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -65,7 +69,9 @@ class JudgeCache:
             ).fetchone()
         return CachedReply(*row) if row else None
 
-    def put(self, key: str, model: str, reply: str, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+    def put(
+        self, key: str, model: str, reply: str, prompt_tokens: int = 0, completion_tokens: int = 0
+    ) -> None:
         with self._lock:
             self._conn.execute(
                 "INSERT OR REPLACE INTO replies (key, model, reply, prompt_tokens, completion_tokens) "

@@ -28,7 +28,7 @@ from rgsd.judges.base import Grade, Verdict
 from rgsd.judges.cache import JudgeCache, cache_key
 from rgsd.judges.parse import ParseError, parse_batched, parse_holistic, parse_verdict
 from rgsd.judges.prompts import batched_messages, holistic_messages, per_criterion_messages, reask_messages
-from rgsd.judges.usage import Budget, BudgetExhausted, Usage, _WallClock
+from rgsd.judges.usage import Budget, Usage, _WallClock
 
 log = logging.getLogger(__name__)
 
@@ -205,10 +205,14 @@ class OpenAIJudge:
                 ct = resp.usage.completion_tokens if resp.usage else 0
                 return _Reply(text or "", key, pt or 0, ct or 0)
             if attempt == self.max_retries:
-                raise JudgeUnavailable(f"gave up after {attempt + 1} attempts: {type(problem).__name__}: {problem}")
+                raise JudgeUnavailable(
+                    f"gave up after {attempt + 1} attempts: {type(problem).__name__}: {problem}"
+                )
             self.usage.retries += 1
             delay = self._delay(attempt, problem)
-            log.debug("judge request failed (%s); retry %d in %.3fs", type(problem).__name__, attempt + 1, delay)
+            log.debug(
+                "judge request failed (%s); retry %d in %.3fs", type(problem).__name__, attempt + 1, delay
+            )
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -231,7 +235,9 @@ class OpenAIJudge:
             except ParseError as err:
                 if attempt == self.max_reasks:
                     self.usage.failures += 1
-                    return Verdict(crit.id, None, f"judge failure: unusable reply after {attempt + 1} tries: {err}")
+                    return Verdict(
+                        crit.id, None, f"judge failure: unusable reply after {attempt + 1} tries: {err}"
+                    )
                 self.usage.reasks += 1
                 messages = reask_messages(base, reply.text, str(err))
                 continue

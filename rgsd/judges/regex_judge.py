@@ -45,7 +45,9 @@ class RegexJudge:
         verdicts = []
         for c in example.rubric:
             if not c.pattern:
-                verdicts.append(Verdict(c.id, None, "no pattern for this criterion (regex judge cannot grade it)"))
+                verdicts.append(
+                    Verdict(c.id, None, "no pattern for this criterion (regex judge cannot grade it)")
+                )
                 continue
             pat = self._pattern(c.pattern)
             if isinstance(pat, str):

@@ -77,7 +77,9 @@ class Budget:
         """Raise :class:`BudgetExhausted` if one more request would break a cap."""
         if self.max_calls is not None and usage.calls >= self.max_calls:
             self.exhausted = True
-            raise BudgetExhausted(f"judge call budget exhausted ({usage.calls} of max {self.max_calls} calls)")
+            raise BudgetExhausted(
+                f"judge call budget exhausted ({usage.calls} of max {self.max_calls} calls)"
+            )
         if self.max_tokens is not None and usage.total_tokens >= self.max_tokens:
             self.exhausted = True
             raise BudgetExhausted(

@@ -78,6 +78,9 @@ class RGSDConfig(ModelArgs):
         "entry", "entry: cap each per-vocabulary term before the vocabulary sum; token: cap the per-position sum.")
     top_k: int | None = _f(None, "Restrict the divergence to the teacher's top-k tokens (renormalized); null = full vocab.")
     loss_chunk_size: int = _f(1024, "Response positions per chunk of the memory-efficient loss.")
+    loss_impl: Literal["auto", "fused", "checkpointed"] = _f(
+        "auto", "fused: gradients computed chunk by chunk in the forward pass (fastest); checkpointed: calls the "
+                "head module per chunk so ZeRO-3/FSDP can gather it; auto picks checkpointed when sharded.")
     rollouts_per_prompt: int = _f(1, "On-policy samples per prompt (the paper uses 1).")
     teacher: Literal["frozen", "live", "ema"] = _f(
         "frozen", "frozen = the initial model for the whole run (the method); live/ema are ablations only.")

@@ -27,6 +27,7 @@ class Run:
     tokenizer: Any
     optimizer: torch.optim.Optimizer
     scheduler: Any
+    teacher: Any
     examples: list[Example]
     resume_dir: Path | None
     generate_fn: Callable[[nn.Module, list[list[int]]], list[Rollout]]
@@ -79,6 +80,7 @@ def prepare_run(cfg: RGSDConfig, resume: bool = False) -> Run:
     from accelerate.utils import set_seed
     from transformers import get_scheduler
 
+    from rgsd.train.teacher import Teacher
     from rgsd.train.trainer import StudentLoss
 
     mixed = "bf16" if (not cfg.use_lora and resolve_dtype(cfg) == torch.bfloat16) else "no"
@@ -89,7 +91,9 @@ def prepare_run(cfg: RGSDConfig, resume: bool = False) -> Run:
     set_seed(cfg.seed)
     model, tok = load_policy(cfg)
     examples = load_training_examples(cfg)
-    wrapper = StudentLoss(model)
+    # The teacher copy (full fine-tuning) is taken from the initial weights before anything is wrapped.
+    teacher = Teacher(model, cfg.teacher, cfg.use_lora, cfg.ema_decay)
+    wrapper = StudentLoss(model, sharded=_is_sharded(acc))
     params = [p for p in wrapper.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
                             eps=cfg.adam_epsilon, weight_decay=cfg.weight_decay)
@@ -100,11 +104,23 @@ def prepare_run(cfg: RGSDConfig, resume: bool = False) -> Run:
     # process); it is registered so save_state/load_state carry it.
     wrapper, opt = acc.prepare(wrapper, opt)
     acc.register_for_checkpointing(sched)
+    teacher.prepare(acc)
     resume_dir = latest_checkpoint(cfg.output_dir) if resume else None
     if resume and resume_dir is None:
         log.warning("--resume: no checkpoint in %s/checkpoints, starting from scratch", cfg.output_dir)
-    return Run(acc, wrapper, tok, opt, sched, examples, resume_dir,
+    return Run(acc, wrapper, tok, opt, sched, teacher, examples, resume_dir,
                generate_fn=make_generate_fn(cfg, tok, acc), probe_fn=make_probe_fn(cfg, tok))
+
+
+def _is_sharded(acc) -> bool:
+    """True when parameters are partitioned across ranks (DeepSpeed ZeRO-3 or FSDP)."""
+    from accelerate.utils import DistributedType
+
+    if acc.distributed_type == DistributedType.FSDP:
+        return True
+    if acc.distributed_type == DistributedType.DEEPSPEED:
+        return acc.state.deepspeed_plugin.zero_stage == 3
+    return False
 
 
 def make_generate_fn(cfg: RGSDConfig, tok, acc) -> Callable[[nn.Module, list[list[int]]], list[Rollout]]:

@@ -56,6 +56,23 @@ class Teacher:
         elif kind not in ("frozen", "live"):
             raise ValueError(f"teacher must be frozen, live or ema, got {kind!r}")
 
+    def prepare(self, accelerator) -> None:
+        """Shard the frozen copy like the student under DeepSpeed/FSDP (TRL's helpers); plain device move else."""
+        if self.copy is None:
+            return
+        from accelerate.utils import DistributedType
+
+        if accelerator.distributed_type == DistributedType.DEEPSPEED:
+            from trl.models.utils import prepare_deepspeed
+
+            self.copy = prepare_deepspeed(self.copy, accelerator)
+        elif accelerator.distributed_type == DistributedType.FSDP:
+            from trl.models.utils import prepare_fsdp
+
+            self.copy = prepare_fsdp(self.copy, accelerator)
+        else:
+            self.copy.to(accelerator.device)
+
     @contextlib.contextmanager
     def _as_teacher(self, model: nn.Module) -> Iterator[nn.Module]:
         if self.copy is not None:

@@ -32,7 +32,8 @@ from rgsd.teacher_prompt import student_messages, teacher_messages
 from rgsd.train import checkpoint, setup
 from rgsd.train.alignment import align, gather_hidden, loss_mask, thinking_end_id
 from rgsd.train.config import RGSDConfig
-from rgsd.train.teacher import Teacher, check_hidden_is_final, final_hidden
+from rgsd.train.sharded_loss import checkpointed_jsd_from_hidden
+from rgsd.train.teacher import check_hidden_is_final, final_hidden
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +41,16 @@ log = logging.getLogger(__name__)
 class StudentLoss(nn.Module):
     """Student forward and divergence in one module, so DDP/FSDP/DeepSpeed see every trainable weight used."""
 
-    def __init__(self, lm: nn.Module):
+    def __init__(self, lm: nn.Module, sharded: bool = False):
         super().__init__()
         self.lm = lm
+        self.sharded = sharded  # weights partitioned (ZeRO-3/FSDP): the head must be called as a module
 
     def forward(self, input_ids, attention_mask, positions, teacher_hidden, teacher_head, cfg: RGSDConfig):
         hidden = gather_hidden(final_hidden(self.lm, input_ids, attention_mask), positions)
-        return chunked_jsd_from_hidden(
+        impl = cfg.loss_impl if cfg.loss_impl != "auto" else ("checkpointed" if self.sharded else "fused")
+        loss_fn = checkpointed_jsd_from_hidden if impl == "checkpointed" else chunked_jsd_from_hidden
+        return loss_fn(
             hidden,
             teacher_hidden,
             self.lm.get_output_embeddings(),
@@ -95,8 +99,7 @@ def train(cfg: RGSDConfig, resume: bool = False) -> Path:
     run = setup.prepare_run(cfg, resume)  # accelerator, model (+LoRA), tokenizer, data, optimizer, scheduler
     acc, wrapper, tok, opt, sched = run.accelerator, run.wrapper, run.tokenizer, run.optimizer, run.scheduler
     out_dir = Path(cfg.output_dir)
-    student = acc.unwrap_model(wrapper).lm
-    teacher = Teacher(student, cfg.teacher, cfg.use_lora, cfg.ema_decay)
+    student, teacher = acc.unwrap_model(wrapper).lm, run.teacher
     check_hidden_is_final(student, student.get_output_embeddings(), acc.device)
     think_end = thinking_end_id(tok) if cfg.thinking in (None, True) else None
     if cfg.thinking and think_end is None:

@@ -1,0 +1,46 @@
+"""The chunked divergence for sharded models (DeepSpeed ZeRO-3, FSDP).
+
+:func:`rgsd.chunked_loss.chunked_jsd_from_hidden` reads the LM head's weight tensor directly, which is fast
+but sees only a shard when ZeRO-3 or FSDP partitions the weights. This variant calls the head *module* on
+each chunk (so the framework's hooks gather the weight) and wraps every chunk in activation checkpointing,
+so at most one chunk's logits live at a time; backward recomputes that chunk's logits. It costs one more
+head matmul per chunk than the fused path and gives the same value and gradients.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from rgsd.losses import jsd_per_token
+
+
+def checkpointed_jsd_from_hidden(
+    student_hidden: torch.Tensor,
+    teacher_hidden: torch.Tensor,
+    student_head: nn.Module,
+    teacher_head: nn.Module,
+    beta: float = 0.5,
+    clip: float | None = None,
+    clip_mode: str = "entry",
+    top_k: int | None = None,
+    chunk_size: int = 1024,
+) -> tuple[torch.Tensor, dict]:
+    """Summed generalized JSD over ``N`` positions (same contract as ``chunked_jsd_from_hidden``)."""
+
+    def chunk_loss(h_s: torch.Tensor, h_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            t_logits = teacher_head(h_t)
+        loss, frac = jsd_per_token(student_head(h_s), t_logits, beta, clip, clip_mode, top_k)
+        return loss.sum(), frac.sum()
+
+    total = student_hidden.new_zeros((), dtype=torch.float32)
+    clipped = 0.0
+    n = student_hidden.shape[0]
+    for start in range(0, n, chunk_size):
+        h_s, h_t = student_hidden[start : start + chunk_size], teacher_hidden[start : start + chunk_size]
+        loss, frac = checkpoint(chunk_loss, h_s, h_t, use_reentrant=False)
+        total = total + loss
+        clipped += float(frac)
+    return total, {"clipped_fraction": clipped / max(n, 1), "n_tokens": n}
