@@ -134,6 +134,15 @@ def config_help(cls: type) -> str:
     return "\n".join(lines)
 
 
+def config_markdown(cls: type) -> str:
+    """The fields of ``cls`` as a Markdown table (docs/configuration.md is generated from this)."""
+    rows = ["| field | default | meaning |", "| --- | --- | --- |"]
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        rows.append(f"| `{f.name}` | `{default!r}` | {f.metadata.get('help', '')} |")
+    return "\n".join(rows)
+
+
 def add_config_command(
     sub: argparse._SubParsersAction, name: str, cls: type, help: str, func: Any
 ) -> argparse.ArgumentParser:
