@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--n",
         type=int,
-        nargs="+",
+        nargs="*",
         default=None,
         help="positions N to run both variants at (default: per shape, see CPU_PLAN/CUDA_PLAN)",
     )

@@ -22,8 +22,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 # Fields both runs must share so that the comparison is step for step (GRPO takes RGSD's values).
-MATCHED = ("data", "format", "polarity", "max_examples", "model", "max_steps", "seed", "per_device_batch_size",
-           "gradient_accumulation_steps", "max_new_tokens", "max_prompt_tokens", "temperature")
+MATCHED = ("data", "format", "polarity", "max_examples", "model", "max_steps", "seed",
+           "per_device_batch_size", "gradient_accumulation_steps", "max_new_tokens", "max_prompt_tokens",
+           "temperature")
 
 
 # ---- judges ------------------------------------------------------------------------------------------------
@@ -51,7 +52,7 @@ def build_eval_judge(spec: dict[str, Any], api_key_env: str, concurrency: int, c
                        concurrency=concurrency, cache=JudgeCache(cache) if cache else None)
 
 
-# ---- runs ----------------------------------------------------------------------------------------------------
+# ---- runs --------------------------------------------------------------------------------------------------
 def _build(cls: type, config: str | None, values: dict[str, Any]) -> Any:
     from rgsd.config import build_config
 
@@ -66,18 +67,18 @@ def plan_runs(args: argparse.Namespace, out: Path) -> tuple[Any, Any, list[str]]
     common = {"data": args.data, "model": args.model, "max_steps": args.steps, "seed": args.seed}
     if args.format:
         common["format"] = args.format
-    rgsd_cfg = _build(RGSDConfig, args.rgsd_config, {**_overrides(args.rgsd_set), **common,
-                                                      "output_dir": str(out / "rgsd")})
-    grpo_values = {**_overrides(args.grpo_set), "judge": args.judge, "judge_model": args.judge_model,
-                   "base_url": args.base_url, "api_key_env": args.api_key_env, "judge_mode": args.judge_mode,
-                   **common, "output_dir": str(out / "grpo")}
+    rgsd_values = {**_overrides(args.rgsd_set), **common, "output_dir": str(out / "rgsd")}
+    rgsd_cfg = _build(RGSDConfig, args.rgsd_config, rgsd_values)
+    judge = {"judge": args.judge or "regex", "judge_model": args.judge_model, "base_url": args.base_url,
+             "api_key_env": args.api_key_env, "judge_mode": args.judge_mode}
+    grpo_values = {**_overrides(args.grpo_set), **judge, **common, "output_dir": str(out / "grpo")}
     grpo_cfg = _build(GRPORunConfig, args.grpo_config, grpo_values)
     changed = []
     explicit = set(_overrides(args.grpo_set))
     for name in MATCHED:
         want = getattr(rgsd_cfg, name)
         if getattr(grpo_cfg, name) != want:
-            if name not in common and (args.grpo_config or name in explicit):  # the user asked for another value
+            if name not in common and (args.grpo_config or name in explicit):  # the user asked otherwise
                 changed.append(f"{name}: {getattr(grpo_cfg, name)!r} -> {want!r}")
             setattr(grpo_cfg, name, want)
     grpo_cfg.validate()
@@ -109,7 +110,7 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
 
 
 # ---- evaluation --------------------------------------------------------------------------------------------
-def evaluate_model(path: str, examples: list, judge: Any, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+def evaluate_model(path: str, examples: list, judge: Any, args: argparse.Namespace, out: Path) -> dict:
     """Generate (greedy unless --temperature) and grade; the summary of :func:`rgsd.evaluate.run.evaluate`."""
     import torch
 
@@ -139,6 +140,10 @@ def _per_pp(cost: float, gain_pp: float | None) -> str:
     return f"{cost / gain_pp:.3g}"
 
 
+def _gain(name: str, value: float | None, base: float | None) -> float | None:
+    return None if name == "base" or value is None or base is None else 100 * (value - base)
+
+
 def build_rows(summaries: dict[str, dict], costs: dict[str, Any], same: bool) -> list[dict[str, Any]]:
     """One row per model (base, rgsd, grpo) with every column of the table."""
     base = summaries["base"]
@@ -146,41 +151,40 @@ def build_rows(summaries: dict[str, dict], costs: dict[str, Any], same: bool) ->
     for name in ("base", "rgsd", "grpo"):
         s, c = summaries[name], costs.get(name)
         norm, hb = s.get("score_normalized"), s.get("score")
-        gain = None if name == "base" or norm is None or base.get("score_normalized") is None else \
-            100 * (norm - base["score_normalized"])
-        gain_hb = None if name == "base" or hb is None or base.get("score") is None else 100 * (hb - base["score"])
-        row = {
-            "model": name, "normalized": norm, "normalized_std": s.get("score_normalized_std"),
-            "healthbench": hb, "healthbench_std": s.get("score_std"), "gain_normalized_pp": gain,
-            "gain_healthbench_pp": gain_hb, "mean_response_tokens": s.get("mean_response_tokens"),
-            "eval_failures": s.get("n_failures"),
-        }
+        gain = _gain(name, norm, base.get("score_normalized"))
+        row = {"model": name, "normalized": norm, "normalized_std": s.get("score_normalized_std"),
+               "healthbench": hb, "healthbench_std": s.get("score_std"), "gain_normalized_pp": gain,
+               "gain_healthbench_pp": _gain(name, hb, base.get("score")),
+               "mean_response_tokens": s.get("mean_response_tokens"), "eval_failures": s.get("n_failures")}
         if c is not None:
+            gained = gain is not None and gain > 0
             row.update(judge_calls=c.judge_calls, rollouts=c.rollouts, generated_tokens=c.generated_tokens,
                        wall_time=c.wall_time, prompts_seen=c.prompts_seen,
-                       judge_calls_per_pp=None if not gain or gain <= 0 else c.judge_calls / gain,
-                       wall_s_per_pp=None if not gain or gain <= 0 else c.wall_time / gain)
+                       judge_calls_per_pp=c.judge_calls / gain if gained else None,
+                       wall_s_per_pp=c.wall_time / gain if gained else None)
         row["eval_judge_is_training_judge"] = {"base": None, "rgsd": False, "grpo": same}[name]
         rows.append(row)
     return rows
 
 
 def render_table(rows: list[dict[str, Any]], same: bool, notes: list[str]) -> str:
-    head = ("| model | rubric score, normalized (pp ± std) | gain (pp) | HealthBench score (pp ± std) | gain (pp) "
-            "| mean response length (tokens) | training judge calls | rollouts | generated tokens | wall time (s) "
-            "| judge calls per pp | wall s per pp | eval judge = training judge |")
+    head = (
+        "| model | rubric score, normalized (pp ± std) | gain (pp) | HealthBench score (pp ± std) "
+        "| gain (pp) | mean response length (tokens) | training judge calls | rollouts | generated tokens "
+        "| wall time (s) | judge calls per pp | wall s per pp | eval judge = training judge |"
+    )
     lines = [head, "|" + "---|" * 13]
     for r in rows:
         base = r["model"] == "base"
         flag = {"base": "-", "rgsd": "n/a (RGSD uses no judge)",
                 "grpo": "YES: favours GRPO (reward hacking goes unseen)" if same else "no"}[r["model"]]
-        gain = r["gain_normalized_pp"]
+        gain, gain_hb = r["gain_normalized_pp"], r["gain_healthbench_pp"]
         cells = [
             r["model"],
             f"{_pp(r['normalized'])} ± {_pp(r['normalized_std'])}",
             "-" if base else ("n/a" if gain is None else f"{gain:+.1f}"),
             f"{_pp(r['healthbench'])} ± {_pp(r['healthbench_std'])}",
-            "-" if base else ("n/a" if r["gain_healthbench_pp"] is None else f"{r['gain_healthbench_pp']:+.1f}"),
+            "-" if base else ("n/a" if gain_hb is None else f"{gain_hb:+.1f}"),
             "n/a" if r["mean_response_tokens"] is None else f"{r['mean_response_tokens']:.1f}",
             "-" if base else str(r["judge_calls"]),
             "-" if base else str(r["rollouts"]),
@@ -193,9 +197,11 @@ def render_table(rows: list[dict[str, Any]], same: bool, notes: list[str]) -> st
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines)
     if same:
-        text = ("**The evaluation judge is the same judge GRPO trained against. This favours GRPO: its reward "
-                "hacking of that judge counts as gain here. Use a different (stronger) --eval-judge for a fair "
-                "comparison.**\n\n" + text)
+        text = (
+            "**The evaluation judge is the same judge GRPO trained against. This favours GRPO: its reward "
+            "hacking of that judge counts as gain here. Use a different (stronger) --eval-judge for a fair "
+            "comparison.**\n\n" + text
+        )
     return text + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
 
@@ -215,7 +221,8 @@ def plot(rows: list[dict[str, Any]], out: Path) -> list[str]:
             if r["model"] == "base" or r["normalized"] is None or base["normalized"] is None:
                 continue
             style = "o-" if r["model"] == "rgsd" else "s--"
-            ax.plot([0, r[key]], [100 * base["normalized"], 100 * r["normalized"]], style, label=r["model"].upper())
+            ys = [100 * base["normalized"], 100 * r["normalized"]]
+            ax.plot([0, r[key]], ys, style, label=r["model"].upper())
         if base["normalized"] is not None:
             ax.plot([0], [100 * base["normalized"]], "k^", label="base")
         ax.set_xlabel(label)
@@ -229,7 +236,19 @@ def plot(rows: list[dict[str, Any]], out: Path) -> list[str]:
     return files
 
 
-# ---- command -------------------------------------------------------------------------------------------------
+def _fresh_accelerate_state() -> None:
+    """Let the second trainer of this process pick its own mixed precision.
+
+    Accelerate keeps one process-wide state and refuses a second ``Accelerator`` with another
+    ``mixed_precision`` (RGSD with LoRA runs fp32 master weights, TRL's GRPO bf16 autocast on GPU).
+    """
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
+
+
+# ---- command -----------------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
     from rgsd.data.loaders import load_examples
 
@@ -239,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
     runs: dict[str, dict[str, Any]] = {}
     matched: dict[str, Any] = {}
     if (args.rgsd_run is None) != (args.grpo_run is None):
-        raise SystemExit("rgsd compare: give both --rgsd-run and --grpo-run (to read finished runs), or neither")
+        raise SystemExit("rgsd compare: give both --rgsd-run and --grpo-run (finished runs), or neither")
     if args.rgsd_run:
         runs["rgsd"], runs["grpo"] = read_run(args.rgsd_run), read_run(args.grpo_run)
         for name in MATCHED:
@@ -258,22 +277,29 @@ def run(args: argparse.Namespace) -> int:
         log.info("compare: training RGSD (%d steps) into %s", rgsd_cfg.max_steps, rgsd_cfg.output_dir)
         runs["rgsd"] = read_run(train(rgsd_cfg))
         log.info("compare: training GRPO (%d steps) into %s", grpo_cfg.max_steps, grpo_cfg.output_dir)
+        _fresh_accelerate_state()
         runs["grpo"] = read_run(train_grpo(grpo_cfg))
     gc_ = runs["grpo"]["config"]
     train_spec = judge_spec(gc_.get("judge", "regex"), gc_.get("judge_model"), gc_.get("base_url"),
                             gc_.get("judge_mode"))
-    eval_default = args.eval_judge is None
-    eval_spec = judge_spec(args.eval_judge or args.judge, args.eval_judge_model or args.judge_model,
-                           args.eval_base_url or args.base_url, args.eval_judge_mode or args.judge_mode)
+    if args.eval_judge is None and args.judge is None:  # read mode, nothing given: GRPO's own training judge
+        eval_spec = dict(train_spec)
+        notes.append("No --eval-judge (nor --judge) given: evaluating with GRPO's training judge.")
+    else:
+        eval_spec = judge_spec(args.eval_judge or args.judge, args.eval_judge_model or args.judge_model,
+                               args.eval_base_url or args.base_url, args.eval_judge_mode or args.judge_mode)
+        if args.eval_judge is None:
+            notes.append("No --eval-judge given: evaluating with the same judge as --judge.")
+    if eval_spec["judge"] == "openai" and eval_spec["mode"] is None:
+        eval_spec["mode"] = "batched"
     same = same_judge(eval_spec, train_spec)
-    if eval_default:
-        notes.append("No --eval-judge given: evaluating with the same judge as --judge.")
     if same:
-        notes.append("Evaluation judge = GRPO's training judge: this favours GRPO (its reward hacking counts as gain).")
+        notes.append("Evaluation judge = GRPO's training judge: this favours GRPO (its reward hacking counts "
+                     "as gain).")
     base_model = matched.get("model") or args.model
     notes.append(f"Matched between the runs: {', '.join(f'{k}={v!r}' for k, v in matched.items())}.")
     notes.append("Gain and cost per point use the normalized rubric score, in percentage points (pp); "
-                 "'n/a' where the gain is <= 0. Wall time is each run's training loop; std is the bootstrap std.")
+                 "'n/a' where the gain is <= 0. Wall time is each run's training loop; std: bootstrap std.")
 
     eval_examples = load_examples(args.eval_data, format=args.eval_format).examples
     if args.eval_limit:
@@ -283,14 +309,15 @@ def run(args: argparse.Namespace) -> int:
     if getattr(judge, "note", None):
         notes.append(judge.note)
     summaries = {}
-    for name, path in (("base", base_model), ("rgsd", runs["rgsd"]["final"]), ("grpo", runs["grpo"]["final"])):
+    models = (("base", base_model), ("rgsd", runs["rgsd"]["final"]), ("grpo", runs["grpo"]["final"]))
+    for name, path in models:
         log.info("compare: evaluating %s (%s) on %d examples", name, path, len(eval_examples))
         summaries[name] = evaluate_model(path, eval_examples, judge, args, out / "eval" / name)
     rows = build_rows(summaries, {k: runs[k]["cost"] for k in ("rgsd", "grpo")}, same)
     table = render_table(rows, same, notes)
     plots = plot(rows, out)
-    (out / "compare.md").write_text("# RGSD vs judge-based GRPO\n\n" + table + "\n" +
-                                    "".join(f"![{p}]({p})\n" for p in plots))
+    images = "".join(f"![{p}]({p})\n" for p in plots)
+    (out / "compare.md").write_text("# RGSD vs judge-based GRPO\n\n" + table + "\n" + images)
     report = {"rows": rows, "eval_judge": eval_spec, "training_judge": train_spec,
               "eval_judge_is_training_judge": same, "matched": matched, "notes": notes, "plots": plots,
               "runs": {k: {"dir": v["dir"], "final": v["final"]} for k, v in runs.items()},
@@ -315,7 +342,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder (runs, evaluations, compare.md/json, plots)")
     g = p.add_argument_group("GRPO's training judge (and the evaluation judge unless --eval-judge is given)")
-    g.add_argument("--judge", choices=["regex", "openai"], default="regex")
+    # With --grpo-run these describe the evaluation judge only: the training judge is read from the run.
+    g.add_argument("--judge", choices=["regex", "openai"], default=None,
+                   help="GRPO's training judge (default regex; with --grpo-run the run's own judge is read)")
     g.add_argument("--judge-model", default="gpt-4.1-mini")
     g.add_argument("--base-url", default=None)
     g.add_argument("--api-key-env", default="OPENAI_API_KEY")
@@ -343,5 +372,5 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _checked_run(args: argparse.Namespace) -> int:
     if not args.rgsd_run and (not args.data or not args.steps):
-        raise SystemExit("rgsd compare: --data and --steps are required unless --rgsd-run/--grpo-run are given")
+        raise SystemExit("rgsd compare: --data and --steps are required unless --rgsd-run/--grpo-run given")
     return run(args)

@@ -126,6 +126,7 @@ def main() -> None:
     for i, ex in enumerate(examples):
         for name, msgs in conditions_for(ex, names).items():
             jobs += [(name, i, chat_prompt_ids(tok, msgs))] * args.k
+    jobs.sort(key=lambda j: names.index(j[0]))  # batch like-length prompts together: less left padding
     greedy = args.temperature <= 0
     t0 = time.time()
     rollouts = generate(model, tok, [j[2] for j in jobs], max_new_tokens=args.max_new_tokens,

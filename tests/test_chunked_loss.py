@@ -187,6 +187,20 @@ def test_no_grad_mode_and_empty_input():
     assert torch.all(s_head.weight.grad == 0)
 
 
+def test_non_contiguous_hidden():
+    torch.manual_seed(11)
+    base = torch.randn(H, N, requires_grad=True)
+    t_h = torch.randn(N, H)
+    s_head, t_head = nn.Linear(H, V), nn.Linear(H, V)
+    grads = []
+    for fn in (chunked_jsd_from_hidden, naive_jsd_from_hidden):
+        base.grad = None
+        loss, _ = fn(base.t(), t_h, s_head, t_head, chunk_size=6)  # [N, H] view with transposed strides
+        loss.backward()
+        grads.append(base.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-6)
+
+
 def test_second_backward_is_refused():
     s_h, t_h, s_head, t_head = _setup(9)
     loss, _ = chunked_jsd_from_hidden(s_h, t_h, s_head, t_head, chunk_size=5)

@@ -1,5 +1,6 @@
-"""``rgsd compare``: the table's arithmetic against hand-computed numbers, then two tiny matched runs (trained by
-the command itself) compared with the regex judge, and the same runs re-read and judged by a loopback LLM judge."""
+"""``rgsd compare``: the table's arithmetic against hand-computed numbers, then two tiny matched runs
+(trained by the command itself) compared with the regex judge, and the same runs re-read and judged by a
+loopback LLM judge."""
 
 from __future__ import annotations
 
@@ -17,22 +18,49 @@ from rgsd.costs import CostRecord  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN, HELDOUT = REPO / "rgsd/demo_data/train.jsonl", REPO / "rgsd/demo_data/heldout.jsonl"
-COLUMNS = ["rubric score, normalized", "HealthBench score", "gain (pp)", "mean response length", "training judge calls",
-           "rollouts", "generated tokens", "wall time (s)", "judge calls per pp", "wall s per pp",
-           "eval judge = training judge"]
+COLUMNS = [
+    "rubric score, normalized",
+    "HealthBench score",
+    "gain (pp)",
+    "mean response length",
+    "training judge calls",
+    "rollouts",
+    "generated tokens",
+    "wall time (s)",
+    "judge calls per pp",
+    "wall s per pp",
+    "eval judge = training judge",
+]
 
 
 def test_rows_cost_per_point_and_na_when_no_gain():
     summaries = {
-        "base": {"score_normalized": 0.40, "score_normalized_std": 0.02, "score": 0.30, "score_std": 0.03,
-                 "mean_response_tokens": 100.0},
-        "rgsd": {"score_normalized": 0.45, "score_normalized_std": 0.02, "score": 0.36, "score_std": 0.03,
-                 "mean_response_tokens": 90.0},
-        "grpo": {"score_normalized": 0.38, "score_normalized_std": 0.02, "score": 0.31, "score_std": 0.03,
-                 "mean_response_tokens": 210.0},
+        "base": {
+            "score_normalized": 0.40,
+            "score_normalized_std": 0.02,
+            "score": 0.30,
+            "score_std": 0.03,
+            "mean_response_tokens": 100.0,
+        },
+        "rgsd": {
+            "score_normalized": 0.45,
+            "score_normalized_std": 0.02,
+            "score": 0.36,
+            "score_std": 0.03,
+            "mean_response_tokens": 90.0,
+        },
+        "grpo": {
+            "score_normalized": 0.38,
+            "score_normalized_std": 0.02,
+            "score": 0.31,
+            "score_std": 0.03,
+            "mean_response_tokens": 210.0,
+        },
     }
-    costs = {"rgsd": CostRecord("rgsd", rollouts=64, generated_tokens=6400, wall_time=500.0),
-             "grpo": CostRecord("grpo", rollouts=1024, generated_tokens=9e4, judge_calls=1024, wall_time=4000.0)}
+    costs = {
+        "rgsd": CostRecord("rgsd", rollouts=64, generated_tokens=6400, wall_time=500.0),
+        "grpo": CostRecord("grpo", rollouts=1024, generated_tokens=9e4, judge_calls=1024, wall_time=4000.0),
+    }
     rows = {r["model"]: r for r in build_rows(summaries, costs, same=True)}
     assert rows["rgsd"]["gain_normalized_pp"] == pytest.approx(5.0)
     assert rows["rgsd"]["gain_healthbench_pp"] == pytest.approx(6.0)
@@ -61,11 +89,37 @@ def compared(tiny_model_dir, tmp_path_factory):
     from rgsd.cli import main
 
     out = tmp_path_factory.mktemp("compare")
-    argv = ["compare", "--data", str(TRAIN), "--eval-data", str(HELDOUT), "--eval-limit", "3",
-            "--model", str(tiny_model_dir), "--steps", "1", "--out", str(out), "--judge", "regex",
-            "--max-new-tokens", "6",
-            "--rgsd-set", "per_device_batch_size=1", "--rgsd-set", "max_new_tokens=6", "--rgsd-set", "progress=false",
-            "--grpo-set", "num_generations=4", "--grpo-set", "progress=false", "--grpo-set", "per_device_batch_size=3"]
+    argv = [
+        "compare",
+        "--data",
+        str(TRAIN),
+        "--eval-data",
+        str(HELDOUT),
+        "--eval-limit",
+        "3",
+        "--model",
+        str(tiny_model_dir),
+        "--steps",
+        "1",
+        "--out",
+        str(out),
+        "--judge",
+        "regex",
+        "--max-new-tokens",
+        "6",
+        "--rgsd-set",
+        "per_device_batch_size=1",
+        "--rgsd-set",
+        "max_new_tokens=6",
+        "--rgsd-set",
+        "progress=false",
+        "--grpo-set",
+        "num_generations=4",
+        "--grpo-set",
+        "progress=false",
+        "--grpo-set",
+        "per_device_batch_size=3",
+    ]
     assert main(argv) == 0
     return out
 
@@ -102,10 +156,31 @@ def test_compare_reads_finished_runs_with_a_different_eval_judge(compared, tmp_p
 
     out = tmp_path / "reread"
     with JudgeServer(judging_policy(hash_rule)) as server:
-        argv = ["compare", "--rgsd-run", str(compared / "rgsd"), "--grpo-run", str(compared / "grpo"),
-                "--eval-data", str(HELDOUT), "--eval-limit", "3", "--out", str(out), "--judge", "regex",
-                "--eval-judge", "openai", "--eval-base-url", server.url, "--eval-judge-model", "test-judge",
-                "--eval-judge-mode", "batched", "--max-new-tokens", "6"]
+        argv = [
+            "compare",
+            "--rgsd-run",
+            str(compared / "rgsd"),
+            "--grpo-run",
+            str(compared / "grpo"),
+            "--eval-data",
+            str(HELDOUT),
+            "--eval-limit",
+            "3",
+            "--out",
+            str(out),
+            "--judge",
+            "regex",
+            "--eval-judge",
+            "openai",
+            "--eval-base-url",
+            server.url,
+            "--eval-judge-model",
+            "test-judge",
+            "--eval-judge-mode",
+            "batched",
+            "--max-new-tokens",
+            "6",
+        ]
         assert main(argv) == 0
         served = server.count
     report = json.loads((out / "compare.json").read_text())
@@ -113,7 +188,9 @@ def test_compare_reads_finished_runs_with_a_different_eval_judge(compared, tmp_p
     assert report["eval_judge"]["model"] == "test-judge" and report["training_judge"]["judge"] == "regex"
     # batched: one logical request per response (base + 2 models x 3 examples); identical greedy responses
     # are served from the evaluation cache, everything else reached the server
-    usage = [json.loads((out / "eval" / m / "summary.json").read_text())["judge"] for m in ("base", "rgsd", "grpo")]
+    usage = [
+        json.loads((out / "eval" / m / "summary.json").read_text())["judge"] for m in ("base", "rgsd", "grpo")
+    ]
     assert sum(u["calls"] + u["cache_hits"] for u in usage) == 3 * 3
     assert served == sum(u["calls"] for u in usage) >= 3
     md = (out / "compare.md").read_text()
@@ -121,4 +198,6 @@ def test_compare_reads_finished_runs_with_a_different_eval_judge(compared, tmp_p
     grpo_line = next(line for line in md.splitlines() if line.startswith("| grpo"))
     assert grpo_line.rstrip().endswith("| no |")
     # The model of the runs (from their config.yaml) is the base that is evaluated.
-    assert report["matched"]["model"] == json.loads((compared / "compare.json").read_text())["matched"]["model"]
+    assert (
+        report["matched"]["model"] == json.loads((compared / "compare.json").read_text())["matched"]["model"]
+    )

@@ -1,5 +1,6 @@
-"""Judge-based GRPO baseline: TRL mapping, two real GRPO steps (regex judge; loopback HTTP judge), cost record,
-the prompt order shared with RGSD, NaN handling of unscored completions in TRL's advantages, and resume."""
+"""Judge-based GRPO baseline: TRL mapping, two real GRPO steps (regex judge; loopback HTTP judge), the cost
+record, the prompt order shared with RGSD, NaN handling of unscored completions in TRL's advantages,
+resume."""
 
 from __future__ import annotations
 
@@ -23,9 +24,19 @@ G = 4
 
 
 def small(tiny_model_dir: Path, out: Path, **kw) -> GRPORunConfig:
-    values = dict(model=str(tiny_model_dir), data=str(DEMO_TRAIN), max_steps=2, per_device_batch_size=2,
-                  num_generations=G, max_new_tokens=6, output_dir=str(out), progress=False, learning_rate=1e-2,
-                  lora_r=4, lora_alpha=8)
+    values = dict(
+        model=str(tiny_model_dir),
+        data=str(DEMO_TRAIN),
+        max_steps=2,
+        per_device_batch_size=2,
+        num_generations=G,
+        max_new_tokens=6,
+        output_dir=str(out),
+        progress=False,
+        learning_rate=1e-2,
+        lora_r=4,
+        lora_alpha=8,
+    )
     values.update(kw)
     return GRPORunConfig(**values)
 
@@ -41,7 +52,9 @@ def test_config_validation_names_the_problem(tmp_path):
     with pytest.raises(ValueError, match="num_generations must be >= 2"):
         GRPORunConfig(data="x", num_generations=1).validate()
     with pytest.raises(ValueError, match="completions_per_micro_batch"):
-        GRPORunConfig(data="x", per_device_batch_size=2, num_generations=4, completions_per_micro_batch=3).validate()
+        GRPORunConfig(
+            data="x", per_device_batch_size=2, num_generations=4, completions_per_micro_batch=3
+        ).validate()
     with pytest.raises(ValueError, match="rar-implicit needs judge_mode holistic"):
         GRPORunConfig(data="x", judge="openai", reward="rar-implicit").validate()
     with pytest.raises(ValueError, match="holistic gives no per-criterion verdicts"):
@@ -55,9 +68,18 @@ def test_config_validation_names_the_problem(tmp_path):
 def test_trl_mapping_counts_completions_and_keeps_prompts_per_step():
     from rgsd.grpo.trainer import trl_config
 
-    cfg = GRPORunConfig(data="x", per_device_batch_size=2, gradient_accumulation_steps=3, num_generations=8,
-                        completions_per_micro_batch=4, max_new_tokens=77, beta=0.04, max_steps=40,
-                        warmup_ratio=0.05, output_dir="/tmp/unused-grpo")
+    cfg = GRPORunConfig(
+        data="x",
+        per_device_batch_size=2,
+        gradient_accumulation_steps=3,
+        num_generations=8,
+        completions_per_micro_batch=4,
+        max_new_tokens=77,
+        beta=0.04,
+        max_steps=40,
+        warmup_ratio=0.05,
+        output_dir="/tmp/unused-grpo",
+    )
     cfg.validate()
     args = trl_config(cfg, "fp32")
     # 2 prompts x 3 accumulation = 6 prompts per step, 48 completions, in micro-batches of 4 -> 12 micro-steps
@@ -70,7 +92,7 @@ def test_trl_mapping_counts_completions_and_keeps_prompts_per_step():
     assert args.adam_beta2 == 0.999 and args.weight_decay == 0.01 and args.remove_unused_columns is False
 
 
-# ---- two real GRPO steps with the regex judge, then a resume ---------------------------------------------------
+# ---- two real GRPO steps with the regex judge, then a resume -----------------------------------------------
 def test_grpo_regex_two_steps_then_resume(tiny_model_dir, tmp_path):
     from rgsd.cli import main
     from rgsd.grpo.trainer import train_grpo
@@ -80,8 +102,15 @@ def test_grpo_regex_two_steps_then_resume(tiny_model_dir, tmp_path):
     out = tmp_path / "regex"
     cfg = small(tiny_model_dir, out, save_steps=2, per_device_batch_size=1)
     assert train_grpo(cfg) == out
-    for name in ("config.yaml", "metrics.jsonl", "costs.json", "criteria.jsonl", "final/adapter_config.json",
-                 "final/tokenizer.json", "checkpoint-2/costs.json"):
+    for name in (
+        "config.yaml",
+        "metrics.jsonl",
+        "costs.json",
+        "criteria.jsonl",
+        "final/adapter_config.json",
+        "final/tokenizer.json",
+        "checkpoint-2/costs.json",
+    ):
         assert (out / name).exists(), name
 
     metrics, cost = read_jsonl(out / "metrics.jsonl"), CostRecord.load(out / "costs.json")
@@ -112,7 +141,7 @@ def test_grpo_regex_two_steps_then_resume(tiny_model_dir, tmp_path):
     assert cost.rollouts == 3 * G and cost.prompts_seen == 3
 
 
-# ---- two real GRPO steps against the loopback HTTP judge --------------------------------------------------------
+# ---- two real GRPO steps against the loopback HTTP judge ---------------------------------------------------
 def _failing_policy():
     """Hash verdicts, but any rubric item containing UNJUDGEABLE gets an unreadable reply (every time)."""
     ok = judging_policy(hash_rule)
@@ -127,13 +156,23 @@ def _failing_policy():
 
 def _write_data(path: Path) -> None:
     rows = [
-        {"id": "A", "prompt": [{"role": "user", "content": "Name a fruit."}],
-         "rubric": [{"id": "A1", "text": "Mentions apple", "weight": 3, "polarity": "positive"},
-                    {"id": "A2", "text": "Mentions banana", "weight": 2, "polarity": "positive"},
-                    {"id": "A3", "text": "UNJUDGEABLE detail", "weight": 1, "polarity": "positive"}]},
-        {"id": "B", "prompt": [{"role": "user", "content": "Name a colour."}],
-         "rubric": [{"id": "B1", "text": "UNJUDGEABLE one", "weight": 2, "polarity": "positive"},
-                    {"id": "B2", "text": "UNJUDGEABLE two", "weight": 1, "polarity": "positive"}]},
+        {
+            "id": "A",
+            "prompt": [{"role": "user", "content": "Name a fruit."}],
+            "rubric": [
+                {"id": "A1", "text": "Mentions apple", "weight": 3, "polarity": "positive"},
+                {"id": "A2", "text": "Mentions banana", "weight": 2, "polarity": "positive"},
+                {"id": "A3", "text": "UNJUDGEABLE detail", "weight": 1, "polarity": "positive"},
+            ],
+        },
+        {
+            "id": "B",
+            "prompt": [{"role": "user", "content": "Name a colour."}],
+            "rubric": [
+                {"id": "B1", "text": "UNJUDGEABLE one", "weight": 2, "polarity": "positive"},
+                {"id": "B2", "text": "UNJUDGEABLE two", "weight": 1, "polarity": "positive"},
+            ],
+        },
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
@@ -148,9 +187,18 @@ def test_grpo_http_judge_costs_failures_and_nan_advantages(tiny_model_dir, tmp_p
     _write_data(data)
     out = tmp_path / "http"
     with JudgeServer(_failing_policy()) as server:
-        cfg = small(tiny_model_dir, out, data=str(data), judge="openai", base_url=server.url,
-                    judge_model="test-judge", judge_mode="per-criterion", judge_concurrency=8,
-                    dynamic_weights=True, log_completions=True)
+        cfg = small(
+            tiny_model_dir,
+            out,
+            data=str(data),
+            judge="openai",
+            base_url=server.url,
+            judge_model="test-judge",
+            judge_mode="per-criterion",
+            judge_concurrency=8,
+            dynamic_weights=True,
+            log_completions=True,
+        )
         train_grpo(cfg)
         served = server.count
 

@@ -27,11 +27,15 @@ from rgsd.judges.openai_judge import OpenAIJudge  # noqa: E402
 from rgsd.judges.regex_judge import RegexJudge  # noqa: E402
 
 
-def example(ex_id: str = "q1", categories: tuple = ("content", "content", "pitfall"), gamma_pattern="gamma") -> Example:
+def example(
+    ex_id: str = "q1", categories: tuple = ("content", "content", "pitfall"), gamma_pattern="gamma"
+) -> Example:
     rubric = [
         Criterion("c1", "Mentions alpha", 3.0, "positive", categories[0], pattern=r"\balpha\b"),
         Criterion("c2", "Mentions beta", 2.0, "positive", categories[1], pattern=r"\bbeta\b"),
-        Criterion("c3", "Mentions gamma (undesirable)", 1.0, "negative", categories[2], pattern=gamma_pattern),
+        Criterion(
+            "c3", "Mentions gamma (undesirable)", 1.0, "negative", categories[2], pattern=gamma_pattern
+        ),
     ]
     return Example(ex_id, [{"role": "user", "content": "Say something."}], rubric)
 
@@ -111,8 +115,14 @@ def test_dynamic_weights_match_hand_computed_alpha_and_rewards(tmp_path):
     assert metrics["rubric/unreachable_share"] == 0
 
     # Through the TRL-facing call: the per-group line lands in the criteria log with the factors.
-    out = asyncio.run(reward(prompts=[None] * 4, completions=[[{"role": "assistant", "content": t}] for t in texts],
-                             completion_ids=[[1, 2, 3]] * 4, example_id=["q1"] * 4))
+    out = asyncio.run(
+        reward(
+            prompts=[None] * 4,
+            completions=[[{"role": "assistant", "content": t}] for t in texts],
+            completion_ids=[[1, 2, 3]] * 4,
+            example_id=["q1"] * 4,
+        )
+    )
     assert out == pytest.approx([float(x) for x in want])
     line = json.loads(log_file.read_text().splitlines()[-1])
     assert line["example_id"] == "q1" and line["pass_rate"]["c2"] == 1.0
@@ -151,11 +161,20 @@ def test_unknown_example_id_and_bad_options_are_clear_errors():
 
 # ---- against the loopback HTTP judge: judge calls per mode, cache hits, holistic rewards -------------------
 def _http_examples() -> dict[str, Example]:
-    a = Example("A", [{"role": "user", "content": "Name fruit."}],
-                [Criterion("a1", "Mentions apple", 3.0), Criterion("a2", "Mentions banana", 2.0),
-                 Criterion("a3", "Insults the user", 1.0, "negative")])
-    b = Example("B", [{"role": "user", "content": "Name colours."}],
-                [Criterion("b1", "Mentions red", 1.0), Criterion("b2", "Mentions blue", 4.0)])
+    a = Example(
+        "A",
+        [{"role": "user", "content": "Name fruit."}],
+        [
+            Criterion("a1", "Mentions apple", 3.0),
+            Criterion("a2", "Mentions banana", 2.0),
+            Criterion("a3", "Insults the user", 1.0, "negative"),
+        ],
+    )
+    b = Example(
+        "B",
+        [{"role": "user", "content": "Name colours."}],
+        [Criterion("b1", "Mentions red", 1.0), Criterion("b2", "Mentions blue", 4.0)],
+    )
     return {"A": a, "B": b}
 
 
@@ -182,7 +201,9 @@ def test_judge_calls_per_mode_and_cache_hits_over_http(tmp_path, mode, per_compl
     texts = [f"answer {i} apple banana red" if i % 2 else f"reply {i}" for i in range(2 * G)]
     kind = "rar-implicit" if mode == "holistic" else "normalized"
     with JudgeServer(judging_policy(hash_rule)) as server:
-        judge = OpenAIJudge("test-judge", base_url=server.url, mode=mode, cache=JudgeCache(tmp_path / "c.sqlite"))
+        judge = OpenAIJudge(
+            "test-judge", base_url=server.url, mode=mode, cache=JudgeCache(tmp_path / "c.sqlite")
+        )
         reward = RubricReward(examples, judge, reward=kind)
         got, _ = asyncio.run(reward.score(ids, texts))
         # calls = prompts x G x (criteria in per-criterion mode, else 1); nothing cached yet
@@ -193,3 +214,17 @@ def test_judge_calls_per_mode_and_cache_hits_over_http(tmp_path, mode, per_compl
         again, _ = asyncio.run(reward.score(ids, texts))
         assert again == got
         assert server.count == want_calls and judge.usage.cache_hits == want_calls
+
+
+def test_judge_budget_stop_gives_none_rewards_and_raises_the_flag():
+    from rgsd.judges.usage import Budget
+
+    examples = _http_examples()
+    with JudgeServer(judging_policy(hash_rule)) as server:
+        judge = OpenAIJudge(
+            "test-judge", base_url=server.url, mode="batched", concurrency=1, budget=Budget(max_calls=2)
+        )
+        reward = RubricReward(examples, judge)
+        got, metrics = asyncio.run(reward.score(["A"] * 4, ["a", "b", "c", "d"]))
+    assert server.count == 2 and sum(r is not None for r in got) == 2
+    assert reward.stats.budget_exhausted and metrics["rubric/unscored_completions"] == 2

@@ -147,3 +147,12 @@ def test_checkpointed_loss_matches_fused(tiny_model_dir, top_k):
     torch.testing.assert_close(la, lb, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(h_a.grad, h_b.grad, rtol=1e-4, atol=1e-7)
     torch.testing.assert_close(wa, head.weight.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_step_indices_cover_each_epoch_once_and_depend_only_on_step():
+    from rgsd.train.trainer import step_indices
+
+    order = [i for step in range(5) for i in step_indices(step, 10, 4, seed=3)]
+    assert sorted(order[:10]) == list(range(10)) and sorted(order[10:20]) == list(range(10))
+    assert step_indices(3, 10, 4, seed=3) == order[12:16]  # same answer whatever came before (resume)
+    assert step_indices(0, 10, 4, seed=4) != step_indices(0, 10, 4, seed=3)

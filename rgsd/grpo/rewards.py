@@ -86,11 +86,13 @@ def dynamic_alphas(rubric: list[Criterion], rates: dict[str, float | None], eps:
 
 def reweighted(example: Example, alphas: dict[str, float]) -> Example:
     """A copy of ``example`` whose criteria weigh ``w_j * alpha_j`` (polarity unchanged)."""
-    return replace(example, rubric=[replace(c, weight=c.weight * alphas.get(c.id, 1.0)) for c in example.rubric])
+    return replace(
+        example, rubric=[replace(c, weight=c.weight * alphas.get(c.id, 1.0)) for c in example.rubric]
+    )
 
 
 def verdicts_in_rubric_order(example: Example, grade: Grade) -> list[bool | None]:
-    """The grade's verdicts aligned with ``example.rubric`` (a criterion without a verdict counts as failed)."""
+    """The grade's verdicts in ``example.rubric`` order (a criterion without a verdict = a failure)."""
     by_id = {v.criterion_id: v.met for v in grade.verdicts}
     return [by_id.get(c.id) for c in example.rubric]
 
@@ -141,7 +143,9 @@ def _completion_text(completion: Any) -> str:
     if isinstance(completion, str):
         return completion
     if isinstance(completion, list):
-        return "".join(str(m.get("content") or "") for m in completion if m.get("role", "assistant") == "assistant")
+        return "".join(
+            str(m.get("content") or "") for m in completion if m.get("role", "assistant") == "assistant"
+        )
     raise TypeError(f"unexpected completion type {type(completion).__name__}")
 
 
@@ -184,13 +188,17 @@ class RubricReward:
             self.stats.budget_exhausted = True
             return Grade(failed=True)
 
-    async def score(self, example_ids: list[str], texts: list[str]) -> tuple[list[float | None], dict[str, float]]:
+    async def score(
+        self, example_ids: list[str], texts: list[str]
+    ) -> tuple[list[float | None], dict[str, float]]:
         """Grade and score completions; return the rewards and this batch's group metrics."""
         missing = sorted({i for i in example_ids if i not in self.examples})
         if missing:
             raise KeyError(f"reward function: no rubric for example ids {missing[:5]}")
         start = time.perf_counter()
-        grades = list(await asyncio.gather(*(self._grade(self.examples[i], t) for i, t in zip(example_ids, texts))))
+        grades = list(
+            await asyncio.gather(*(self._grade(self.examples[i], t) for i, t in zip(example_ids, texts)))
+        )
         self.stats.time_scoring += time.perf_counter() - start
 
         groups: dict[str, list[int]] = defaultdict(list)

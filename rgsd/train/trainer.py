@@ -13,6 +13,7 @@ Zero judge calls.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -81,14 +82,18 @@ def tokenize_examples(examples: list[Example], tokenizer, cfg: RGSDConfig) -> tu
     return items, skipped
 
 
+@functools.lru_cache(maxsize=4)
+def _epoch_order(n_items: int, seed: int, epoch: int) -> list[int]:
+    return torch.randperm(n_items, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
+
+
 def step_indices(step: int, n_items: int, global_batch: int, seed: int) -> list[int]:
-    """Dataset indices of one optimizer step: epochs of seeded permutations, read in order."""
-    out = []
-    for k in range(step * global_batch, (step + 1) * global_batch):
-        epoch, offset = divmod(k, n_items)
-        perm = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-        out.append(int(perm[offset]))
-    return out
+    """Dataset indices of one optimizer step: epochs of seeded permutations, read in order.
+
+    A pure function of (step, seed), so a resumed run reads exactly the prompts the killed run would have.
+    """
+    positions = range(step * global_batch, (step + 1) * global_batch)
+    return [_epoch_order(n_items, seed, k // n_items)[k % n_items] for k in positions]
 
 
 def train(cfg: RGSDConfig, resume: bool = False) -> Path:
