@@ -1,4 +1,4 @@
-"""Bookkeeping around TRL's ``GRPOTrainer``: the cost record, ``metrics.jsonl``, console lines, timed generation.
+"""Bookkeeping around TRL's ``GRPOTrainer``: cost record, ``metrics.jsonl``, console lines, timed generation.
 
 Generation time comes from a ``GRPOTrainer`` subclass that times TRL's ``_generate`` hook; scoring time from
 the reward function; optimization is the rest of each optimizer step (log-prob passes, backward, optimizer).

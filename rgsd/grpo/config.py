@@ -96,8 +96,10 @@ class GRPORunConfig(ModelArgs):
     dynamic_weights: bool = _f(
         False,
         "POW3R-style dynamic criterion weights for the training reward (an approximation: the paper's "
-        "exact formula was not available). Per group: alpha_j = (c_j + eps) / mean over j's category of "
-        "(c_k + eps), c_j = sqrt(p_j (1 - p_j)), p_j the criterion's pass rate; evaluation: static weights.",
+        "exact formula was not available). Per group of G rollouts: p_j = share earning criterion j's "
+        "credit, c_j = sqrt(p_j (1 - p_j)), weight w_j * (c_j + eps) / mean over j's category of "
+        "(c_k + eps); "
+        "category = (polarity, category field). Evaluation always uses the static weights.",
     )
     dynamic_weights_eps: float = _f(0.1, "eps of the dynamic weights (larger = closer to static weights).")
 
