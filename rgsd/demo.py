@@ -26,11 +26,11 @@ RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "rgsd-smollm2-cpu.yam
 class DemoSettings:
     out: Path = Path("runs/demo")
     model: str = "smollm2-offline"
-    steps: int = 24
+    steps: int = 12
     seed: int = 0
-    eval_samples: int = 2  # sampled responses per prompt in each evaluation (averaged per prompt)
-    eval_temperature: float = 0.7
-    max_new_tokens: int = 96
+    eval_samples: int = 1  # responses per prompt in each evaluation
+    eval_temperature: float = 0.0  # greedy: the only setting where this 135M model's gaps beat sampling noise
+    max_new_tokens: int = 64
     with_grpo: bool = False
     grpo_generations: int = 4
     train_overrides: dict[str, Any] = field(default_factory=dict)
@@ -104,7 +104,8 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
 
     with Stage("1/4 base model with the rubric in context (teacher side, training prompts)", timings):
         with_rubric = evaluate_model(model, tok, train_set, judge, s,
-                                     messages_fn=lambda ex: teacher_messages(ex, cfg.teacher_placement))
+                                     messages_fn=lambda ex: teacher_messages(ex, cfg.teacher_placement,
+                                                                                 style=cfg.teacher_style))
     with Stage("2/4 base model evaluation (training and held-out prompts)", timings):
         base_train = evaluate_model(model, tok, train_set, judge, s)
         base_held = evaluate_model(model, tok, heldout, judge, s, seed_offset=1)
@@ -127,10 +128,8 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
 
     compare = None
     if s.with_grpo:
-        from rgsd.compare import grpo_baseline_for_demo
-
-        with Stage("GRPO baseline with the regex judge (+ comparison)", timings):
-            compare = grpo_baseline_for_demo(s, cfg, train_set, heldout, judge, results, run_dir)
+        with Stage(f"GRPO baseline ({cfg.max_steps} steps, regex judge) and comparison", timings):
+            compare = grpo_baseline(s, cfg, run_dir)
 
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     costs = json.loads((run_dir / "costs.json").read_text())
@@ -138,6 +137,9 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in s.__dict__.items()},
         "model": s.model, "train_prompts": len(train_set), "heldout_prompts": len(heldout),
         "judge": judge.name, "judge_note": judge.note, "conditioning_gap_normalized": gap,
+        "training": {k: getattr(cfg, k) for k in ("max_steps", "per_device_batch_size", "learning_rate",
+                                                  "temperature", "max_new_tokens", "beta", "clip", "clip_mode",
+                                                  "teacher_placement", "teacher_style", "use_lora", "lora_r")},
         "scores": results, "timings_s": timings, "rgsd_costs": costs,
         "self_internalization_gap": [(m["step"], m["self_internalization_gap"]) for m in metrics
                                      if "self_internalization_gap" in m],
@@ -152,11 +154,37 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     return summary
 
 
+def grpo_baseline(s: DemoSettings, rgsd_cfg, rgsd_dir: Path) -> dict[str, Any]:
+    """Train GRPO (regex judge) on the same prompts and steps, then ``rgsd compare`` the two finished runs."""
+    from rgsd.cli import build_parser
+    from rgsd.compare import MATCHED, _fresh_accelerate_state
+    from rgsd.compare import run as compare_run
+    from rgsd.config import build_config
+    from rgsd.grpo.config import GRPORunConfig
+    from rgsd.grpo.trainer import train_grpo
+
+    matched = {name: getattr(rgsd_cfg, name) for name in MATCHED}
+    grpo_cfg = build_config(GRPORunConfig, RECIPE.with_name("grpo-smollm2-cpu.yaml"),
+                            {**matched, "num_generations": s.grpo_generations,
+                             "output_dir": str(s.out / "grpo-run")})
+    _fresh_accelerate_state()
+    grpo_dir = train_grpo(grpo_cfg)
+    out = s.out / "compare"
+    args = build_parser().parse_args([
+        "compare", "--rgsd-run", str(rgsd_dir), "--grpo-run", str(grpo_dir), "--eval-data", "demo:heldout",
+        "--out", str(out), "--max-new-tokens", str(s.max_new_tokens), "--seed", str(s.seed)])
+    compare_run(args)
+    report = json.loads((out / "compare.json").read_text())
+    report["table_markdown"] = (out / "compare.md").read_text()
+    return report
+
+
 def _run(args: argparse.Namespace) -> int:
     logging.getLogger("rgsd").setLevel(logging.WARNING)
     s = DemoSettings(out=Path(args.out), model=args.model, steps=args.steps, seed=args.seed,
                      eval_samples=args.eval_samples, eval_temperature=args.eval_temperature,
-                     max_new_tokens=args.max_new_tokens, with_grpo=args.with_grpo)
+                     max_new_tokens=args.max_new_tokens, with_grpo=args.with_grpo,
+                     train_overrides=dict(item.split("=", 1) for item in args.set))
     start = time.perf_counter()
     run_demo(s)
     print(f"[demo] total {time.perf_counter() - start:.0f} s; report: {s.out / 'report.md'}")
@@ -175,4 +203,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-temperature", type=float, default=d.eval_temperature, help="0 = greedy")
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="response length in training/eval")
     p.add_argument("--with-grpo", action="store_true", help="also train the judge-based GRPO baseline and compare")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a field of the RGSD training config (recipes/rgsd-smollm2-cpu.yaml), repeatable")
     p.set_defaults(func=_run)

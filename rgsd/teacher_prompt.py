@@ -13,6 +13,8 @@ from rgsd.data.schema import Criterion, Example
 
 Placement = Literal["user_suffix", "system"]
 PLACEMENTS: tuple[str, ...] = ("user_suffix", "system")
+Style = Literal["full", "compact"]
+STYLES: tuple[str, ...] = ("full", "compact")
 
 _USER_HEADING = "Hidden evaluation criteria that a strong answer to the request above will satisfy:"
 _USER_INSTRUCTION = (
@@ -27,37 +29,52 @@ _SYSTEM_TEMPLATE = (
 )
 
 
-def render_criteria(rubric: list[Criterion], show_weights: bool = False) -> str:
-    """Numbered list of criteria; penalty criteria become explicit things to avoid."""
+# "compact": a bare bullet list, no meta-instruction. Small models (measured on SmolLM2-135M, see
+# rgsd/demo_data/README.md) answer a long instruction instead of the question and copy numbered criteria;
+# this wording raised their rubric score where the full one lowered it.
+_COMPACT_USER_HEADING = "In your answer:"
+_COMPACT_SYSTEM_HEADING = "You are a helpful assistant. When you answer, make sure to:"
+
+
+def render_criteria(rubric: list[Criterion], show_weights: bool = False, style: Style = "full") -> str:
+    """The criteria as a list; penalty criteria become explicit things to avoid.
+
+    ``full``: numbered, penalties as "Avoid this: ..."; ``compact``: bullets, penalties as "Do not: ...".
+    """
     lines = []
     for i, c in enumerate(rubric, 1):
         text = c.text.strip()
         if c.polarity == "negative":
-            text = f"Avoid this: {text}"
+            text = f"{'Do not' if style == 'compact' else 'Avoid this'}: {text}"
         if show_weights:
             text += f" ({'+' if c.polarity == 'positive' else '-'}{c.weight:g} points)"
-        lines.append(f"{i}. {text}")
+        lines.append(f"- {text}" if style == "compact" else f"{i}. {text}")
     return "\n".join(lines)
 
 
 def teacher_messages(
-    example: Example, placement: Placement = "user_suffix", show_weights: bool = False
+    example: Example, placement: Placement = "user_suffix", show_weights: bool = False, style: Style = "full"
 ) -> list[dict[str, str]]:
     """The teacher's chat: the student's prompt with the rubric added in the chosen placement.
 
+    ``style="full"`` (default) tells the model the criteria are hidden evaluation criteria to meet without
+    mentioning them; ``"compact"`` only lists them (for small models, see the comment above).
     An empty rubric returns the plain prompt unchanged (teacher == student), which the alignment tests use.
     """
+    if style not in STYLES:
+        raise ValueError(f"teacher style must be one of {STYLES}, got {style!r}")
     messages = [dict(m) for m in example.prompt]
     if not example.rubric:
         return messages
-    criteria = render_criteria(example.rubric, show_weights)
+    criteria = render_criteria(example.rubric, show_weights, style)
     if placement == "user_suffix":
         last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
-        messages[last_user]["content"] = (
-            f"{messages[last_user]['content']}\n\n{_USER_HEADING}\n{criteria}\n\n{_USER_INSTRUCTION}"
-        )
+        suffix = (f"{_COMPACT_USER_HEADING}\n{criteria}" if style == "compact"
+                  else f"{_USER_HEADING}\n{criteria}\n\n{_USER_INSTRUCTION}")
+        messages[last_user]["content"] = f"{messages[last_user]['content']}\n\n{suffix}"
     elif placement == "system":
-        system = _SYSTEM_TEMPLATE.format(criteria=criteria)
+        system = (f"{_COMPACT_SYSTEM_HEADING}\n{criteria}" if style == "compact"
+                  else _SYSTEM_TEMPLATE.format(criteria=criteria))
         if messages and messages[0]["role"] == "system":  # keep the user's own system prompt first
             messages[0]["content"] = f"{messages[0]['content']}\n\n{system}"
         else:

@@ -78,7 +78,7 @@ def test_trl_mapping_counts_completions_and_keeps_prompts_per_step():
         beta=0.04,
         max_steps=40,
         warmup_ratio=0.05,
-        output_dir="/tmp/unused-grpo",
+        output_dir="runs/unused-grpo",
     )
     cfg.validate()
     args = trl_config(cfg, "fp32")

@@ -330,6 +330,7 @@ def _run_gap(args: argparse.Namespace) -> int:
         "model": args.model,
         "n_examples": len(examples),
         "placement": args.placement,
+        "teacher_style": args.teacher_style,
     }
     code = 0
     if judge is not None:
@@ -342,6 +343,7 @@ def _run_gap(args: argparse.Namespace) -> int:
                 max_new_tokens=args.max_new_tokens,
                 temperature=args.temperature,
                 placement=args.placement,
+                style=args.teacher_style,
                 batch_size=args.batch_size,
                 seed=args.seed,
             )
@@ -364,6 +366,7 @@ def _run_gap(args: argparse.Namespace) -> int:
         max_new_tokens=args.sig_max_new_tokens,
         seed=args.seed,
         placement=args.placement,
+        style=args.teacher_style,
         temperature=args.sig_temperature,
         batch_size=args.batch_size,
     )
@@ -438,6 +441,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(g)
     g.add_argument("--model", default="smollm2-offline")
     g.add_argument("--placement", choices=["user_suffix", "system"], default="user_suffix")
+    g.add_argument("--teacher-style", choices=["full", "compact"], default="full",
+                   help="rubric wording in the teacher prompt (compact suits very small models)")
     g.add_argument(
         "--k", type=int, default=4, help="samples per prompt for the self-internalization gap (paper: 10)"
     )

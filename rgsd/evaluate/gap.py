@@ -103,6 +103,7 @@ def self_internalization_gap(
     seed: int | None = 0,
     placement: str = "user_suffix",
     temperature: float = 1.0,
+    style: str = "full",
     batch_size: int = 8,
 ) -> InternalizationGap:
     """Delta over ``examples`` with ``k`` samples each from the rubric-conditioned model (see module doc).
@@ -118,7 +119,8 @@ def self_internalization_gap(
         raise ValueError("no examples to measure the self-internalization gap on")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    teacher = [chat_prompt_ids(tokenizer, teacher_messages(ex, placement)) for ex in examples]  # type: ignore[arg-type]
+    teacher = [chat_prompt_ids(tokenizer, teacher_messages(ex, placement, style=style))  # type: ignore[arg-type]
+               for ex in examples]
     student = [chat_prompt_ids(tokenizer, student_messages(ex)) for ex in examples]
     rollouts = generate(
         model,
@@ -251,6 +253,7 @@ def conditioning_gap(
     max_new_tokens: int = 256,
     temperature: float = 0.0,
     placement: str = "user_suffix",
+    style: str = "full",
     batch_size: int = 8,
     seed: int = 0,
     n_boot: int = 1000,
@@ -260,7 +263,11 @@ def conditioning_gap(
     from rgsd.teacher_prompt import student_messages, teacher_messages
 
     sides = {}
-    for name, build in (("without", student_messages), ("with", lambda ex: teacher_messages(ex, placement))):  # type: ignore[arg-type]
+
+    def with_rubric(ex: Example) -> list[dict[str, str]]:
+        return teacher_messages(ex, placement, style=style)  # type: ignore[arg-type]
+
+    for name, build in (("without", student_messages), ("with", with_rubric)):
         rollouts = generate_responses(
             model,
             tokenizer,

@@ -87,6 +87,9 @@ class RGSDConfig(ModelArgs):
     ema_decay: float = _f(0.99, "EMA decay when teacher = ema.")
     teacher_placement: Literal["user_suffix", "system"] = _f(
         "user_suffix", "Where the rubric goes in the teacher prompt.")
+    teacher_style: Literal["full", "compact"] = _f(
+        "full", "full: criteria introduced as hidden evaluation criteria to meet without mentioning them; "
+                "compact: a bare bullet list (works better on very small models, e.g. the offline SmolLM2).")
     show_weights: bool = _f(False, "Show criterion weights to the teacher.")
     on_long_prompt: Literal["skip", "error"] = _f(
         "skip", "A teacher prompt over max_prompt_tokens is never truncated: skip and count it, or stop.")

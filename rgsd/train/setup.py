@@ -146,7 +146,7 @@ def make_probe_fn(cfg: RGSDConfig, tok) -> Callable[[nn.Module, list[Example], i
         with torch.random.fork_rng(devices=[]):
             result = self_internalization_gap(
                 model, tok, examples, k=cfg.probe_samples, max_new_tokens=cfg.probe_max_new_tokens,
-                seed=cfg.seed + 7919, placement=cfg.teacher_placement,
+                seed=cfg.seed + 7919, placement=cfg.teacher_placement, style=cfg.teacher_style,
             )
         return float(result if isinstance(result, (int, float)) else result.gap)
 

@@ -69,7 +69,7 @@ def tokenize_examples(examples: list[Example], tokenizer, cfg: RGSDConfig) -> tu
     items, skipped = [], 0
     for ex in examples:
         s_ids = chat_prompt_ids(tokenizer, student_messages(ex))
-        t_ids = chat_prompt_ids(tokenizer, teacher_messages(ex, cfg.teacher_placement, cfg.show_weights))
+        t_ids = chat_prompt_ids(tokenizer, teacher_messages(ex, cfg.teacher_placement, cfg.show_weights, cfg.teacher_style))
         if max(len(s_ids), len(t_ids)) > cfg.max_prompt_tokens:
             if cfg.on_long_prompt == "error":
                 raise ValueError(
