@@ -293,6 +293,11 @@ def run(args: argparse.Namespace) -> int:
     if eval_spec["judge"] == "openai" and eval_spec["mode"] is None:
         eval_spec["mode"] = "batched"
     same = same_judge(eval_spec, train_spec)
+    if train_spec["judge"] == "regex":
+        n = runs["grpo"]["cost"].rollouts
+        notes.append(f"GRPO trained with the offline regex judge, which sends no requests: its 'training judge "
+                     f"calls' read 0. An LLM judge would have graded all {n} rollouts: {n} calls in batched mode, "
+                     f"{n} x criteria in per-criterion mode.")
     if same:
         notes.append("Evaluation judge = GRPO's training judge: this favours GRPO (its reward hacking counts "
                      "as gain).")
