@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(VENV)/bin/rgsd demo $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -rs $(ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/bench_loss.py
