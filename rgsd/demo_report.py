@@ -69,10 +69,12 @@ def _plots(summary: dict[str, Any], out: Path) -> list[str]:
         ax.bar(i + 0.2, sc[r]["normalized"], 0.4, color="#2f6fb0", label="RGSD" if i == 0 else None)
     ax.axhline(sc["base_with_rubric_train"]["normalized"], color="#d08c2f", ls="--",
                label="base + rubric in context (train)")
+    top = max([sc[k]["normalized"] for g in groups for k in g[1:]] + [sc["base_with_rubric_train"]["normalized"]])
+    ax.set_ylim(0, top * 1.4 + 1e-6)  # room for the legend above the bars and the dashed line
     ax.set_xticks([0, 1], [g[0] for g in groups])
     ax.set_ylabel("rubric score (normalized)")
     ax.set_title("Rubric satisfaction before and after RGSD")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(out / "scores.png", dpi=120)
     plt.close(fig)
@@ -103,8 +105,10 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
         "# rgsd demo report",
         "",
         f"Model: `{summary['model']}`; {summary['train_prompts']} training prompts, {summary['heldout_prompts']} "
-        f"held-out prompts; {st['steps']} RGSD steps; each evaluation samples {st['eval_samples']} responses per "
-        f"prompt at temperature {st['eval_temperature']} (max {st['max_new_tokens']} new tokens); seed {st['seed']}.",
+        f"held-out prompts; {st['steps']} RGSD steps; each evaluation "
+        + ("decodes greedily, one response per prompt" if not st["eval_temperature"] else
+           f"samples {st['eval_samples']} response(s) per prompt at temperature {st['eval_temperature']}")
+        + f" (max {st['max_new_tokens']} new tokens); seed {st['seed']}.",
         "",
         "RGSD training: " + ", ".join(f"{k} {v}" for k, v in summary["training"].items()) + ". The rollout "
         "temperature (0.7) and the compact teacher wording depart from the method's defaults (1.0, full wording) "
