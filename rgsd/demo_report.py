@@ -64,7 +64,7 @@ def _plots(summary: dict[str, Any], out: Path) -> list[str]:
     sc = summary["scores"]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     groups = [("training prompts", "base_train", "rgsd_train"), ("held-out prompts", "base_heldout", "rgsd_heldout")]
-    for i, (name, b, r) in enumerate(groups):
+    for i, (_, b, r) in enumerate(groups):
         ax.bar(i - 0.2, sc[b]["normalized"], 0.4, color="#9aa5b1", label="base" if i == 0 else None)
         ax.bar(i + 0.2, sc[r]["normalized"], 0.4, color="#2f6fb0", label="RGSD" if i == 0 else None)
     ax.axhline(sc["base_with_rubric_train"]["normalized"], color="#d08c2f", ls="--",

@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
-
 from conftest import DEMO_TRAIN, REPO
+from safetensors.torch import load_file
 
 
 def _free_port() -> int:

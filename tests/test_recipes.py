@@ -6,8 +6,8 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import REPO
+
 from rgsd.config import build_config, parse_overrides
 from rgsd.grpo.config import GRPORunConfig
 from rgsd.train.config import RGSDConfig

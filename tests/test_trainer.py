@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
+from conftest import DEMO_TRAIN
 from safetensors.torch import load_file
 
-from conftest import DEMO_TRAIN
 from rgsd.chunked_loss import chunked_jsd_from_hidden
 from rgsd.config import build_config
 from rgsd.data.loaders import load_examples

@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from rgsd.chunked_loss import chunked_jsd_from_hidden
 from rgsd.config import save_config
 from rgsd.costs import CostRecord
 from rgsd.data.schema import Example
-from rgsd.chunked_loss import chunked_jsd_from_hidden
 from rgsd.rollout import Rollout, chat_prompt_ids
 from rgsd.teacher_prompt import student_messages, teacher_messages
 from rgsd.train import checkpoint, setup
