@@ -41,15 +41,10 @@ def same_judge(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def build_eval_judge(spec: dict[str, Any], api_key_env: str, concurrency: int, cache: Path | None) -> Any:
-    if spec["judge"] == "regex":
-        from rgsd.judges.regex_judge import RegexJudge
+    from rgsd.judges import make_judge
 
-        return RegexJudge()
-    from rgsd.judges.cache import JudgeCache
-    from rgsd.judges.openai_judge import OpenAIJudge
-
-    return OpenAIJudge(spec["model"], base_url=spec["base_url"], api_key_env=api_key_env, mode=spec["mode"],
-                       concurrency=concurrency, cache=JudgeCache(cache) if cache else None)
+    return make_judge(spec["judge"], spec["model"], cache_path=cache, base_url=spec["base_url"],
+                      api_key_env=api_key_env, mode=spec["mode"], concurrency=concurrency)
 
 
 # ---- runs --------------------------------------------------------------------------------------------------

@@ -58,24 +58,17 @@ def build_judge(args: argparse.Namespace, out_dir: Path) -> Any:
     """The judge the options describe (``None`` for ``--judge none``)."""
     if args.judge == "none":
         return None
-    if args.judge == "regex":
-        from rgsd.judges.regex_judge import RegexJudge
+    from rgsd.judges import make_judge
 
-        return RegexJudge()
-    from rgsd.judges.cache import JudgeCache
-    from rgsd.judges.openai_judge import OpenAIJudge
-    from rgsd.judges.usage import Budget
-
-    if not args.judge_model:
+    if args.judge == "openai" and not args.judge_model:
         raise ValueError("--judge-model is required with --judge openai (the model name the endpoint serves)")
-    cache = None
-    if args.cache != "none":
-        cache = JudgeCache(out_dir / "judge_cache.sqlite" if args.cache == "auto" else Path(args.cache))
-    budget = None
-    if args.max_calls is not None or args.max_tokens_budget is not None:
-        budget = Budget(max_calls=args.max_calls, max_tokens=args.max_tokens_budget)
-    return OpenAIJudge(
+    cache = None if args.cache == "none" else (out_dir / "judge_cache.sqlite" if args.cache == "auto" else args.cache)
+    return make_judge(
+        args.judge,
         args.judge_model,
+        cache_path=cache,
+        max_calls=args.max_calls,
+        max_tokens_budget=args.max_tokens_budget,
         base_url=args.base_url,
         api_key_env=args.api_key_env,
         mode=args.mode,
@@ -84,8 +77,6 @@ def build_judge(args: argparse.Namespace, out_dir: Path) -> Any:
         timeout=args.judge_timeout,
         temperature=args.judge_temperature,
         max_tokens=args.judge_max_tokens,
-        cache=cache,
-        budget=budget,
         max_reasks=args.max_reasks,
     )
 

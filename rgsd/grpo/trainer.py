@@ -23,32 +23,14 @@ log = logging.getLogger(__name__)
 
 def make_judge(cfg: GRPORunConfig) -> Any:
     """The training judge described by the config (regex, or an OpenAI-compatible LLM judge)."""
-    if cfg.judge == "regex":
-        from rgsd.judges.regex_judge import RegexJudge
-
-        return RegexJudge()
-    from rgsd.judges.cache import JudgeCache
-    from rgsd.judges.openai_judge import OpenAIJudge
-    from rgsd.judges.usage import Budget
+    from rgsd.judges import make_judge as build
 
     cache = None
     if cfg.judge_cache:
-        path = (
-            Path(cfg.output_dir) / "judge_cache.sqlite"
-            if cfg.judge_cache == "auto"
-            else Path(cfg.judge_cache)
-        )
-        cache = JudgeCache(path)
-    budget = Budget(max_calls=cfg.judge_max_calls) if cfg.judge_max_calls else None
-    return OpenAIJudge(
-        model=cfg.judge_model,
-        base_url=cfg.base_url,
-        api_key_env=cfg.api_key_env,
-        mode=cfg.judge_mode,
-        concurrency=cfg.judge_concurrency,
-        cache=cache,
-        budget=budget,
-    )
+        cache = Path(cfg.output_dir) / "judge_cache.sqlite" if cfg.judge_cache == "auto" else cfg.judge_cache
+    return build(cfg.judge, cfg.judge_model, cache_path=cache, max_calls=cfg.judge_max_calls or None,
+                 base_url=cfg.base_url, api_key_env=cfg.api_key_env, mode=cfg.judge_mode,
+                 concurrency=cfg.judge_concurrency)
 
 
 def build_dataset(examples: list, tokenizer: Any, cfg: GRPORunConfig, world_size: int = 1) -> tuple[Any, int]:
