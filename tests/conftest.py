@@ -35,7 +35,8 @@ def healthbench_dir() -> Path:
 
 
 def pytest_configure(config):
-    # Tiny models run faster on one thread than on two contending ones (2-core CI machine).
+    # Tiny models run faster on one thread than on two contending ones (2-core CI machine): tiny-model
+    # generation was ~20x slower with 2 threads while other processes shared the cores.
     import torch
 
     torch.set_num_threads(1)

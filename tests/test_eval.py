@@ -259,18 +259,6 @@ def test_cli_reports_bad_input_with_exit_code_2(tmp_path, capsys):
     assert "1 responses (matched by line order, no prompt_id) but 3 examples" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # On the shared 2-core machine, torch's intra-op threads spin against other processes: tiny-model
-    # generation ran ~20x slower with 2 threads than with 1. Restored after this module.
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

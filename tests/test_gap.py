@@ -25,18 +25,6 @@ from rgsd.rollout import chat_prompt_ids  # noqa: E402
 from rgsd.teacher_prompt import student_messages, teacher_messages  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # On the shared 2-core machine, torch's intra-op threads spin against other processes: tiny-model
-    # generation ran ~20x slower with 2 threads than with 1. Restored after this module.
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny():
     from rgsd.models import tiny_model
