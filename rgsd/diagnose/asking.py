@@ -11,6 +11,7 @@ replies are cached. This is the one place that touches the judge's transport met
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, Callable, TypeVar
 
@@ -43,12 +44,14 @@ async def _ask(judge: Any, messages: Messages, parse: Callable[[str], T]) -> tup
     from rgsd.judges.openai_judge import JudgeUnavailable
 
     current = messages
+    first_key = None
     for attempt in range(judge.max_reasks + 1):
         try:
             reply = await judge._request(current)
         except JudgeUnavailable as err:
             judge.usage.failures += 1
             return None, f"judge failure: {err}"
+        first_key = first_key or reply.key
         try:
             value = parse(reply.text)
         except AnswerError as err:
@@ -59,6 +62,8 @@ async def _ask(judge: Any, messages: Messages, parse: Callable[[str], T]) -> tup
             current = _reask(messages, reply.text, str(err))
             continue
         judge._store(reply)
+        if reply.key != first_key:  # answered on a re-ask: file it under the question too, so a rerun is free
+            judge._store(dataclasses.replace(reply, key=first_key, cached=False))
         return value, ""
     raise AssertionError("unreachable")
 
