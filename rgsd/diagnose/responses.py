@@ -132,7 +132,7 @@ def responses_for(
     sig_from_metrics: float | None = None,
     dtype: str = "float32",
     device: str | None = None,
-    loader: Callable[..., tuple[Any, Any]] = load_checkpoint,
+    loader: Callable[..., tuple[Any, Any]] | None = None,
 ) -> CheckpointResponses:
     """Cached responses of ``ckpt``, generating (and measuring the gap when the run has none) on a miss."""
     want_sig = sig_from_metrics is None and gen.sig_k > 0
@@ -142,7 +142,7 @@ def responses_for(
     generated = False
     if data is None:
         log.info("generating %d x %d responses with %s", len(examples), gen.samples, ckpt.label)
-        model, tok = loader(ckpt.path, dtype=dtype, device=device)
+        model, tok = (loader or load_checkpoint)(ckpt.path, dtype=dtype, device=device)
         keys, texts, tokens = generate_for(model, tok, examples, gen)
         sig = measure_sig(model, tok, examples, gen) if want_sig else None
         del model
