@@ -148,3 +148,28 @@ class DiagnoseServer:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def main() -> int:
+    """Serve the default rules (hash verdicts, pairwise ties, category "other") until interrupted."""
+    import argparse
+    import signal
+
+    ap = argparse.ArgumentParser(description="scripted judge server for rgsd diagnose dry runs (127.0.0.1)")
+    ap.add_argument("--port", type=int, default=8090)
+    port = ap.parse_args().port
+    server = DiagnoseServer(port=port)
+    print(f"diagnose judge server on {server.url}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        server._server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server._server.server_close()
+        print(f"served {server.count} requests", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
