@@ -128,8 +128,8 @@ def _run(args: argparse.Namespace) -> int:
     from rgsd.judges.openai_judge import JudgeConfigError
     from rgsd.judges.usage import BudgetExhausted
 
-    for name in ("httpx", "httpcore", "openai"):
-        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # the HTTP client logs every request at INFO
+        for name in ("httpx", "httpx2", "httpcore", "httpcore2", "openai"):
             logging.getLogger(name).setLevel(logging.WARNING)
     out = Path(args.out)
     judges: dict[str, list[Any]] = {}
