@@ -159,6 +159,32 @@ def test_rgsd_layout_end_to_end_and_cached_rerun(tiny_model_dir, tmp_path, monke
         assert "rgsd-run/step-2" in printed and "gap slope" in printed
         _check_rerun_is_free(monkeypatch, capsys, server, args, out, diag)
 
+        # a new reference model with a budget of 2 calls: stops with exit 3 and a message, no traceback
+        budget = _args(server.url, run, out, "--reference-max-calls", "2")
+        budget[budget.index("ref-a,ref-b")] = "ref-c"
+        assert main(budget) == 3
+        assert "judge budget exhausted" in capsys.readouterr().err
+
+
+def test_response_cache_samples_reuse_and_invalidation(tiny_model_dir, tmp_path):
+    from rgsd.data.loaders import load_examples
+    from rgsd.diagnose.checkpoints import Checkpoint
+    from rgsd.diagnose.responses import GenerationSettings, responses_for
+
+    examples = load_examples(str(DEMO_TRAIN), limit=2).examples
+    ckpt = Checkpoint("base", None, 0, str(tiny_model_dir))
+    gen = GenerationSettings(samples=2, temperature=1.0, max_new_tokens=4, sig_k=0)
+    first = responses_for(ckpt, examples, gen, tmp_path)
+    assert first.generated and first.keys == [(examples[0].id, 0), (examples[0].id, 1),
+                                              (examples[1].id, 0), (examples[1].id, 1)]
+    assert all(1 <= n <= 4 for n in first.tokens) and first.sig is None
+    again = responses_for(ckpt, examples, gen, tmp_path, loader=lambda *a, **k: 1 / 0)  # must not load
+    assert not again.generated and again.texts == first.texts
+    gen.max_new_tokens = 3  # other settings: regenerated, never served stale
+    assert responses_for(ckpt, examples, gen, tmp_path).generated
+    with pytest.raises(ValueError, match="temperature"):
+        GenerationSettings(samples=2, temperature=0.0).validate()
+
 
 @pytest.mark.slow
 def test_real_grpo_run_two_checkpoints_end_to_end(tiny_model_dir, tmp_path, monkeypatch, capsys):
