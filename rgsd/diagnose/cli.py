@@ -143,7 +143,8 @@ def _run(args: argparse.Namespace) -> int:
         gen = GenerationSettings(
             samples=args.samples, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
             seed=args.seed, batch_size=args.batch_size, sig_k=args.sig_k, sig_prompts=args.sig_prompts,
-            sig_max_new_tokens=args.sig_max_new_tokens,
+            sig_max_new_tokens=args.sig_max_new_tokens, sig_placement=args.sig_placement,
+            sig_style=args.sig_teacher_style,
         )
         gen.validate()
         out.mkdir(parents=True, exist_ok=True)
@@ -252,6 +253,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sig-k", type=int, default=2, help="samples per prompt for a measured gap (0 = skip)")
     p.add_argument("--sig-prompts", type=int, default=8, help="prompts for a measured gap")
     p.add_argument("--sig-max-new-tokens", type=int, default=64)
+    p.add_argument("--sig-placement", choices=["user_suffix", "system"], default="user_suffix",
+                   help="rubric placement of the teacher prompt for a measured gap (use the run's)")
+    p.add_argument("--sig-teacher-style", choices=["full", "compact"], default="full",
+                   help="rubric wording of the teacher prompt for a measured gap (use the run's)")
     for role in ROLES:
         add_role_args(p, role)
     p.set_defaults(func=_run)

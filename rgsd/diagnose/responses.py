@@ -34,6 +34,8 @@ class GenerationSettings:
     sig_k: int = 2  # samples per prompt for a measured self-internalization gap (0 = do not measure)
     sig_prompts: int = 8  # prompts used for it
     sig_max_new_tokens: int = 64
+    sig_placement: str = "user_suffix"  # where the teacher prompt puts the rubric (match the run's)
+    sig_style: str = "full"  # teacher rubric wording: full or compact
 
     def validate(self) -> None:
         if self.samples < 1:
@@ -72,7 +74,9 @@ def _meta(ckpt: Checkpoint, examples: list[Example], gen: GenerationSettings, wa
         "max_new_tokens": gen.max_new_tokens,
         "temperature": gen.temperature,
         "seed": gen.seed,
-        "sig": [gen.sig_k, gen.sig_prompts, gen.sig_max_new_tokens] if want_sig else None,
+        "sig": [gen.sig_k, gen.sig_prompts, gen.sig_max_new_tokens, gen.sig_placement, gen.sig_style]
+        if want_sig
+        else None,
     }
 
 
@@ -118,7 +122,8 @@ def measure_sig(model: Any, tok: Any, examples: list[Example], gen: GenerationSe
 
     chosen = examples[: gen.sig_prompts]
     result = self_internalization_gap(
-        model, tok, chosen, k=gen.sig_k, max_new_tokens=gen.sig_max_new_tokens, seed=gen.seed
+        model, tok, chosen, k=gen.sig_k, max_new_tokens=gen.sig_max_new_tokens, seed=gen.seed,
+        placement=gen.sig_placement, style=gen.sig_style,
     )
     return {"gap": float(result.gap), "source": "measured", "k": gen.sig_k, "n_prompts": len(chosen)}
 
