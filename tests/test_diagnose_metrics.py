@@ -16,7 +16,7 @@ def test_credited_follows_polarity_and_keeps_failures():
 
 
 def test_exploitation_rate_unanimous_and_majority_panel():
-    w = {"a": 3.0, "b": 1.0, "c": 2.0, "d": 4.0}
+    w = {("p", "a"): 3.0, ("p", "b"): 1.0, ("p", "c"): 2.0, ("p", "d"): 4.0}
     prev = {("p", 0, "a"): False, ("p", 0, "b"): True, ("p", 0, "c"): False, ("p", 0, "d"): False}
     cur = {("p", 0, "a"): True, ("p", 0, "b"): True, ("p", 0, "c"): True, ("p", 0, "d"): False}
     # new: a (3), c (2); b was already credited, d is not credited now.
@@ -33,7 +33,7 @@ def test_exploitation_rate_unanimous_and_majority_panel():
 
 
 def test_exploitation_rate_nothing_new_and_failures():
-    w = {"a": 1.0, "b": 1.0}
+    w = {("p", "a"): 1.0, ("q", "b"): 1.0}
     prev = {("p", 0, "a"): True, ("q", 0, "b"): None}
     cur = {("p", 0, "a"): True, ("q", 0, "b"): True}
     res = metrics.exploitation_rate(prev, cur, [{("p", 0, "a"): False, ("q", 0, "b"): False}], w)
@@ -96,3 +96,11 @@ def test_within_prompt_correlation_against_numpy():
         ys += list(n - n.mean())
     assert got["r"] == pytest.approx(np.corrcoef(xs, ys)[0, 1]) and got["n_prompts"] == 2
     assert metrics.within_prompt_correlation([("a", 1.0, 3), ("a", 1.0, 4), ("a", 1.0, 5)])["r"] is None
+
+
+def test_exploitation_weights_are_per_prompt_when_criterion_ids_repeat():
+    w = {("p", "c1"): 1.0, ("q", "c1"): 3.0}  # the same id in two prompts, different weights
+    prev = {("p", 0, "c1"): False, ("q", 0, "c1"): False}
+    cur = {("p", 0, "c1"): True, ("q", 0, "c1"): True}
+    ref = [{("p", 0, "c1"): True, ("q", 0, "c1"): False}]
+    assert metrics.exploitation_rate(prev, cur, ref, w).rate == pytest.approx(3 / 4)

@@ -128,7 +128,7 @@ def diagnose(
 
     opts = opts or Options()
     by_id = {ex.id: ex for ex in examples}
-    weights = {c.id: abs(c.points) for ex in examples for c in ex.rubric}
+    weights = {(ex.id, c.id): abs(c.points) for ex in examples for c in ex.rubric}
     ordered = [base] + [cr for crs in runs.values() for cr in crs]
     proxy = {cr.checkpoint.label: grade(judges.proxy, by_id, cr) for cr in ordered}
     refs = {cr.checkpoint.label: [grade(j, by_id, cr) for j in judges.reference] for cr in ordered}

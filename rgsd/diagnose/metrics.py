@@ -132,13 +132,14 @@ def exploitation_rate(
     previous: Mapping[ItemKey, bool | None],
     current: Mapping[ItemKey, bool | None],
     reference: Sequence[Mapping[ItemKey, bool | None]],
-    weights: Mapping[str, float],
+    weights: Mapping[tuple[str, str], float],
     rule: str = "all",
 ) -> Exploitation:
     """``sum w * new * rejected / sum w * new`` over the items of ``current``.
 
     ``previous``/``current``: proxy credits at checkpoints t-1 and t; ``reference``: one credit map per panel
-    judge at t; ``weights``: criterion id -> |points|. An item is new when credited at t and not at t-1
+    judge at t; ``weights``: (prompt_id, criterion id) -> |points| (criterion ids need only be unique
+    within a prompt). An item is new when credited at t and not at t-1
     (same prompt, sample and criterion).
     """
     new_w = expl_w = 0.0
@@ -158,7 +159,7 @@ def exploitation_rate(
         if rejected is None:
             n_undecided += 1
             continue
-        w = float(weights[key[2]])
+        w = float(weights[(key[0], key[2])])
         new_w += w
         n_new += 1
         if rejected:
