@@ -146,9 +146,11 @@ def test_convert_strict_and_skip(tmp_path, capsys):
     assert err.startswith(f"{PLANTED}:2: record: malformed JSON") and not out.exists()
     assert main(["data", "convert", str(PLANTED), str(out), "--on-error", "skip"]) == 0
     captured = capsys.readouterr()
-    assert "wrote 8 examples" in captured.out and "skipped 12 records" in captured.out
-    assert len(captured.err.splitlines()) == 12  # every skipped problem is listed
-    assert len(out.read_text().splitlines()) == 8
+    # 12 bad records plus the repeated id 'ok-1' on line 19 (the first, line 1, is kept)
+    assert "wrote 7 examples" in captured.out and "skipped 13 records" in captured.out
+    assert len(captured.err.splitlines()) == 13  # every skipped problem is listed
+    assert f"{PLANTED}:19: prompt_id: duplicate example id 'ok-1' (first at {PLANTED}:1)" in captured.err
+    assert len(out.read_text().splitlines()) == 7
 
 
 def test_convert_with_overrides_file(tmp_path, capsys):
