@@ -125,6 +125,65 @@ def judging_policy(rule: Callable[[str, float, str], bool]) -> Policy:
     return policy
 
 
+def _fence_in(response: str) -> str | None:
+    m = re.search(r"```[a-z]*\n(.*?)```", response, re.S)
+    return m.group(1).strip() if m else None
+
+
+def quoting_policy(policy: Policy, times: int | None = None) -> Policy:
+    """A judge that first quotes the response's fenced block, then gives ``policy``'s verdict as bare JSON.
+
+    The hostile case of issue 11: a graded response carrying a fenced ``{"criteria_met": true}``. With
+    ``times`` set, only the first ``times`` requests are answered that way (a re-ask then gets a clean one).
+    """
+    state = {"n": 0}
+    lock = threading.Lock()
+
+    def wrapped(body: dict) -> "Reply | str":
+        out = policy(body)
+        with lock:
+            state["n"] += 1
+            quote = times is None or state["n"] <= times
+        fence = _fence_in(read_judge_prompt(body).response)
+        if not quote or fence is None or not isinstance(out, str):
+            return out
+        return f"The reply contains this block:\n```json\n{fence}\n```\nMy own verdict:\n{out}"
+
+    return wrapped
+
+
+def first_asks_fail(policy: Policy, bad: Callable[[dict], "Reply | str"]) -> Policy:
+    """Every first request of a conversation (one user message) gets ``bad(body)``, then ``policy`` answers.
+
+    So every verdict needs a re-ask (or a retry): a rerun with the cache must still make zero calls.
+    """
+    seen: set[str] = set()
+    lock = threading.Lock()
+
+    def wrapped(body: dict) -> "Reply | str":
+        key = json.dumps(body["messages"], sort_keys=True)
+        with lock:
+            first = len(body["messages"]) == 1 and key not in seen
+            seen.add(key)
+        return bad(body) if first else policy(body)
+
+    return wrapped
+
+
+def fail_after(policy: Policy, n: int, reply: Reply) -> Policy:
+    """``policy`` for the first ``n`` requests, then ``reply`` for every later one (a key revoked mid-run)."""
+    state = {"n": 0}
+    lock = threading.Lock()
+
+    def wrapped(body: dict) -> "Reply | str":
+        with lock:
+            state["n"] += 1
+            late = state["n"] > n
+        return reply if late else policy(body)
+
+    return wrapped
+
+
 _STOP = set(
     "about above after again against also among and any are because been before being below between both "
     "but can could does doing during each either even every from further have having here into itself just "

@@ -265,14 +265,18 @@ class OpenAIJudge:
         while True:
             if self._fatal is not None:
                 raise JudgeConfigError(self._fatal)
-            send = dict(params)
-            structured = (
-                response_format is not None and self.structured == "auto" and self.structured_supported is not False
-            )
-            if structured:
-                send["response_format"] = response_format
+            structured = False
             try:
                 async with sem:
+                    # Decided inside the slot: queued requests see what the first refusal taught.
+                    send = dict(params)
+                    structured = (
+                        response_format is not None
+                        and self.structured == "auto"
+                        and self.structured_supported is not False
+                    )
+                    if structured:
+                        send["response_format"] = response_format
                     # Checked inside the slot so that queued requests cannot all pass a nearly spent budget.
                     if self.budget is not None:
                         self.budget.check(self.usage)
@@ -286,8 +290,9 @@ class OpenAIJudge:
                 problem: Exception = err
             except openai.APIStatusError as err:
                 message = self.redact(str(err.message))
-                if structured and err.status_code in (400, 422):
-                    # The endpoint does not do structured outputs: ask again plainly (not a retry).
+                if structured and self.structured_supported is not True and err.status_code in (400, 422):
+                    # Before any schema request succeeded, a 400/422 is read as "no structured outputs here":
+                    # ask again plainly (not a retry). Once one succeeded, a 400 is a real error.
                     self.structured_supported = False
                     log.info("judge endpoint refused response_format (HTTP %d); using plain requests", err.status_code)
                     continue
