@@ -145,3 +145,16 @@ def load_prices(path: str | Path | None = None, price_in: float | None = None, p
 def record_usd(cost: CostRecord, prices: PriceTable, model: str | None) -> float | None:
     """A training run's judge spend in dollars, from its :class:`CostRecord` token counts."""
     return prices.usd(model, cost.judge_prompt_tokens, cost.judge_completion_tokens)
+
+
+def add_money_to_rows(rows: list[dict], costs: dict[str, CostRecord], model: str | None, prices: PriceTable) -> str:
+    """Add ``training_judge_cost_usd`` to the ``rgsd compare`` rows; return a one-line note for the table."""
+    parts = []
+    for row in rows:
+        cost = costs.get(row["model"])
+        if cost is None:
+            continue
+        row["training_judge_cost_usd"] = record_usd(cost, prices, model)
+        usd = row["training_judge_cost_usd"]
+        parts.append(f"{row['model']} {'n/a' if usd is None else f'${usd:.4f}'}")
+    return f"Training-time judge cost ({model or 'no judge model'} prices): " + ", ".join(parts) + "."

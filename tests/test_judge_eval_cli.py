@@ -286,3 +286,16 @@ def test_grpo_reward_survives_broken_judges():
         rewards, _ = asyncio.run(reward.score(["A"], [hostile]))
         assert rewards == [pytest.approx(2 / 6)]  # only "banana" (2 of 6 points), not all met
         judge.close()
+
+
+def test_training_cost_record_in_dollars():
+    from rgsd.costs import CostRecord, Price, PriceTable, add_money_to_rows, record_usd
+
+    cost = CostRecord(judge_prompt_tokens=2_000_000, judge_completion_tokens=500_000)
+    prices = PriceTable({"gpt-x": Price(0.4, 1.6)})
+    assert record_usd(cost, prices, "gpt-x") == pytest.approx(2 * 0.4 + 0.5 * 1.6)
+    assert record_usd(cost, prices, "other") is None  # no price, no number
+    rows = [{"model": "base"}, {"model": "rgsd"}, {"model": "grpo"}]
+    note = add_money_to_rows(rows, {"rgsd": CostRecord(), "grpo": cost}, "gpt-x", prices)
+    assert rows[1]["training_judge_cost_usd"] == 0.0 and rows[2]["training_judge_cost_usd"] == pytest.approx(1.6)
+    assert "grpo $1.6000" in note and "training_judge_cost_usd" not in rows[0]
