@@ -82,7 +82,7 @@ def read_judge_prompt(body: dict) -> JudgeRequest:
     """Find the response and rubric items in the first user message of a judge request."""
     text = next(m["content"] for m in body["messages"] if m["role"] == "user")
     # The first marker line is the real one (the response comes after it); its token closes the block.
-    tag = re.search(r"^=== " + CONVERSATION_START + r" ([0-9a-f]+) ===$", text, re.M).group(1)  # type: ignore[union-attr]
+    tag = re.search(r"^=== " + CONVERSATION_START + r" === ([0-9a-f]+)$", text, re.M).group(1)  # type: ignore[union-attr]
     conv_end = "\n" + marker(CONVERSATION_END, tag)
     conv = text.split(marker(CONVERSATION_START, tag) + "\n", 1)[1].split(conv_end, 1)[0]
     response = conv.rsplit("\n\nassistant: ", 1)[1] if "\n\nassistant: " in conv else conv.split("assistant: ", 1)[1]

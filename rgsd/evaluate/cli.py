@@ -453,8 +453,10 @@ def _run_gap(args: argparse.Namespace) -> int:
         if not cg.complete:
             code = EXIT_BUDGET
         for side in (cg.without_rubric, cg.with_rubric):
-            failed = failed or judge_failed(side.summary, args.max_failure_rate)
-        if failed:
+            failed = failed or side.summary.get("judge_error") or judge_failed(side.summary, args.max_failure_rate)
+            if side.summary.get("judge_error"):
+                code = EXIT_BAD_INPUT
+        if failed and code != EXIT_BAD_INPUT:
             code = EXIT_JUDGE_FAILED
     sig = self_internalization_gap(
         model,

@@ -3,7 +3,7 @@
 Three request shapes: one rubric item per call (``per_criterion_messages``), all items of a response in one
 call answered per item number (``batched_messages``), and one 1-10 rating for the whole rubric
 (``holistic_messages``). The conversation is rendered as ``role: content`` blocks with the candidate
-response as the final assistant turn. Sections are fenced by ``=== NAME <tag> ===`` lines, where ``<tag>``
+response as the final assistant turn. Sections are fenced by ``=== NAME === <tag>`` lines, where ``<tag>``
 is a per-request token derived from a hash of the conversation and the rubric and checked not to occur in
 either: the graded response cannot forge a closing marker (it would have to contain the hash of itself), and
 the same request gives the same prompt, so the cache still works.
@@ -15,7 +15,7 @@ import hashlib
 
 from rgsd.data.schema import Criterion, Example
 
-# Section names; a marker line is ``=== {NAME} {tag} ===`` (see :func:`marker`).
+# Section names; a marker line is ``=== {NAME} === {tag}`` (see :func:`marker`).
 CONVERSATION_START = "CONVERSATION"
 CONVERSATION_END = "END OF CONVERSATION"
 ITEM_START = "RUBRIC ITEM"
@@ -25,7 +25,7 @@ ITEM_END = "END OF RUBRIC"
 
 def marker(name: str, tag: str) -> str:
     """One section marker line."""
-    return f"=== {name} {tag} ==="
+    return f"=== {name} === {tag}"
 
 
 def section_tag(example: Example, response: str, criteria: list[Criterion] | None = None) -> str:
