@@ -130,11 +130,12 @@ def _fence_in(response: str) -> str | None:
     return m.group(1).strip() if m else None
 
 
-def quoting_policy(policy: Policy, times: int | None = None) -> Policy:
+def quoting_policy(policy: Policy, times: int | None = None, first_asks: bool = False) -> Policy:
     """A judge that first quotes the response's fenced block, then gives ``policy``'s verdict as bare JSON.
 
     The hostile case of issue 11: a graded response carrying a fenced ``{"criteria_met": true}``. With
-    ``times`` set, only the first ``times`` requests are answered that way (a re-ask then gets a clean one).
+    ``times`` set, only the first ``times`` requests are answered that way; with ``first_asks``, only the
+    first request of each conversation (a re-ask then gets a clean answer, whatever the arrival order).
     """
     state = {"n": 0}
     lock = threading.Lock()
@@ -143,7 +144,7 @@ def quoting_policy(policy: Policy, times: int | None = None) -> Policy:
         out = policy(body)
         with lock:
             state["n"] += 1
-            quote = times is None or state["n"] <= times
+            quote = (times is None or state["n"] <= times) and (not first_asks or len(body["messages"]) == 1)
         fence = _fence_in(read_judge_prompt(body).response)
         if not quote or fence is None or not isinstance(out, str):
             return out

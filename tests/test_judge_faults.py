@@ -84,7 +84,7 @@ def test_parser_never_picks_the_quoted_fence():
 def test_fenced_quote_then_bare_verdict_is_reasked_and_never_recorded_as_met(mode, tmp_path):
     # The first reply to every conversation quotes the fence; the re-ask is answered cleanly.
     hostile = HOSTILE if mode == "per-criterion" else HOSTILE_BATCHED
-    with JudgeServer(quoting_policy(RULE, times=len(WORDS) if mode == "per-criterion" else 1)) as s:
+    with JudgeServer(quoting_policy(RULE, first_asks=True)) as s:
         j = judge(s, mode=mode, cache=JudgeCache(tmp_path / "c.sqlite"))
         g = j.grade_sync(example(), hostile)
         assert mets(g) == MEANT
@@ -272,10 +272,13 @@ def test_api_key_echoed_by_the_server_is_redacted(monkeypatch):
 def test_401_mid_run_stops_further_requests():
     with JudgeServer(fail_after(RULE, 4, Reply(status=401))) as s:
         j = judge(s, concurrency=1)
+        queued = Example("q", example().prompt, example().rubric * 1)
+        queued.rubric = [Criterion(f"q{i}", f"Mentions {w}", 1.0) for i, w in enumerate(WORDS * 3)]  # 12 queued
         assert mets(j.grade_sync(example(), "apple")) == [True, False, False, False]
         with pytest.raises(JudgeConfigError, match="HTTP 401"):
-            j.grade_sync(example("ex2"), "apple")
+            j.grade_sync(queued, "apple")
         n = s.count
+        assert n == 5  # the 11 requests queued behind the rejected one were never sent
         with pytest.raises(JudgeConfigError):
             j.grade_sync(example("ex3"), "apple")
         assert s.count == n  # no more requests to a judge that rejected the key
@@ -295,12 +298,14 @@ def test_structured_outputs_are_requested_and_refusal_falls_back(mode):
                               "holistic": {"explanation", "rating"}}[mode]
         j.close()
     with JudgeServer(RULE, refuse_response_format=True) as s:
-        j = judge(s, mode=mode, concurrency=1)
+        j = judge(s, mode=mode, concurrency=8)
         g = j.grade_sync(example(), "apple and cherry")
         if mode != "holistic":
             assert mets(g) == MEANT
         assert g.failures == 0 and j.structured_supported is False and j.usage.retries == 0
-        assert "response_format" in s.requests[0] and all("response_format" not in b for b in s.requests[2:])
+        # One refused request, then plain ones only (requests in flight waited for the probe's answer).
+        assert "response_format" in s.requests[0] and all("response_format" not in b for b in s.requests[1:])
+        assert j.usage.calls == len(s.requests) == 1 + (len(WORDS) if mode == "per-criterion" else 1)
         j.close()
     with JudgeServer(RULE) as s:
         j = judge(s, mode=mode, structured="off")

@@ -196,6 +196,7 @@ class OpenAIJudge:
         self._loop_lock = threading.Lock()
         self._client: openai.AsyncOpenAI | None = None
         self._sem: asyncio.Semaphore | None = None
+        self._probe = asyncio.Lock()  # replaced per event loop in _ensure_loop
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIJudge(model={self.model!r}, base_url={self.base_url!r}, mode={self.mode!r})"
@@ -223,6 +224,7 @@ class OpenAIJudge:
                     api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=self.timeout
                 )
                 self._sem = asyncio.Semaphore(self.concurrency)
+                self._probe = asyncio.Lock()
             return self._loop
 
     def _params(self) -> dict[str, Any]:
@@ -265,35 +267,55 @@ class OpenAIJudge:
         while True:
             if self._fatal is not None:
                 raise JudgeConfigError(self._fatal)
-            structured = False
+            structured = refused = False
+            # Until the endpoint has answered one schema request, schema requests go one at a time, so a
+            # refusing endpoint costs one refused call, not one per request in flight.
+            held = False
+            if response_format is not None and self.structured == "auto" and self.structured_supported is None:
+                await self._probe.acquire()
+                held = True
+                if self.structured_supported is not None:  # answered while this one waited: go in parallel
+                    self._probe.release()
+                    held = False
             try:
-                async with sem:
-                    # Decided inside the slot: queued requests see what the first refusal taught.
-                    send = dict(params)
-                    structured = (
-                        response_format is not None
-                        and self.structured == "auto"
-                        and self.structured_supported is not False
-                    )
-                    if structured:
-                        send["response_format"] = response_format
-                    # Checked inside the slot so that queued requests cannot all pass a nearly spent budget.
-                    if self.budget is not None:
-                        self.budget.check(self.usage)
-                    self.usage.calls += 1
-                    raw = await client.chat.completions.with_raw_response.create(
-                        model=self.model, messages=messages, timeout=self.timeout, **send
-                    )
-                    body = raw.content  # the body is read already (non-streaming)
+                try:
+                    async with sem:
+                        if self._fatal is not None:  # a 401 seen while this request waited for its slot
+                            raise JudgeConfigError(self._fatal)
+                        send = dict(params)
+                        structured = (
+                            response_format is not None
+                            and self.structured == "auto"
+                            and self.structured_supported is not False
+                        )
+                        if structured:
+                            send["response_format"] = response_format
+                        # Checked inside the slot so that queued requests cannot all pass a nearly spent budget.
+                        if self.budget is not None:
+                            self.budget.check(self.usage)
+                        self.usage.calls += 1
+                        try:
+                            raw = await client.chat.completions.with_raw_response.create(
+                                model=self.model, messages=messages, timeout=self.timeout, **send
+                            )
+                        except openai.APIStatusError as err:
+                            # Before any schema request succeeded, a 400/422 is read as "no structured outputs
+                            # here" (set before the probe slot opens); once one succeeded, it is a real error.
+                            if structured and self.structured_supported is not True and err.status_code in (400, 422):
+                                self.structured_supported, refused = False, True
+                            raise
+                        if structured:
+                            self.structured_supported = True
+                        body = raw.content  # the body is read already (non-streaming)
+                finally:
+                    if held:
+                        self._probe.release()
                 text, finish, pt, ct = read_completion(body)
             except (openai.APITimeoutError, openai.APIConnectionError, _BadCompletion) as err:
                 problem: Exception = err
             except openai.APIStatusError as err:
                 message = self.redact(str(err.message))
-                if structured and self.structured_supported is not True and err.status_code in (400, 422):
-                    # Before any schema request succeeded, a 400/422 is read as "no structured outputs here":
-                    # ask again plainly (not a retry). Once one succeeded, a 400 is a real error.
-                    self.structured_supported = False
+                if refused:  # ask again plainly (not a retry)
                     log.info("judge endpoint refused response_format (HTTP %d); using plain requests", err.status_code)
                     continue
                 if err.status_code in (401, 403, 404):
@@ -308,8 +330,6 @@ class OpenAIJudge:
             except openai.OpenAIError as err:  # anything else the SDK raises: retry, then a counted failure
                 problem = err
             else:
-                if structured:
-                    self.structured_supported = True
                 self.usage.prompt_tokens += pt
                 self.usage.completion_tokens += ct
                 return _Reply(self.redact(text), key, pt, ct, truncated=finish == "length")
