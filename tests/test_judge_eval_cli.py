@@ -299,3 +299,19 @@ def test_training_cost_record_in_dollars():
     note = add_money_to_rows(rows, {"rgsd": CostRecord(), "grpo": cost}, "gpt-x", prices)
     assert rows[1]["training_judge_cost_usd"] == 0.0 and rows[2]["training_judge_cost_usd"] == pytest.approx(1.6)
     assert "grpo $1.6000" in note and "training_judge_cost_usd" not in rows[0]
+
+
+def test_evaluate_raises_judge_rejected_carrying_the_partial_result():
+    from rgsd.evaluate.run import JudgeRejected, evaluate
+    from rgsd.judges.openai_judge import OpenAIJudge
+
+    rubric = [Criterion(f"k{i}", f"Mentions {w}", 1.0 + i) for i, w in enumerate(WORDS)]
+    exs = [Example(e, [{"role": "user", "content": "Fruit?"}], rubric) for e in RESPONSES]
+    with JudgeServer(fail_after(RULE, 3, Reply(status=403))) as s:
+        judge = OpenAIJudge("m", base_url=s.url, concurrency=1)
+        with pytest.raises(JudgeRejected, match="HTTP 403") as err:
+            evaluate(exs, list(RESPONSES.values()), judge)
+        judge.close()
+    result = err.value.result
+    assert result.complete is False and result.summary["n_graded"] == 1 and len(result.summary["pending_ids"]) == 2
+    assert [v["met"] for v in result.records[0]["verdicts"]] == [True, False, True]

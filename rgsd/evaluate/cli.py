@@ -359,7 +359,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     except (ValueError, JudgeConfigError) as err:  # DataError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from rgsd.evaluate.run import evaluate
+    from rgsd.evaluate.run import JudgeRejected, evaluate
 
     extra: dict[str, Any] = {"data": str(args.data), "model": args.model, "responses_file": args.responses}
     if skipped:
@@ -376,6 +376,8 @@ def _run_eval(args: argparse.Namespace) -> int:
             extra_summary=extra,
             prices=prices,
         )
+    except JudgeRejected as err:  # a 401 mid-run: keep what was graded, exit 2 below
+        result = err.result
     finally:
         if hasattr(judge, "close"):
             judge.close()
@@ -441,6 +443,9 @@ def _run_gap(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 seed=args.seed,
             )
+        except JudgeConfigError as err:  # the judge rejected its key, URL or model (possibly mid-run)
+            print(f"error: {err}; the judge cache keeps every verdict paid for", file=sys.stderr)
+            return EXIT_BAD_INPUT
         finally:
             if hasattr(judge, "close"):
                 judge.close()
@@ -453,10 +458,8 @@ def _run_gap(args: argparse.Namespace) -> int:
         if not cg.complete:
             code = EXIT_BUDGET
         for side in (cg.without_rubric, cg.with_rubric):
-            failed = failed or side.summary.get("judge_error") or judge_failed(side.summary, args.max_failure_rate)
-            if side.summary.get("judge_error"):
-                code = EXIT_BAD_INPUT
-        if failed and code != EXIT_BAD_INPUT:
+            failed = failed or judge_failed(side.summary, args.max_failure_rate)
+        if failed:
             code = EXIT_JUDGE_FAILED
     sig = self_internalization_gap(
         model,

@@ -4,8 +4,9 @@
 :func:`generate_responses` makes them with a model (greedy by default). Scores come from
 :mod:`rgsd.scoring`: HealthBench score (clipped mean, bootstrap std) and the normalized score, per tag too.
 A judge failure (``met=None``) is excluded from every score and counted (``n_failures``, ``failure_rate``).
-When the judge's budget runs out, or the judge rejects the configuration mid-run (a 401), the examples
-graded so far are scored, the rest are listed as pending, and ``EvalResult.complete`` is False.
+When the judge's budget runs out, the examples graded so far are scored, the rest are listed as pending, and
+``EvalResult.complete`` is False; when the judge rejects its configuration mid-run (a 401),
+:class:`JudgeRejected` carries that partial result.
 ``results.jsonl`` and ``summary.json`` are written atomically (aside, then renamed).
 """
 
@@ -25,9 +26,18 @@ import numpy as np
 from rgsd import scoring
 from rgsd.data.schema import Example
 from rgsd.judges.base import Grade, Judge
+from rgsd.judges.openai_judge import JudgeConfigError
 from rgsd.judges.usage import BudgetExhausted, Usage
 
 log = logging.getLogger(__name__)
+
+
+class JudgeRejected(JudgeConfigError):
+    """The judge rejected its configuration (a 401/403/404) mid-run; ``result`` holds what was graded."""
+
+    def __init__(self, message: str, result: "EvalResult") -> None:
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass
@@ -124,8 +134,6 @@ async def grade_responses(
     Returns the grades (``None`` where a :class:`BudgetExhausted` or a :class:`JudgeConfigError` stopped
     the grading) and the first stop message, if any (prefixed ``judge error:`` for the latter).
     """
-    from rgsd.judges.openai_judge import JudgeConfigError
-
     stop: list[str] = []
     bar = None
     if progress:
@@ -374,7 +382,10 @@ async def evaluate_async(
     for key in ("score", "score_std", "score_normalized"):
         if isinstance(summary.get(key), float) and math.isnan(summary[key]):
             summary[key] = None
-    return EvalResult(records=records, summary=summary, grades=grades)
+    result = EvalResult(records=records, summary=summary, grades=grades)
+    if "judge_error" in summary:
+        raise JudgeRejected(summary["judge_error"], result)
+    return result
 
 
 def evaluate(
@@ -395,8 +406,9 @@ def evaluate(
     ``response_tokens`` (e.g. ``len(rollout.response_ids)``) gives the length statistic; without it the
     responses are counted with ``tokenizer`` or, without one, in whitespace-separated words (the summary
     names the unit). ``bootstrap``/``seed`` drive the bootstrap std. ``prices`` (a
-    :class:`rgsd.costs.PriceTable`) adds ``judge_cost_usd``. Never raises on a budget stop or a judge
-    configuration error met mid-run: check ``result.complete``. Call :func:`evaluate_async` from code that already runs an event loop.
+    :class:`rgsd.costs.PriceTable`) adds ``judge_cost_usd``. Never raises on a budget stop: check
+    ``result.complete``. A judge that rejects its key, URL or model raises :class:`JudgeRejected`, whose
+    ``result`` holds the examples graded before it (the rest pending), so a caller can still write them. Call :func:`evaluate_async` from code that already runs an event loop.
     """
     try:
         asyncio.get_running_loop()
