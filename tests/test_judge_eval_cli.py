@@ -74,6 +74,7 @@ def test_every_verdict_failed_exits_4_saying_the_judge_failed(tmp_path, capsys):
     assert "positive points" not in err and "Traceback" not in err
     s = summary(tmp_path)
     assert s["failure_rate"] == 1.0 and s["n_judge_failures"] == 9 and s["score"] is None
+    assert s["judge_failed"].startswith("the judge failed: all 9 verdicts")
     assert all(v["met"] is None for r in records(tmp_path) for v in r["verdicts"])
 
 

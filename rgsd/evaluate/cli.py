@@ -381,6 +381,8 @@ def _run_eval(args: argparse.Namespace) -> int:
     finally:
         if hasattr(judge, "close"):
             judge.close()
+    result.summary["max_failure_rate"] = args.max_failure_rate
+    result.summary["judge_failed"] = judge_failed(result.summary, args.max_failure_rate)  # None = judge did its job
     result.write(out)
     s = result.summary
     print(
