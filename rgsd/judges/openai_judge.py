@@ -251,9 +251,15 @@ class OpenAIJudge:
         return max(0.0, delay) if delay == delay else self.backoff_max  # NaN from an odd header
 
     async def _request(
-        self, messages: list[dict[str, str]], response_format: dict[str, Any] | None, use_cache: bool
+        self,
+        messages: list[dict[str, str]],
+        response_format: dict[str, Any] | None = None,
+        use_cache: bool = True,
     ) -> _Reply:
-        """One logical request: cache lookup (first requests only), then up to ``1 + max_retries`` attempts."""
+        """One logical request: cache lookup (``use_cache``), then up to ``1 + max_retries`` attempts.
+
+        Also used by :mod:`rgsd.diagnose.asking` with its own prompts and parser (keep the defaults).
+        """
         params = self._params()
         key = self.key(messages)
         if use_cache and self.cache is not None:
@@ -343,9 +349,14 @@ class OpenAIJudge:
             attempt += 1
             await asyncio.sleep(delay)
 
-    def _store(self, key: str, text: str, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+    def _put(self, key: str, text: str, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
         if self.cache is not None:
             self.cache.put(key, self.model, text, prompt_tokens, completion_tokens)
+
+    def _store(self, reply: _Reply) -> None:
+        """Cache a parsed reply under its own key (the interface :mod:`rgsd.diagnose.asking` uses)."""
+        if not reply.cached:
+            self._put(reply.key, reply.text, reply.prompt_tokens, reply.completion_tokens)
 
     @staticmethod
     def _parse(reply: _Reply, parser: Callable[[str], T]) -> T:
@@ -376,7 +387,7 @@ class OpenAIJudge:
                 messages = reask_messages(base, reply.text, str(err))
                 continue
             if not reply.cached:  # under the first request's key: a rerun asks that and is answered here
-                self._store(base_key, reply.text, reply.prompt_tokens, reply.completion_tokens)
+                self._put(base_key, reply.text, reply.prompt_tokens, reply.completion_tokens)
             return Verdict(crit.id, met, explanation)
         raise AssertionError("unreachable")
 
@@ -425,7 +436,7 @@ class OpenAIJudge:
             # Every verdict obtained so far, stored under the first request's key: a rerun reads them back
             # with no call and asks only for the items that never got one.
             merged = {str(n): {"explanation": e, "criteria_met": m} for n, (m, e) in sorted(done.items())}
-            self._store(first_key, json.dumps(merged, ensure_ascii=False))
+            self._put(first_key, json.dumps(merged, ensure_ascii=False))
         verdicts = []
         for n, c in enumerate(example.rubric, 1):
             if n in done:
@@ -455,7 +466,7 @@ class OpenAIJudge:
                 messages = reask_messages(base, reply.text, str(err))
                 continue
             if not reply.cached:
-                self._store(base_key, reply.text, reply.prompt_tokens, reply.completion_tokens)
+                self._put(base_key, reply.text, reply.prompt_tokens, reply.completion_tokens)
             return Grade(holistic=(rating - 1.0) / 9.0)
         self.usage.failures += 1
         return Grade(failed=True)
