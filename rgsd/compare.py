@@ -314,6 +314,15 @@ def run(args: argparse.Namespace) -> int:
         log.info("compare: evaluating %s (%s) on %d examples", name, path, len(eval_examples))
         summaries[name] = evaluate_model(path, eval_examples, judge, args, out / "eval" / name)
     rows = build_rows(summaries, {k: runs[k]["cost"] for k in ("rgsd", "grpo")}, same)
+    if args.price_in is not None or args.prices:  # judge cost in dollars (issue 11)
+        from rgsd.costs import add_money_to_rows, load_prices
+
+        try:
+            prices = load_prices(args.prices, args.price_in, args.price_out)
+            notes.append(add_money_to_rows(rows, {k: runs[k]["cost"] for k in ("rgsd", "grpo")},
+                                           train_spec.get("model"), prices))
+        except ValueError as err:  # a bad price table must not lose a finished comparison
+            notes.append(f"No judge cost in dollars: {err}")
     table = render_table(rows, same, notes)
     plots = plot(rows, out)
     images = "".join(f"![{p}]({p})\n" for p in plots)
@@ -350,6 +359,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--api-key-env", default="OPENAI_API_KEY")
     g.add_argument("--judge-mode", choices=["per-criterion", "batched", "holistic"], default="batched")
     g.add_argument("--judge-concurrency", type=int, default=16)
+    g.add_argument("--price-in", type=float, default=None, help="judge $ per million prompt tokens (issue 11)")
+    g.add_argument("--price-out", type=float, default=None, help="judge $ per million completion tokens")
+    g.add_argument("--prices", default=None, help="YAML: MODEL: {input: $/Mtok, output: $/Mtok}")
     e = p.add_argument_group("evaluation judge (defaults to the training judge; the table then says so)")
     e.add_argument("--eval-judge", choices=["regex", "openai"], default=None)
     e.add_argument("--eval-judge-model", default=None)

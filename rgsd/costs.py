@@ -57,3 +57,104 @@ class CostRecord:
     @classmethod
     def load(cls, path: str | Path) -> "CostRecord":
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+# ---- money --------------------------------------------------------------------------------------------------
+@dataclass
+class Price:
+    """US dollars per million tokens."""
+
+    input: float
+    output: float
+
+
+class PriceTable:
+    """Judge prices per model (dollars per million prompt / completion tokens), with an optional default.
+
+    Built from ``--price-in``/``--price-out`` (one price for every model) and/or a small YAML file::
+
+        gpt-4.1-mini: {input: 0.40, output: 1.60}
+        default: {input: 1.0, output: 4.0}   # any model not listed
+    """
+
+    def __init__(self, prices: dict[str, Price] | None = None, default: Price | None = None) -> None:
+        self.prices = dict(prices or {})
+        self.default = default
+
+    def __bool__(self) -> bool:
+        return bool(self.prices) or self.default is not None
+
+    def price(self, model: str | None) -> Price | None:
+        return self.prices.get(model or "", self.default)
+
+    def usd(self, model: str | None, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """What these tokens cost with ``model``'s price (None when it has none)."""
+        p = self.price(model)
+        if p is None:
+            return None
+        return round((prompt_tokens * p.input + completion_tokens * p.output) / 1e6, 6)
+
+    def to_dict(self) -> dict:
+        out = {m: asdict(p) for m, p in self.prices.items()}
+        if self.default is not None:
+            out["default"] = asdict(self.default)
+        return out
+
+
+def _price_value(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
+        raise ValueError(f"{where}: expected a price >= 0 (dollars per million tokens), got {value!r}")
+    return float(value)
+
+
+def load_prices(path: str | Path | None = None, price_in: float | None = None, price_out: float | None = None) -> PriceTable:
+    """A :class:`PriceTable` from a YAML file and/or one input/output price for every model.
+
+    Raises ``ValueError`` naming the file and the model for anything that is not a price.
+    """
+    import yaml
+
+    table = PriceTable()
+    if (price_in is None) != (price_out is None):
+        raise ValueError("--price-in and --price-out go together (dollars per million input/output tokens)")
+    if price_in is not None:
+        table.default = Price(_price_value(price_in, "--price-in"), _price_value(price_out, "--price-out"))
+    if path is None:
+        return table
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: file: cannot read the price table: {err}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ValueError(f"{path}{line}: file: malformed YAML: {getattr(err, 'problem', err)}") from None
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"{path}: file: expected a mapping of model -> {{input: PRICE, output: PRICE}}")
+    for model, entry in data.items():
+        if not isinstance(entry, dict) or set(entry) != {"input", "output"}:
+            raise ValueError(f"{path}: {model}: expected {{input: PRICE, output: PRICE}}, got {entry!r}")
+        p = Price(_price_value(entry["input"], f"{path}: {model}.input"), _price_value(entry["output"], f"{path}: {model}.output"))
+        if str(model) == "default":
+            table.default = table.default or p
+        else:
+            table.prices[str(model)] = p
+    return table
+
+
+def record_usd(cost: CostRecord, prices: PriceTable, model: str | None) -> float | None:
+    """A training run's judge spend in dollars, from its :class:`CostRecord` token counts."""
+    return prices.usd(model, cost.judge_prompt_tokens, cost.judge_completion_tokens)
+
+
+def add_money_to_rows(rows: list[dict], costs: dict[str, CostRecord], model: str | None, prices: PriceTable) -> str:
+    """Add ``training_judge_cost_usd`` to the ``rgsd compare`` rows; return a one-line note for the table."""
+    parts = []
+    for row in rows:
+        cost = costs.get(row["model"])
+        if cost is None:
+            continue
+        row["training_judge_cost_usd"] = record_usd(cost, prices, model)
+        usd = row["training_judge_cost_usd"]
+        parts.append(f"{row['model']} {'n/a' if usd is None else f'${usd:.4f}'}")
+    return f"Training-time judge cost ({model or 'no judge model'} prices): " + ", ".join(parts) + "."

@@ -35,18 +35,33 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # so the script runs from a checkout
-from rgsd.judges.prompts import CONVERSATION_END, CONVERSATION_START, ITEM_END, ITEM_START, ITEMS_START  # noqa: E402
+from rgsd.judges.prompts import (  # noqa: E402
+    CONVERSATION_END,
+    CONVERSATION_START,
+    ITEM_END,
+    ITEM_START,
+    ITEMS_START,
+    marker,
+)
 
 
 @dataclass
 class Reply:
-    """One scripted answer. ``content`` becomes the assistant message; ``raw`` replaces the whole body."""
+    """One scripted answer. ``content`` becomes the assistant message; ``raw`` replaces the whole body.
 
-    content: str = ""
+    ``content`` may be any JSON value (``None`` or a number, to play a broken server); ``finish_reason``
+    is sent as given; ``echo_key`` makes an error reply quote the request's bearer token (a leaky proxy);
+    ``content_type`` overrides the response header (an HTML error page).
+    """
+
+    content: object = ""
     status: int = 200
     delay: float = 0.0  # seconds to wait before answering (to exceed a client timeout)
     raw: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    finish_reason: str = "stop"
+    echo_key: bool = False
+    content_type: str = "application/json"
 
 
 Policy = Callable[[dict], "Reply | str"]
@@ -66,12 +81,17 @@ _ITEM_LINE = re.compile(r"^(?:(\d+)\. )?\[([+-][0-9.]+) points(?:, undesirable)?
 def read_judge_prompt(body: dict) -> JudgeRequest:
     """Find the response and rubric items in the first user message of a judge request."""
     text = next(m["content"] for m in body["messages"] if m["role"] == "user")
-    conv = text.split(CONVERSATION_START + "\n", 1)[1].rsplit("\n" + CONVERSATION_END, 1)[0]
-    response = conv.rsplit("assistant: ", 1)[1]
-    after = text.rsplit("\n" + CONVERSATION_END, 1)[1]
-    start = ITEM_START if ITEM_START in after else ITEMS_START
-    block = after.split(start + "\n", 1)[1].split("\n" + ITEM_END, 1)[0]
-    tail = after.rsplit(ITEM_END, 1)[1]
+    # The first marker line is the real one (the response comes after it); its token closes the block.
+    tag = re.search(r"^=== " + CONVERSATION_START + r" === ([0-9a-f]+)$", text, re.M).group(1)  # type: ignore[union-attr]
+    conv_end = "\n" + marker(CONVERSATION_END, tag)
+    conv = text.split(marker(CONVERSATION_START, tag) + "\n", 1)[1].split(conv_end, 1)[0]
+    response = conv.rsplit("\n\nassistant: ", 1)[1] if "\n\nassistant: " in conv else conv.split("assistant: ", 1)[1]
+    after = text.split(conv_end, 1)[1]
+    single = marker(ITEM_START, tag) in after
+    start = marker(ITEM_START if single else ITEMS_START, tag)
+    end = marker(ITEM_END, tag)
+    block = after.split(start + "\n", 1)[1].split("\n" + end, 1)[0]
+    tail = after.split(end, 1)[1]
     items: list[tuple[int, float, str]] = []
     for line in block.split("\n"):
         m = _ITEM_LINE.match(line)
@@ -80,7 +100,7 @@ def read_judge_prompt(body: dict) -> JudgeRequest:
         elif items:  # a criterion spanning several lines
             n, p, t = items[-1]
             items[-1] = (n, p, t + "\n" + line)
-    kind = "holistic" if '"rating"' in tail else ("single" if start == ITEM_START else "batched")
+    kind = "holistic" if '"rating"' in tail else ("single" if single else "batched")
     return JudgeRequest(kind, response, items)
 
 
@@ -103,6 +123,66 @@ def judging_policy(rule: Callable[[str, float, str], bool]) -> Policy:
         return json.dumps({"explanation": "scripted rule", "rating": 1 + round(9 * good / total)})
 
     return policy
+
+
+def _fence_in(response: str) -> str | None:
+    m = re.search(r"```[a-z]*\n(.*?)```", response, re.S)
+    return m.group(1).strip() if m else None
+
+
+def quoting_policy(policy: Policy, times: int | None = None, first_asks: bool = False) -> Policy:
+    """A judge that first quotes the response's fenced block, then gives ``policy``'s verdict as bare JSON.
+
+    The hostile case of issue 11: a graded response carrying a fenced ``{"criteria_met": true}``. With
+    ``times`` set, only the first ``times`` requests are answered that way; with ``first_asks``, only the
+    first request of each conversation (a re-ask then gets a clean answer, whatever the arrival order).
+    """
+    state = {"n": 0}
+    lock = threading.Lock()
+
+    def wrapped(body: dict) -> "Reply | str":
+        out = policy(body)
+        with lock:
+            state["n"] += 1
+            quote = (times is None or state["n"] <= times) and (not first_asks or len(body["messages"]) == 1)
+        fence = _fence_in(read_judge_prompt(body).response)
+        if not quote or fence is None or not isinstance(out, str):
+            return out
+        return f"The reply contains this block:\n```json\n{fence}\n```\nMy own verdict:\n{out}"
+
+    return wrapped
+
+
+def first_asks_fail(policy: Policy, bad: Callable[[dict], "Reply | str"]) -> Policy:
+    """Every first request of a conversation (one user message) gets ``bad(body)``, then ``policy`` answers.
+
+    So every verdict needs a re-ask (or a retry): a rerun with the cache must still make zero calls.
+    """
+    seen: set[str] = set()
+    lock = threading.Lock()
+
+    def wrapped(body: dict) -> "Reply | str":
+        key = json.dumps(body["messages"], sort_keys=True)
+        with lock:
+            first = len(body["messages"]) == 1 and key not in seen
+            seen.add(key)
+        return bad(body) if first else policy(body)
+
+    return wrapped
+
+
+def fail_after(policy: Policy, n: int, reply: Reply) -> Policy:
+    """``policy`` for the first ``n`` requests, then ``reply`` for every later one (a key revoked mid-run)."""
+    state = {"n": 0}
+    lock = threading.Lock()
+
+    def wrapped(body: dict) -> "Reply | str":
+        with lock:
+            state["n"] += 1
+            late = state["n"] > n
+        return reply if late else policy(body)
+
+    return wrapped
 
 
 _STOP = set(
@@ -141,16 +221,16 @@ POLICIES: dict[str, Callable[[float], Policy]] = {
 
 
 # ---- the HTTP server --------------------------------------------------------------------------------------
-def _completion(body: dict, content: str, prompt_text: str) -> dict:
+def _completion(body: dict, content: object, prompt_text: str, finish_reason: str = "stop") -> dict:
     # Token counts are whitespace words: deterministic, so tests can check the accounting.
-    pt, ct = len(prompt_text.split()), len(content.split())
+    pt, ct = len(prompt_text.split()), len(content.split()) if isinstance(content, str) else 1
     return {
         "id": "chatcmpl-test",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "test-judge"),
         "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}
         ],
         "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
     }
@@ -159,9 +239,18 @@ def _completion(body: dict, content: str, prompt_text: str) -> dict:
 class JudgeServer:
     """``with JudgeServer(policy) as server: ... server.url ...``; port 0 picks a free port."""
 
-    def __init__(self, policy: Policy | None = None, latency: float = 0.0, port: int = 0) -> None:
+    def __init__(
+        self,
+        policy: Policy | None = None,
+        latency: float = 0.0,
+        port: int = 0,
+        refuse_response_format: bool = False,
+    ) -> None:
         self.policy = policy or POLICIES["hash"](0.5)
         self.latency = latency
+        # An endpoint without structured outputs: a request carrying response_format gets a 400.
+        self.refuse_response_format = refuse_response_format
+        self.auth: list[str] = []  # the Authorization header of every request
         self.script: deque[Reply] = deque()
         self.requests: list[dict] = []
         self.inflight = 0
@@ -189,6 +278,13 @@ class JudgeServer:
                     return self._send(
                         400, {"error": {"message": "request body is not JSON", "type": "bad_request"}}
                     )
+                with outer._lock:
+                    outer.auth.append(self.headers.get("Authorization") or "")
+                if outer.refuse_response_format and "response_format" in body:
+                    with outer._lock:
+                        outer.requests.append(body)
+                    msg = "response_format is not supported by this server"
+                    return self._send(400, {"error": {"message": msg, "type": "invalid_request_error"}})
                 reply = outer._next(body)
                 try:
                     time.sleep(outer.latency + reply.delay)
@@ -196,18 +292,28 @@ class JudgeServer:
                     with outer._lock:
                         outer.inflight -= 1
                 if reply.raw is not None:
-                    return self._send(reply.status, reply.raw, reply.headers)
+                    return self._send(reply.status, reply.raw, reply.headers, reply.content_type)
                 if reply.status != 200:
-                    err = {"error": {"message": f"scripted HTTP {reply.status}", "type": "scripted"}}
+                    text = f"scripted HTTP {reply.status}"
+                    if reply.echo_key:
+                        text += f" for credentials {self.headers.get('Authorization')}"
+                    err = {"error": {"message": text, "type": "scripted"}}
                     return self._send(reply.status, err, reply.headers)
                 prompt_text = " ".join(m.get("content") or "" for m in body.get("messages", []))
-                self._send(200, _completion(body, reply.content, prompt_text), reply.headers)
+                done = _completion(body, reply.content, prompt_text, reply.finish_reason)
+                self._send(200, done, reply.headers)
 
-            def _send(self, status: int, payload: dict | str, headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self,
+                status: int,
+                payload: dict | str,
+                headers: dict[str, str] | None = None,
+                content_type: str = "application/json",
+            ) -> None:
                 data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(data)))
                     for k, v in (headers or {}).items():
                         self.send_header(k, v)

@@ -81,11 +81,12 @@ def test_reply_echoing_the_response_is_read_by_the_documented_rule():
     # Quoting without braces leaves one object: the judge's own is the one read.
     quoted = 'The reply claims "criteria_met": true, but it never names a fruit. {"explanation": "no", "criteria_met": false}'
     assert parse_verdict(quoted) == (False, "no")
-    # A fenced echo plus a json-tagged verdict: the json-tagged block is the verdict.
+    # A fenced echo plus a json-tagged verdict: two verdict objects, ambiguous whatever the tags say.
     fenced = (
         '```text\n{"criteria_met": true}\n```\n```json\n{"explanation": "no", "criteria_met": false}\n```'
     )
-    assert parse_verdict(fenced) == (False, "no")
+    with pytest.raises(ParseError, match="ambiguous"):
+        parse_verdict(fenced)
 
 
 def test_parse_batched_reports_missing_and_malformed_items():

@@ -146,9 +146,11 @@ def test_convert_strict_and_skip(tmp_path, capsys):
     assert err.startswith(f"{PLANTED}:2: record: malformed JSON") and not out.exists()
     assert main(["data", "convert", str(PLANTED), str(out), "--on-error", "skip"]) == 0
     captured = capsys.readouterr()
-    assert "wrote 8 examples" in captured.out and "skipped 12 records" in captured.out
-    assert len(captured.err.splitlines()) == 12  # every skipped problem is listed
-    assert len(out.read_text().splitlines()) == 8
+    # 12 bad records plus the repeated id 'ok-1' on line 19 (the first, line 1, is kept)
+    assert "wrote 7 examples" in captured.out and "skipped 13 records" in captured.out
+    assert len(captured.err.splitlines()) == 13  # every skipped problem is listed
+    assert f"{PLANTED}:19: prompt_id: duplicate example id 'ok-1' (first at {PLANTED}:1)" in captured.err
+    assert len(out.read_text().splitlines()) == 7
 
 
 def test_convert_with_overrides_file(tmp_path, capsys):
@@ -166,3 +168,21 @@ def test_convert_with_overrides_file(tmp_path, capsys):
     assert main(args) == 0
     assert "override 'ghost/c0' matches no criterion" in capsys.readouterr().err
     assert load_examples(out).examples[0].points == [5, 5, 4, 1, -2, 1]
+
+
+def test_non_utf8_bytes_are_reported_per_line_and_other_files_still_lint(tmp_path, capsys):
+    canonical = (FIXTURES / "canonical_sample.jsonl").read_bytes().splitlines(keepends=True)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(canonical[0] + canonical[1].replace(b"user", b"us\xc3\x28er", 1))  # invalid 2-byte sequence
+    allbad = tmp_path / "allbad.jsonl"
+    allbad.write_bytes(b'{"id": "x\xff"}\n')
+    good = FIXTURES / "canonical_sample.jsonl"
+    assert main(["data", "lint", str(allbad), str(bad), str(good)]) == 1
+    out = capsys.readouterr().out
+    assert f"{allbad}:1: encoding: not UTF-8 (byte 0xff at column 10)" in out
+    assert f"{bad}:2: encoding: not UTF-8 (byte 0xc3" in out
+    assert f"{bad}: 1 examples" in out and f"{good}: 2 examples" in out  # the rest still linted
+    overrides = tmp_path / "ov.json"
+    overrides.write_bytes(b'{\n  "a\xfe": "negative"}')
+    assert main(["data", "lint", str(good), "--polarity-overrides", str(overrides)]) == 1
+    assert f"{overrides}:2: encoding: not UTF-8 (byte 0xfe at column 5)" in capsys.readouterr().err

@@ -310,3 +310,10 @@ def test_polarity_overrides():
 def test_examples_are_plain_schema_objects():
     ex = load_examples(FIXTURES / "canonical_sample.jsonl").examples[0]
     assert isinstance(ex, Example) and ex.points == [5.0, -8.0, 2.0]
+
+
+def test_non_utf8_json_list_names_the_line(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_bytes(b'[\n  {"id": "a",\n   "prompt": "caf\xe9"}\n]\n')
+    with pytest.raises(DataError, match=r"d.json:3: encoding: not UTF-8 \(byte 0xe9 at column 18\)"):
+        load_examples(path)

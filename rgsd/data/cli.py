@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from rgsd.data.loaders import FORMATS, DataError, load_examples, read_polarity_overrides
+from rgsd.data.loaders import FORMATS, DataError, load_examples, read_polarity_overrides, require_unique_ids
 from rgsd.data.rar import DEFAULT_POLICY, POLARITY_POLICIES
 
 
@@ -89,6 +89,9 @@ def run_lint(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit <= 0:
+        print(f"error: --limit must be >= 1, got {args.limit}; nothing written to {args.output}", file=sys.stderr)
+        return 1
     try:
         result = load_examples(
             args.input,
@@ -99,6 +102,7 @@ def run_convert(args: argparse.Namespace) -> int:
             limit=args.limit,
             polarity_overrides=_overrides(args),
         )
+        require_unique_ids(result, on_error=args.on_error)
     except DataError as err:
         print(err, file=sys.stderr)
         print(f"nothing written to {args.output}", file=sys.stderr)

@@ -97,10 +97,27 @@ def file_error(file: str, field: str, message: str, line: int | None = None) -> 
 
 # ---------------------------------------------------------------------------------------------- containers
 class _Malformed:
-    """A record that could not even be decoded (its message says why)."""
+    """A record that could not even be decoded (its message says why; ``field`` names the layer)."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, field: str = "record"):
         self.message = message
+        self.field = field
+
+
+def _utf8_error(raw: bytes, pos: int) -> tuple[int, str]:
+    """(line number, message) for the undecodable byte at offset ``pos`` of ``raw``."""
+    line_start = raw.rfind(b"\n", 0, pos) + 1
+    msg = f"not UTF-8 (byte 0x{raw[pos]:02x} at column {pos - line_start + 1}); re-save the file as UTF-8"
+    return raw.count(b"\n", 0, pos) + 1, msg
+
+
+def decode_utf8(raw: bytes, label: str) -> str:
+    """``raw`` as UTF-8 text, or a :class:`DataError` ``FILE:LINE: encoding: ...`` naming the bad byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line, msg = _utf8_error(raw, err.start)
+        raise file_error(label, "encoding", msg, line) from None
 
 
 def _container(source: str) -> str:
@@ -122,8 +139,13 @@ def _container(source: str) -> str:
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        for n, text in enumerate(fh, start=1):
+    with path.open("rb") as fh:  # decoded line by line, so one bad byte costs one record, not the file
+        for n, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                yield n, _Malformed(_utf8_error(raw, err.start)[1], "encoding")
+                continue
             if not text.strip():
                 continue  # blank lines are not records
             try:
@@ -133,7 +155,7 @@ def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def _json_list(path: Path) -> Iterator[tuple[int, Any]]:
-    text = path.read_text(encoding="utf-8")
+    text = decode_utf8(path.read_bytes(), str(path))
     decoder = json.JSONDecoder()
     pos, line, counted = 0, 1, 0
 
@@ -225,9 +247,14 @@ def _records(source: str, split: str | None) -> tuple[str, Iterator[tuple[int, A
 def read_polarity_overrides(path: str | Path) -> dict[str, str]:
     """Read a JSON object ``{"<example_id>/<criterion_id>" or "<example_id>": "positive"|"negative"}``."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise file_error(str(path), "file", f"cannot read polarity overrides: {err}") from err
+        raw = Path(path).read_bytes()
+    except OSError as err:
+        raise file_error(str(path), "file", f"cannot read polarity overrides: {err}") from None
+    text = decode_utf8(raw, str(path))
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise file_error(str(path), "file", f"cannot read polarity overrides: {err}", err.lineno) from None
     if not isinstance(data, dict):
         raise file_error(str(path), "file", "polarity overrides must be a JSON object of key -> polarity")
     _check_overrides(data, str(path))
@@ -308,7 +335,7 @@ def load_examples(
 
     def handle(n: int, rec: Any) -> None:
         if isinstance(rec, _Malformed):
-            result.skipped.append(LoadIssue(label, n, "record", rec.message, unit))
+            result.skipped.append(LoadIssue(label, n, rec.field, rec.message, unit))
             return
         assert fmt is not None
         try:
@@ -335,6 +362,9 @@ def load_examples(
     if fmt is None:
         if not pending:
             raise file_error(label, "file", "no records")
+        broken = [LoadIssue(label, n, r.field, r.message, unit) for n, r in pending if isinstance(r, _Malformed)]
+        if len(broken) == len(pending):  # nothing decodable: those problems are the story, not the format
+            raise DataError(_format_issues(broken), broken)
         raise file_error(
             label,
             "format",
@@ -346,4 +376,37 @@ def load_examples(
     result.skipped.sort(key=lambda i: (i.line is None, i.line or 0))
     if result.skipped and on_error == "strict":
         raise DataError(_format_issues(result.skipped), result.skipped)
+    return result
+
+
+def require_unique_ids(result: LoadResult, on_error: str = "strict") -> LoadResult:
+    """``result`` unchanged, or a :class:`DataError` for every example id used twice (both places named).
+
+    Training, evaluation, ``gap`` and ``convert`` key verdicts, caches and outputs by example id, so a
+    repeated id would silently merge two examples. ``on_error="skip"`` keeps the first example of each id
+    instead and lists the repeats in ``result.skipped``.
+    """
+    first: dict[str, Source] = {}
+    issues: list[LoadIssue] = []
+    for ex, src in zip(result.examples, result.sources):
+        if ex.id in first:
+            issues.append(
+                LoadIssue(
+                    src.file,
+                    src.line,
+                    src.fields.get("id", "id"),
+                    f"duplicate example id {ex.id!r} (first at {first[ex.id].where}); ids must be unique",
+                    src.unit,
+                )
+            )
+        else:
+            first[ex.id] = src
+    if issues and on_error == "skip":
+        repeated = {(i.file, i.line) for i in issues}
+        kept = [(ex, src) for ex, src in zip(result.examples, result.sources) if (src.file, src.line) not in repeated]
+        result.examples = [ex for ex, _ in kept]
+        result.sources = [src for _, src in kept]
+        result.skipped = sorted(result.skipped + issues, key=lambda i: (i.line is None, i.line or 0))
+    elif issues:
+        raise DataError(_format_issues(issues), issues)
     return result

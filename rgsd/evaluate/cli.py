@@ -1,8 +1,10 @@
 """``rgsd eval`` (generate or read responses, grade, score, report) and ``rgsd gap`` (conditioning and
 self-internalization gaps).
 
-Exit codes: 0 done, 2 bad input or configuration, 3 judge budget exhausted (partial results written; rerun
-with a larger budget and the same cache to finish, paying each verdict once).
+Exit codes (also in ``rgsd eval --help``): 0 done; 2 bad input or configuration (including a judge that
+rejects the key/URL/model mid-run: the results graded so far are written); 3 judge budget exhausted (partial
+results written; rerun with a larger budget and the same cache to finish, paying each verdict once); 4 the
+judge failed: every verdict failed, or the share of failed verdicts is above ``--max-failure-rate``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-EXIT_BAD_INPUT, EXIT_BUDGET = 2, 3
+EXIT_BAD_INPUT, EXIT_BUDGET, EXIT_JUDGE_FAILED = 2, 3, 4
+DEFAULT_MAX_FAILURE_RATE = 0.05
+EXIT_CODES_HELP = (
+    "exit codes: 0 done; 2 bad input or configuration (also a judge rejecting the key, URL or model mid-run: "
+    "results graded so far are written); 3 judge budget exhausted (partial results written; rerun with a "
+    "larger budget and the same --cache); 4 judge failed (every verdict failed, or more than "
+    "--max-failure-rate of them)"
+)
 
 
 # ---- judge options ----------------------------------------------------------------------------------------
@@ -32,9 +41,15 @@ def add_judge_args(p: argparse.ArgumentParser, allow_none: bool = False) -> None
         "a 'pattern')" + ("; none: skip the judged part" if allow_none else ""),
     )
     g.add_argument(
-        "--judge-model", default=None, help="model name sent to the judge endpoint (required for openai)"
+        "--judge-model",
+        default=None,
+        help="model name sent to the judge endpoint (required for openai); a,b,c = a panel of judges",
     )
-    g.add_argument("--base-url", default=None, help="judge endpoint, e.g. http://127.0.0.1:8000/v1")
+    g.add_argument(
+        "--base-url",
+        default=None,
+        help="judge endpoint, e.g. http://127.0.0.1:8000/v1 (a panel: one URL, or one per model, comma-separated)",
+    )
     g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
     g.add_argument("--mode", choices=["per-criterion", "batched", "holistic"], default="per-criterion")
     g.add_argument("--concurrency", type=int, default=8, help="judge requests in flight")
@@ -52,6 +67,71 @@ def add_judge_args(p: argparse.ArgumentParser, allow_none: bool = False) -> None
         default="auto",
         help="SQLite judge cache: a path, 'auto' (OUT/judge_cache.sqlite) or 'none'",
     )
+    # -- judge robustness, panels, prices (issue 11)
+    g.add_argument(
+        "--panel-rule",
+        choices=["majority", "unanimous"],
+        default="majority",
+        help="how a panel (--judge-model a,b,c) decides a verdict; it stands only if a majority answered",
+    )
+    g.add_argument(
+        "--structured",
+        choices=["auto", "off"],
+        default="auto",
+        help="auto: request a JSON schema (response_format), falling back when the endpoint refuses it",
+    )
+    g.add_argument(
+        "--max-failure-rate",
+        type=float,
+        default=DEFAULT_MAX_FAILURE_RATE,
+        help="fail the command (exit 4) when more than this share of verdicts are judge failures "
+        f"(default {DEFAULT_MAX_FAILURE_RATE})",
+    )
+    g.add_argument("--price-in", type=float, default=None, help="judge dollars per million prompt tokens")
+    g.add_argument("--price-out", type=float, default=None, help="judge dollars per million completion tokens")
+    g.add_argument(
+        "--prices", default=None, help="YAML price table: MODEL: {input: $/Mtok, output: $/Mtok} (and 'default')"
+    )
+
+
+def check_judge_args(args: argparse.Namespace) -> None:
+    """Reject impossible judge options with a message (instead of an assertion deep inside)."""
+    for name in ("max_retries", "max_reasks", "max_calls", "max_tokens_budget"):
+        value = getattr(args, name, None)
+        if value is not None and value < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+    for name in ("concurrency", "judge_max_tokens"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not args.judge_timeout > 0:
+        raise ValueError(f"--judge-timeout must be > 0 seconds, got {args.judge_timeout}")
+    if not 0 <= args.max_failure_rate <= 1:
+        raise ValueError(f"--max-failure-rate must be from 0 to 1, got {args.max_failure_rate}")
+
+
+def build_prices(args: argparse.Namespace) -> Any:
+    """The price table of ``--price-in/--price-out/--prices`` (None when no price was given)."""
+    from rgsd.costs import load_prices
+
+    table = load_prices(args.prices, args.price_in, args.price_out)
+    return table if table else None
+
+
+def judge_failed(summary: dict[str, Any], max_rate: float) -> str | None:
+    """Why the judge counts as failed for this summary (None when it did its job)."""
+    total, failed = summary.get("n_verdicts", 0), summary.get("n_judge_failures", 0)
+    if not failed:
+        return None
+    first = summary.get("first_failure")
+    detail = f" (first failure: {first})" if first else ""
+    if failed == total:
+        return f"the judge failed: all {total} verdicts are judge failures{detail}"
+    if failed / total > max_rate:
+        return (
+            f"the judge failed: {failed} of {total} verdicts ({100 * failed / total:.1f}%) are judge failures, "
+            f"above --max-failure-rate {max_rate}{detail}"
+        )
+    return None
 
 
 def build_judge(args: argparse.Namespace, out_dir: Path) -> Any:
@@ -62,6 +142,7 @@ def build_judge(args: argparse.Namespace, out_dir: Path) -> Any:
 
     if args.judge == "openai" and not args.judge_model:
         raise ValueError("--judge-model is required with --judge openai (the model name the endpoint serves)")
+    check_judge_args(args)
     cache = None if args.cache == "none" else (out_dir / "judge_cache.sqlite" if args.cache == "auto" else args.cache)
     return make_judge(
         args.judge,
@@ -69,6 +150,7 @@ def build_judge(args: argparse.Namespace, out_dir: Path) -> Any:
         cache_path=cache,
         max_calls=args.max_calls,
         max_tokens_budget=args.max_tokens_budget,
+        **({"panel_rule": args.panel_rule, "structured": args.structured} if args.judge == "openai" else {}),
         base_url=args.base_url,
         api_key_env=args.api_key_env,
         mode=args.mode,
@@ -93,11 +175,17 @@ def read_responses(path: str | Path) -> list[ResponseLine]:
     """Read ``{"prompt_id"?: str, "response": str}`` per line (``id`` is accepted for ``prompt_id``)."""
     out: list[ResponseLine] = []
     try:
-        fh = Path(path).open(encoding="utf-8")
+        fh = Path(path).open("rb")
     except OSError as err:
         raise ValueError(f"{path}: file: cannot read responses: {err}") from None
     with fh:
-        for n, text in enumerate(fh, 1):
+        for n, raw in enumerate(fh, 1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(
+                    f"{path}:{n}: encoding: not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})"
+                ) from None
             if not text.strip():
                 continue
             try:
@@ -174,9 +262,11 @@ def match_responses(
 
 # ---- commands ---------------------------------------------------------------------------------------------
 def _load(args: argparse.Namespace) -> list[Any]:
-    from rgsd.data.loaders import load_examples
+    from rgsd.data.loaders import load_examples, require_unique_ids
 
-    result = load_examples(args.data, format=args.format, limit=args.limit)
+    if args.limit is not None and args.limit <= 0:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    result = require_unique_ids(load_examples(args.data, format=args.format, limit=args.limit))
     if not result.examples:
         raise ValueError(f"{args.data}: file: no examples")
     return result.examples
@@ -198,7 +288,18 @@ def _quiet_http_logs() -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _finish(summary: dict[str, Any], out: Path) -> int:
+def _finish(summary: dict[str, Any], out: Path, max_failure_rate: float = DEFAULT_MAX_FAILURE_RATE) -> int:
+    if summary.get("judge_error"):
+        print(
+            f"error: {summary['judge_error']}. {summary.get('n_graded')} of {summary.get('n_examples')} "
+            f"examples graded before it; partial results in {out} (rerun with the same --cache to finish).",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    failed = judge_failed(summary, max_failure_rate)
+    if failed:
+        print(f"error: {failed}; results in {out}", file=sys.stderr)
+        return EXIT_JUDGE_FAILED
     if not summary.get("complete", True):
         print(
             f"judge budget exhausted: {summary.get('budget_stop')}. {summary.get('n_graded')} of "
@@ -253,11 +354,12 @@ def _run_eval(args: argparse.Namespace) -> int:
         else:
             raise ValueError("give --model (generate responses) or --responses FILE")
         out.mkdir(parents=True, exist_ok=True)
+        prices = build_prices(args)
         judge = build_judge(args, out)
     except (ValueError, JudgeConfigError) as err:  # DataError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from rgsd.evaluate.run import evaluate
+    from rgsd.evaluate.run import JudgeRejected, evaluate
 
     extra: dict[str, Any] = {"data": str(args.data), "model": args.model, "responses_file": args.responses}
     if skipped:
@@ -272,13 +374,15 @@ def _run_eval(args: argparse.Namespace) -> int:
             seed=args.seed,
             progress=True,
             extra_summary=extra,
+            prices=prices,
         )
-    except JudgeConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except JudgeRejected as err:  # a 401 mid-run: keep what was graded, exit 2 below
+        result = err.result
     finally:
         if hasattr(judge, "close"):
             judge.close()
+    result.summary["max_failure_rate"] = args.max_failure_rate
+    result.summary["judge_failed"] = judge_failed(result.summary, args.max_failure_rate)  # None = judge did its job
     result.write(out)
     s = result.summary
     print(
@@ -291,15 +395,17 @@ def _run_eval(args: argparse.Namespace) -> int:
                     "score_std",
                     "score_normalized",
                     "n_failures",
+                    "failure_rate",
                     "mean_response_tokens",
                     "judge_name",
+                    "judge_cost_usd",
                 )
             }
         )
     )
     if skipped:
         print(f"note: {len(skipped)} examples had no response and were skipped (listed in summary.json)")
-    return _finish(s, out)
+    return _finish(s, out, args.max_failure_rate)
 
 
 def _run_gap(args: argparse.Namespace) -> int:
@@ -316,6 +422,7 @@ def _run_gap(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     model, tok = _model(args)
+    failed: str | None = None
     report: dict[str, Any] = {
         "data": str(args.data),
         "model": args.model,
@@ -338,6 +445,9 @@ def _run_gap(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 seed=args.seed,
             )
+        except JudgeConfigError as err:  # the judge rejected its key, URL or model (possibly mid-run)
+            print(f"error: {err}; the judge cache keeps every verdict paid for", file=sys.stderr)
+            return EXIT_BAD_INPUT
         finally:
             if hasattr(judge, "close"):
                 judge.close()
@@ -349,6 +459,10 @@ def _run_gap(args: argparse.Namespace) -> int:
             report["note"] = cg.with_rubric.summary["note"]
         if not cg.complete:
             code = EXIT_BUDGET
+        for side in (cg.without_rubric, cg.with_rubric):
+            failed = failed or judge_failed(side.summary, args.max_failure_rate)
+        if failed:
+            code = EXIT_JUDGE_FAILED
     sig = self_internalization_gap(
         model,
         tok,
@@ -372,6 +486,8 @@ def _run_gap(args: argparse.Namespace) -> int:
             conditioning_gap_healthbench=c["healthbench"]["mean"],
         )
     print(json.dumps(brief))
+    if failed:
+        print(f"error: {failed} (conditioning gap)", file=sys.stderr)
     if code == EXIT_BUDGET:
         print(
             "judge budget exhausted: the conditioning gap is partial; rerun with a larger budget",
@@ -401,6 +517,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="grade a model's (or a file's) responses against rubrics with a judge",
         description="Generate one response per prompt with --model (or read --responses), grade "
         "every criterion with the judge, write results.jsonl, summary.json, report.md.",
+        epilog=EXIT_CODES_HELP,
     )
     _common(p)
     p.add_argument("--model", default=None, help="model to generate with (or 'smollm2-offline')")
@@ -428,6 +545,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="conditioning gap (judge) and self-internalization gap (judge-free)",
         description="Measure whether the rubric in context changes the model's answers (same judge, "
         "with vs without rubric) and the self-internalization gap Delta.",
+        epilog=EXIT_CODES_HELP,
     )
     _common(g)
     g.add_argument("--model", default="smollm2-offline")

@@ -80,7 +80,7 @@ def write_report(
         f"| HealthBench score (clipped mean ± bootstrap std) | {_fmt(s.get('score'))} ± {_fmt(s.get('score_std'))} |",
         f"| normalized score | {_fmt(s.get('score_normalized'))} |",
         f"| strict completion | {_fmt(s.get('strict_completion'))} |",
-        f"| judge failures (excluded) | {s.get('n_failures', 0)} |",
+        f"| judge failures (excluded) | {s.get('n_failures', 0)} ({100 * (s.get('failure_rate') or 0):.1f}% of verdicts) |",
         f"| mean response length | {_fmt(s.get('mean_response_tokens'), 1)} {s.get('response_length_unit', '')} |",
     ]
     usage = s.get("judge")
@@ -88,6 +88,17 @@ def write_report(
         lines.append(
             f"| judge usage | {usage['calls']} calls, {usage['cache_hits']} cache hits, {usage['retries']} retries, "
             f"{usage['reasks']} re-asks, {usage['total_tokens']} tokens, {usage['wall_time']:.1f} s |"
+        )
+    if s.get("judge_cost_usd") is not None:
+        lines.append(f"| judge cost | ${s['judge_cost_usd']:.4f} |")
+    panel = s.get("panel")
+    if panel:
+        agree = ", ".join(
+            f"{m['name']} {_fmt(m['agreement'], 2)}" for m in panel["members"]
+        )
+        lines.append(
+            f"| judge panel ({panel['rule']}) | {panel['decided']} decided, {panel['undecided']} undecided; "
+            f"agreement with the panel: {agree} |"
         )
     lines.append("")
     tags = s.get("tags") or {}

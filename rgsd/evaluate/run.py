@@ -3,8 +3,11 @@
 :func:`evaluate` grades given responses (in-process API used by the trainer, ``compare`` and the demo);
 :func:`generate_responses` makes them with a model (greedy by default). Scores come from
 :mod:`rgsd.scoring`: HealthBench score (clipped mean, bootstrap std) and the normalized score, per tag too.
-A judge failure (``met=None``) is excluded from every score and counted. When the judge's budget runs out,
-the examples graded so far are scored, the rest are listed as pending, and ``EvalResult.complete`` is False.
+A judge failure (``met=None``) is excluded from every score and counted (``n_failures``, ``failure_rate``).
+When the judge's budget runs out, the examples graded so far are scored, the rest are listed as pending, and
+``EvalResult.complete`` is False; when the judge rejects its configuration mid-run (a 401),
+:class:`JudgeRejected` carries that partial result.
+``results.jsonl`` and ``summary.json`` are written atomically (aside, then renamed).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -22,9 +26,18 @@ import numpy as np
 from rgsd import scoring
 from rgsd.data.schema import Example
 from rgsd.judges.base import Grade, Judge
+from rgsd.judges.openai_judge import JudgeConfigError
 from rgsd.judges.usage import BudgetExhausted, Usage
 
 log = logging.getLogger(__name__)
+
+
+class JudgeRejected(JudgeConfigError):
+    """The judge rejected its configuration (a 401/403/404) mid-run; ``result`` holds what was graded."""
+
+    def __init__(self, message: str, result: "EvalResult") -> None:
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass
@@ -51,15 +64,24 @@ class EvalResult:
         """Write ``results.jsonl``, ``summary.json`` and (optionally) ``report.md`` + chart to ``out_dir``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        with (out / "results.jsonl").open("w", encoding="utf-8") as fh:
-            for rec in self.records:
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        (out / "summary.json").write_text(json.dumps(self.summary, indent=2, ensure_ascii=False) + "\n")
+        lines = "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in self.records)
+        write_atomic(out / "results.jsonl", lines)
+        write_atomic(out / "summary.json", json.dumps(self.summary, indent=2, ensure_ascii=False) + "\n")
         if report:
             from rgsd.evaluate.report import write_report
 
             write_report(self, out)
         return out
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so a reader (or a crash) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def generate_responses(
@@ -109,8 +131,8 @@ async def grade_responses(
 ) -> tuple[list[Grade | None], str | None]:
     """Grade every response concurrently (the judge bounds its own requests).
 
-    Returns the grades (``None`` where a :class:`BudgetExhausted` stopped the grading) and the budget
-    message, if any.
+    Returns the grades (``None`` where a :class:`BudgetExhausted` or a :class:`JudgeConfigError` stopped
+    the grading) and the first stop message, if any (prefixed ``judge error:`` for the latter).
     """
     stop: list[str] = []
     bar = None
@@ -124,6 +146,9 @@ async def grade_responses(
             return await judge.grade(ex, resp)
         except BudgetExhausted as err:
             stop.append(str(err))
+            return None
+        except JudgeConfigError as err:  # e.g. a 401 mid-run: keep what was graded, stop the rest
+            stop.append(f"judge error: {err}")
             return None
         finally:
             if bar is not None:
@@ -194,6 +219,15 @@ def _criteria_summary(examples: list[Example], grades: list[Grade | None], boots
         scored.append(scoring.ScoredResponse.from_example(ex, [by_id.get(c.id) for c in ex.rubric]))
     if not scored:
         return {"n": 0, "score": None, "score_std": None, "score_normalized": None, "tags": {}}
+    if all(m is None for r in scored for m in r.met):  # the judge failed: say that, not "no positive points"
+        return {
+            "n": 0,
+            "score": None,
+            "score_std": None,
+            "score_normalized": None,
+            "tags": {},
+            "n_failures": sum(len(r.met) for r in scored),
+        }
     try:
         agg = scoring.aggregate(scored, bootstrap_samples=bootstrap, seed=seed)
     except ValueError as err:  # e.g. every verdict failed
@@ -250,6 +284,46 @@ def _holistic_summary(grades: list[Grade | None], bootstrap: int, seed: int) -> 
     }
 
 
+def failure_stats(grades: list[Grade | None]) -> dict[str, Any]:
+    """Judge failures among the graded verdicts (holistic: among the graded responses)."""
+    total = failed = 0
+    first: str | None = None
+    for g in grades:
+        if g is None:
+            continue
+        if g.holistic is not None or g.failed:
+            total += 1
+            failed += int(g.failed)
+            continue
+        total += len(g.verdicts)
+        for v in g.verdicts:
+            if v.met is None:
+                failed += 1
+                first = first or v.explanation
+    out: dict[str, Any] = {"n_verdicts": total, "n_judge_failures": failed}
+    out["failure_rate"] = failed / total if total else 0.0
+    if first:
+        out["first_failure"] = first
+    return out
+
+
+def judge_cost_usd(judge: Any, spent: Usage | None, summary: dict[str, Any], prices: Any) -> float | None:
+    """Dollars this evaluation's judge tokens cost (panel: each member at its own model's price)."""
+    members = getattr(judge, "members", None)
+    if members:
+        total, known = 0.0, True
+        for m, entry in zip(members, summary.get("panel", {}).get("members", [])):
+            u = entry.get("usage") or {}
+            usd = prices.usd(getattr(m, "model", None), u.get("prompt_tokens", 0), u.get("completion_tokens", 0))
+            entry["cost_usd"] = usd
+            known &= usd is not None
+            total += usd or 0.0
+        return round(total, 6) if known else None
+    if spent is None:
+        return None
+    return prices.usd(getattr(judge, "model", None), spent.prompt_tokens, spent.completion_tokens)
+
+
 async def evaluate_async(
     examples: list[Example],
     responses: list[str],
@@ -261,6 +335,7 @@ async def evaluate_async(
     seed: int = 0,
     progress: bool = False,
     extra_summary: dict[str, Any] | None = None,
+    prices: Any = None,
 ) -> EvalResult:
     """Async :func:`evaluate` (use it from inside a running event loop)."""
     if len(examples) != len(responses):
@@ -287,21 +362,30 @@ async def evaluate_async(
     summary["judge_name"] = getattr(judge, "name", type(judge).__name__)
     if getattr(judge, "mode", None):
         summary["judge_mode"] = judge.mode  # type: ignore[attr-defined]
-    if before is not None:
-        summary["judge"] = usage_delta(before, usage).to_dict()  # type: ignore[arg-type]
+    spent = usage_delta(before, judge.usage) if before is not None else None  # type: ignore[attr-defined]
+    if spent is not None:
+        summary["judge"] = spent.to_dict()
+    if hasattr(judge, "panel_summary"):
+        summary["panel"] = judge.panel_summary()  # type: ignore[attr-defined]
+    if prices:
+        summary["judge_cost_usd"] = judge_cost_usd(judge, spent, summary, prices)
     if getattr(judge, "note", None):
         summary["note"] = judge.note  # type: ignore[attr-defined]
+    summary.update(failure_stats(grades))
     summary["complete"] = stop is None
     if stop is not None:
         pending = [ex.id for ex, g in zip(examples, grades) if g is None]
-        summary["budget_stop"] = stop
+        summary["judge_error" if stop.startswith("judge error:") else "budget_stop"] = stop
         summary["pending_ids"] = pending
     if extra_summary:
         summary.update(extra_summary)
     for key in ("score", "score_std", "score_normalized"):
         if isinstance(summary.get(key), float) and math.isnan(summary[key]):
             summary[key] = None
-    return EvalResult(records=records, summary=summary, grades=grades)
+    result = EvalResult(records=records, summary=summary, grades=grades)
+    if "judge_error" in summary:
+        raise JudgeRejected(summary["judge_error"], result)
+    return result
 
 
 def evaluate(
@@ -315,13 +399,16 @@ def evaluate(
     seed: int = 0,
     progress: bool = False,
     extra_summary: dict[str, Any] | None = None,
+    prices: Any = None,
 ) -> EvalResult:
     """Grade ``responses[i]`` for ``examples[i]`` with ``judge`` and score them.
 
     ``response_tokens`` (e.g. ``len(rollout.response_ids)``) gives the length statistic; without it the
     responses are counted with ``tokenizer`` or, without one, in whitespace-separated words (the summary
-    names the unit). ``bootstrap``/``seed`` drive the bootstrap std. Never raises on a budget stop: check
-    ``result.complete``. Call :func:`evaluate_async` from code that already runs an event loop.
+    names the unit). ``bootstrap``/``seed`` drive the bootstrap std. ``prices`` (a
+    :class:`rgsd.costs.PriceTable`) adds ``judge_cost_usd``. Never raises on a budget stop: check
+    ``result.complete``. A judge that rejects its key, URL or model raises :class:`JudgeRejected`, whose
+    ``result`` holds the examples graded before it (the rest pending), so a caller can still write them. Call :func:`evaluate_async` from code that already runs an event loop.
     """
     try:
         asyncio.get_running_loop()
@@ -342,5 +429,6 @@ def evaluate(
             seed=seed,
             progress=progress,
             extra_summary=extra_summary,
+            prices=prices,
         )
     )

@@ -13,12 +13,16 @@ def make_judge(
     cache_path: str | Path | None = None,
     max_calls: int | None = None,
     max_tokens_budget: int | None = None,
+    panel_rule: str = "majority",
     **openai_options: Any,
 ) -> Any:
     """The judge every command builds: ``"regex"`` or ``"openai"`` (any OpenAI-compatible endpoint).
 
     ``cache_path`` (SQLite) and the budget caps apply to the LLM judge; ``openai_options`` are passed to
     :class:`rgsd.judges.openai_judge.OpenAIJudge` (base_url, api_key_env, mode, concurrency, timeout, ...).
+    A comma-separated ``model`` (``"a,b,c"``) builds a :class:`rgsd.judges.panel.PanelJudge` voting by
+    ``panel_rule``; ``base_url`` is then one URL for all, or as many comma-separated URLs as models. The
+    members share the cache and one budget (the caps apply to their sum).
     """
     if kind == "regex":
         from rgsd.judges.regex_judge import RegexJudge
@@ -35,5 +39,25 @@ def make_judge(
     budget = None
     if max_calls is not None or max_tokens_budget is not None:
         budget = Budget(max_calls=max_calls, max_tokens=max_tokens_budget)
-    cache = JudgeCache(Path(cache_path)) if cache_path else None
-    return OpenAIJudge(model, cache=cache, budget=budget, **openai_options)
+    models = [m.strip() for m in model.split(",")]
+    if any(not m for m in models):
+        raise ValueError(f"--judge-model: empty model name in {model!r}")
+    if len(models) == 1:
+        cache = JudgeCache(Path(cache_path)) if cache_path else None
+        return OpenAIJudge(model, cache=cache, budget=budget, **openai_options)
+    from rgsd.judges.panel import PanelJudge
+
+    base = openai_options.pop("base_url", None)
+    urls = [u.strip() or None for u in base.split(",")] if base else [None]
+    if len(urls) == 1:
+        urls = urls * len(models)
+    if len(urls) != len(models):
+        raise ValueError(f"--base-url: {len(urls)} URLs for {len(models)} judge models (give one, or one per model)")
+    members = []
+    for m, url in zip(models, urls):
+        # One cache connection per member: each member runs on its own event loop thread.
+        cache = JudgeCache(Path(cache_path)) if cache_path else None
+        members.append(OpenAIJudge(m, base_url=url, cache=cache, budget=budget, **openai_options))
+    if budget is not None:
+        budget.pool = [j.usage for j in members]
+    return PanelJudge(members, rule=panel_rule)

@@ -1,8 +1,10 @@
 """A SQLite cache of judge replies, so a rerun or a resumed run never pays twice for the same verdict.
 
-The key is the sha256 of the model name, the exact request messages and the sampling parameters; the value
-is the raw reply text plus the token usage the server reported. Only replies that parsed are stored (the
-judge decides), so a malformed reply is asked again next time instead of being replayed forever.
+The key is the sha256 of the endpoint (base URL), the model name, the exact request messages and the
+sampling parameters; the value is the reply text plus the token usage the server reported. Only replies that
+parsed are stored (the judge decides), always under the key of the *first* request of a verdict's
+conversation (a reply obtained by a re-ask included), so a malformed reply is asked again next time instead
+of being replayed forever, and a verdict that needed a re-ask costs nothing on a rerun.
 
 One connection is shared; every read and write happens in the caller's thread (the judge calls it from its
 event loop thread), and a lock keeps it safe if a second thread ever uses the same object. WAL mode and a
@@ -38,10 +40,17 @@ class CachedReply:
     completion_tokens: int
 
 
-def cache_key(model: str, messages: list[dict[str, str]], params: dict[str, Any]) -> str:
-    """sha256 over a canonical JSON rendering of (model, messages, sampling parameters)."""
+def cache_key(
+    model: str, messages: list[dict[str, str]], params: dict[str, Any], base_url: str | None = None
+) -> str:
+    """sha256 over a canonical JSON rendering of (endpoint, model, messages, sampling parameters).
+
+    Two endpoints serving the same model name are different judges, so ``base_url`` (``None`` = the
+    provider's default, trailing ``/`` ignored) is part of the key.
+    """
+    endpoint = base_url.rstrip("/") if base_url else "default"
     blob = json.dumps(
-        {"model": model, "messages": messages, "params": params},
+        {"endpoint": endpoint, "model": model, "messages": messages, "params": params},
         sort_keys=True,
         ensure_ascii=False,
         separators=(",", ":"),

@@ -3,67 +3,117 @@
 How the one JSON object of a reply is found (:func:`extract_json_object`):
 
 1. the whole reply (whitespace stripped) is a JSON object -> that object;
-2. otherwise, if the reply contains fenced code blocks: the single block tagged ``json`` (or, when none is
-   tagged, the single untagged/other block) must be a JSON object; two or more candidate blocks are
-   ambiguous and rejected;
-3. otherwise the span from the first ``{`` to the last ``}`` must be exactly one JSON object. Prose around
-   it is tolerated; a reply holding two objects (say, one quoted from the candidate response and then the
-   judge's own) does not parse as one object and is rejected, so a quoted ``"criteria_met": true`` can
-   never be picked up by accident.
+2. otherwise every JSON object written anywhere in the reply is collected (inside code fences or not, each
+   outermost object once). The objects that have the shape asked for (a ``criteria_met`` key, a ``rating``
+   key, or item-number keys, depending on the request) are the candidates: exactly one candidate -> that
+   object; two or more -> the reply is **ambiguous** and rejected (a judge that quotes the candidate's fenced
+   ``{"criteria_met": true}`` and then writes its own verdict holds two verdicts; neither is picked). With no
+   candidate, a reply holding exactly one object yields it (so the error names the missing key).
 
-Types are checked: ``criteria_met`` must be a JSON boolean (the strings ``"true"``/``"false"`` and the
-numbers 0/1 are rejected); ``explanation`` may be absent (read as ``""``) but must be a string if present;
-a holistic ``rating`` must be a number (not a boolean) in [1, 10]. Every rejection raises
+A key written twice in one object (``{"criteria_met": true, "criteria_met": false}``) makes the reply
+ambiguous too, and so do two batched keys naming the same item (``"3"`` and ``"03"``): that item is
+re-asked. Types are checked: ``criteria_met`` must be a JSON boolean (the strings ``"true"``/``"false"`` and
+the numbers 0/1 are rejected); ``explanation`` may be absent (read as ``""``) but must be a string if
+present; a holistic ``rating`` must be a number (not a boolean) in [1, 10]. Every rejection raises
 :class:`ParseError` with the reason, which the judge uses when it re-asks.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from typing import Any
-
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\r?\n(.*?)```", re.DOTALL)
+from typing import Any, Callable
 
 
 class ParseError(ValueError):
     """A judge reply that cannot be used."""
 
 
-def _load_object(text: str, where: str) -> dict[str, Any]:
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+
+
+def _decode(text: str, pos: int) -> tuple[Any, int]:
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ParseError(f"{where} is not valid JSON ({err.msg} at char {err.pos})") from None
-    if not isinstance(obj, dict):
-        raise ParseError(f"{where} is JSON but not an object (got {type(obj).__name__})")
-    return obj
+        return _DECODER.raw_decode(text, pos)
+    except _DuplicateKey as err:
+        raise ParseError(f"ambiguous: the key {str(err)!r} appears twice in one object") from None
 
 
-def extract_json_object(reply: str) -> dict[str, Any]:
-    """The one JSON object of a judge reply, by the rules in the module docstring."""
+def _all_objects(text: str) -> list[dict[str, Any]]:
+    """Every outermost JSON object in ``text`` (objects nested in another are not listed again)."""
+    found: list[dict[str, Any]] = []
+    pos = text.find("{")
+    while pos >= 0:
+        try:
+            obj, end = _decode(text, pos)
+        except json.JSONDecodeError:
+            pos = text.find("{", pos + 1)
+            continue
+        if isinstance(obj, dict):
+            found.append(obj)
+        pos = text.find("{", end)
+    return found
+
+
+def has_verdict(obj: dict[str, Any]) -> bool:
+    return "criteria_met" in obj
+
+
+def has_rating(obj: dict[str, Any]) -> bool:
+    return "rating" in obj
+
+
+def has_items(obj: dict[str, Any]) -> bool:
+    return any(str(k).strip().isdigit() for k in obj)
+
+
+def extract_json_object(
+    reply: str, is_candidate: Callable[[dict[str, Any]], bool] | None = None
+) -> dict[str, Any]:
+    """The one JSON object of a judge reply, by the rules in the module docstring.
+
+    ``is_candidate`` says which objects have the shape the request asked for (default: every object).
+    """
+    if not isinstance(reply, str):
+        raise ParseError(f"reply is not text (got {type(reply).__name__})")
     text = reply.strip()
     if not text:
         raise ParseError("empty reply")
     try:
-        obj = json.loads(text)
+        obj, end = _decode(text, 0)
     except json.JSONDecodeError:
         pass
     else:
-        if isinstance(obj, dict):
-            return obj
-        raise ParseError(f"reply is JSON but not an object (got {type(obj).__name__})")
-    fences = _FENCE.findall(text)
-    if fences:
-        tagged = [body for tag, body in fences if tag.lower() == "json"]
-        candidates = tagged or [body for _, body in fences]
-        if len(candidates) != 1:
-            raise ParseError(f"{len(candidates)} fenced code blocks; expected exactly one")
-        return _load_object(candidates[0].strip(), "the fenced block")
-    first, last = text.find("{"), text.rfind("}")
-    if first < 0 or last < first:
+        if end == len(text):
+            if isinstance(obj, dict):
+                return obj
+            raise ParseError(f"reply is JSON but not an object (got {type(obj).__name__})")
+    objects = _all_objects(text)
+    if not objects:
         raise ParseError("no JSON object in reply")
-    return _load_object(text[first : last + 1], "the text between the first '{' and the last '}'")
+    candidates = [o for o in objects if is_candidate(o)] if is_candidate else objects
+    if len(candidates) > 1:
+        raise ParseError(
+            f"ambiguous: the reply holds {len(candidates)} answer objects (for example one quoted from the "
+            "graded response and one of your own); give exactly one"
+        )
+    if candidates:
+        return candidates[0]
+    if len(objects) == 1:
+        return objects[0]
+    raise ParseError(f"ambiguous: {len(objects)} JSON objects and none in the requested shape")
 
 
 def _explanation(obj: dict[str, Any], where: str) -> str:
@@ -87,30 +137,35 @@ def verdict_from_object(obj: Any, where: str = "") -> tuple[bool, str]:
 
 def parse_verdict(reply: str) -> tuple[bool, str]:
     """Parse a per-criterion reply."""
-    return verdict_from_object(extract_json_object(reply))
+    return verdict_from_object(extract_json_object(reply, has_verdict))
 
 
 def parse_batched(reply: str, expected: list[int]) -> tuple[dict[int, tuple[bool, str]], dict[int, str]]:
     """Parse a batched reply keyed by item number.
 
     Returns ``(found, problems)``: the valid verdicts by item number, and for every expected item that is
-    missing or malformed, the reason. Keys that are not expected item numbers are ignored. Raises
-    :class:`ParseError` when the reply holds no usable JSON object at all.
+    missing, malformed or named by two keys (``"3"`` and ``"03"``), the reason. Keys that are not expected
+    item numbers are ignored. Raises :class:`ParseError` when the reply holds no usable JSON object at all.
     """
-    obj = extract_json_object(reply)
-    by_number: dict[int, Any] = {}
+    obj = extract_json_object(reply, has_items)
+    by_number: dict[int, list[tuple[str, Any]]] = {}
     for key, value in obj.items():
         k = key.strip()
         if k.isdigit():
-            by_number[int(k)] = value
+            by_number.setdefault(int(k), []).append((key, value))
     found: dict[int, tuple[bool, str]] = {}
     problems: dict[int, str] = {}
     for n in expected:
-        if n not in by_number:
+        entries = by_number.get(n)
+        if not entries:
             problems[n] = "missing"
             continue
+        if len(entries) > 1:
+            keys = " and ".join(repr(k) for k, _ in entries)
+            problems[n] = f"ambiguous: item {n} is answered twice (keys {keys})"
+            continue
         try:
-            found[n] = verdict_from_object(by_number[n], f"item {n}: ")
+            found[n] = verdict_from_object(entries[0][1], f"item {n}: ")
         except ParseError as err:
             problems[n] = str(err)
     return found, problems
@@ -118,7 +173,7 @@ def parse_batched(reply: str, expected: list[int]) -> tuple[dict[int, tuple[bool
 
 def parse_holistic(reply: str) -> tuple[float, str]:
     """Parse a holistic reply: ``(rating in [1, 10], explanation)``."""
-    obj = extract_json_object(reply)
+    obj = extract_json_object(reply, has_rating)
     if "rating" not in obj:
         raise ParseError("missing 'rating'")
     rating = obj["rating"]

@@ -9,7 +9,7 @@ and be resumed later (already paid verdicts come back from the cache).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 
 
 class BudgetExhausted(RuntimeError):
@@ -32,6 +32,9 @@ class Usage:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(Usage)})
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -72,9 +75,22 @@ class Budget:
     max_calls: int | None = None
     max_tokens: int | None = None
     exhausted: bool = False
+    # A judge panel shares one budget: the caps then apply to the sum over all its members' usage.
+    pool: list[Usage] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("max_calls", "max_tokens"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"judge budget {name} must be an integer >= 0, got {value!r}")
 
     def check(self, usage: Usage) -> None:
         """Raise :class:`BudgetExhausted` if one more request would break a cap."""
+        if self.pool:
+            total = Usage()
+            for u in self.pool:
+                total = total + u
+            usage = total
         if self.max_calls is not None and usage.calls >= self.max_calls:
             self.exhausted = True
             raise BudgetExhausted(
