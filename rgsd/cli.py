@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "rgsd.evaluate.cli",  # rgsd eval, rgsd gap
     "rgsd.compare",  # rgsd compare
     "rgsd.demo",  # rgsd demo
+    "rgsd.rubrics.cli",  # rgsd rubrics generate
 ]
 
 
