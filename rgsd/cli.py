@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "rgsd.compare",  # rgsd compare
     "rgsd.demo",  # rgsd demo
     "rgsd.diagnose.cli",  # rgsd diagnose
+    "rgsd.rubrics.cli",  # rgsd rubrics generate
 ]
 
 

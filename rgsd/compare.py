@@ -21,10 +21,38 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# Fields both runs must share so that the comparison is step for step (GRPO takes RGSD's values).
-MATCHED = ("data", "format", "polarity", "max_examples", "model", "max_steps", "seed",
-           "per_device_batch_size", "gradient_accumulation_steps", "max_new_tokens", "max_prompt_tokens",
-           "temperature")
+# Fields both runs must share so that the comparison is step for step (GRPO takes RGSD's values): RGSD name
+# -> GRPO name (GRPO keeps TRL's names). The prompts per step are matched too, by grpo_matched(): RGSD's
+# per_device_batch_size counts prompts, TRL's per_device_train_batch_size counts completions.
+MATCHED = {"data": "data", "format": "format", "polarity": "polarity", "max_examples": "max_examples",
+           "model": "model", "max_steps": "max_steps", "seed": "seed", "max_new_tokens": "max_completion_length",
+           "max_prompt_tokens": "max_prompt_tokens", "temperature": "temperature"}
+
+
+def prompts_per_step(config: dict[str, Any]) -> int | None:
+    """Prompts per optimizer step (per process) of a saved RGSD or GRPO run config."""
+    if "per_device_train_batch_size" in config:
+        g = config.get("num_generations") or 1
+        return config["per_device_train_batch_size"] * config.get("gradient_accumulation_steps", 1) // g
+    if "per_device_batch_size" in config:
+        return config["per_device_batch_size"] * config.get("gradient_accumulation_steps", 1)
+    return None
+
+
+def grpo_matched(rgsd_cfg: Any, num_generations: int, micro: int | None = None) -> dict[str, Any]:
+    """GRPO field values that match ``rgsd_cfg`` step for step (same prompts per step, steps, lengths, ...).
+
+    ``micro`` (GRPO's per_device_train_batch_size, in completions) is kept when it divides the step's
+    completions, so a GRPO recipe's memory-sized micro-batch survives the matching.
+    """
+    values = {g: getattr(rgsd_cfg, r) for r, g in MATCHED.items()}
+    completions = rgsd_cfg.per_device_batch_size * rgsd_cfg.gradient_accumulation_steps * num_generations
+    if micro and completions % micro == 0:
+        values.update(per_device_train_batch_size=micro, gradient_accumulation_steps=completions // micro)
+    else:
+        values.update(per_device_train_batch_size=rgsd_cfg.per_device_batch_size * num_generations,
+                      gradient_accumulation_steps=rgsd_cfg.gradient_accumulation_steps)
+    return values
 
 
 # ---- judges ------------------------------------------------------------------------------------------------
@@ -70,8 +98,7 @@ def plan_runs(args: argparse.Namespace, out: Path) -> tuple[Any, Any, list[str]]
     grpo_cfg = _build(GRPORunConfig, args.grpo_config, grpo_values)
     changed = []
     explicit = set(_overrides(args.grpo_set))
-    for name in MATCHED:
-        want = getattr(rgsd_cfg, name)
+    for name, want in grpo_matched(rgsd_cfg, grpo_cfg.num_generations, grpo_cfg.per_device_train_batch_size).items():
         if getattr(grpo_cfg, name) != want:
             if name not in common and (args.grpo_config or name in explicit):  # the user asked otherwise
                 changed.append(f"{name}: {getattr(grpo_cfg, name)!r} -> {want!r}")
@@ -256,8 +283,9 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("rgsd compare: give both --rgsd-run and --grpo-run (finished runs), or neither")
     if args.rgsd_run:
         runs["rgsd"], runs["grpo"] = read_run(args.rgsd_run), read_run(args.grpo_run)
-        for name in MATCHED:
-            a, b = runs["rgsd"]["config"].get(name), runs["grpo"]["config"].get(name)
+        rc, gc = runs["rgsd"]["config"], runs["grpo"]["config"]
+        for name, a, b in [(r, rc.get(r), gc.get(g)) for r, g in MATCHED.items()] + [
+                ("prompts_per_step", prompts_per_step(rc), prompts_per_step(gc))]:
             matched[name] = a
             if a != b:
                 notes.append(f"NOT MATCHED: {name} differs between the runs (RGSD {a!r}, GRPO {b!r}).")
@@ -267,6 +295,7 @@ def run(args: argparse.Namespace) -> int:
 
         rgsd_cfg, grpo_cfg, changed = plan_runs(args, out)
         matched = {name: getattr(rgsd_cfg, name) for name in MATCHED}
+        matched["prompts_per_step"] = grpo_cfg.prompts_per_step()
         if changed:
             notes.append("GRPO config values replaced to match RGSD: " + "; ".join(changed) + ".")
         log.info("compare: training RGSD (%d steps) into %s", rgsd_cfg.max_steps, rgsd_cfg.output_dir)

@@ -116,9 +116,9 @@ def compared(tiny_model_dir, tmp_path_factory):
         "--grpo-set",
         "num_generations=4",
         "--grpo-set",
-        "progress=false",
+        "disable_tqdm=true",
         "--grpo-set",
-        "per_device_batch_size=3",
+        "per_device_train_batch_size=3",
     ]
     assert main(argv) == 0
     return out
@@ -131,12 +131,12 @@ def test_compare_trains_matched_runs_and_writes_every_column(compared):
         assert col in md, col
     assert "The evaluation judge is the same judge GRPO trained against" in md
     assert "No --eval-judge given" in md and "regex judge" in md
-    assert "per_device_batch_size: 3 -> 1" in md  # an explicit GRPO value that matching replaced is reported
+    assert "per_device_train_batch_size: 3 -> 4" in md  # an explicit GRPO value that matching replaced is reported
     assert report["eval_judge_is_training_judge"] is True
     rows = {r["model"]: r for r in report["rows"]}
     assert set(rows) == {"base", "rgsd", "grpo"}
     # matched: same prompts per step and steps; GRPO took RGSD's batch (its own --grpo-set was overridden)
-    assert report["matched"]["per_device_batch_size"] == 1 and report["matched"]["max_steps"] == 1
+    assert report["matched"]["prompts_per_step"] == 1 and report["matched"]["max_steps"] == 1
     assert rows["rgsd"]["prompts_seen"] == rows["grpo"]["prompts_seen"] == 1
     assert rows["rgsd"]["rollouts"] == 1 and rows["grpo"]["rollouts"] == 4
     assert rows["rgsd"]["judge_calls"] == 0

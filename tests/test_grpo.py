@@ -28,11 +28,12 @@ def small(tiny_model_dir: Path, out: Path, **kw) -> GRPORunConfig:
         model=str(tiny_model_dir),
         data=str(DEMO_TRAIN),
         max_steps=2,
-        per_device_batch_size=2,
+        per_device_train_batch_size=2 * G,  # completions, as in TRL: 2 prompts x G rollouts
+        gradient_accumulation_steps=1,
         num_generations=G,
-        max_new_tokens=6,
+        max_completion_length=6,
         output_dir=str(out),
-        progress=False,
+        disable_tqdm=True,
         learning_rate=1e-2,
         lora_r=4,
         lora_alpha=8,
@@ -51,10 +52,10 @@ def test_config_validation_names_the_problem(tmp_path):
         GRPORunConfig().validate()
     with pytest.raises(ValueError, match="num_generations must be >= 2"):
         GRPORunConfig(data="x", num_generations=1).validate()
-    with pytest.raises(ValueError, match="completions_per_micro_batch"):
-        GRPORunConfig(
-            data="x", per_device_batch_size=2, num_generations=4, completions_per_micro_batch=3
-        ).validate()
+    with pytest.raises(ValueError, match="must be a multiple of num_generations"):
+        GRPORunConfig(data="x", per_device_train_batch_size=3, gradient_accumulation_steps=1, num_generations=4).validate()
+    with pytest.raises(ValueError, match="warmup_steps"):
+        GRPORunConfig(data="x", warmup_steps=2.5).validate()
     with pytest.raises(ValueError, match="rar-implicit needs judge_mode holistic"):
         GRPORunConfig(data="x", judge="openai", reward="rar-implicit").validate()
     with pytest.raises(ValueError, match="holistic gives no per-criterion verdicts"):
@@ -70,26 +71,86 @@ def test_trl_mapping_counts_completions_and_keeps_prompts_per_step():
 
     cfg = GRPORunConfig(
         data="x",
-        per_device_batch_size=2,
-        gradient_accumulation_steps=3,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=12,
         num_generations=8,
-        completions_per_micro_batch=4,
-        max_new_tokens=77,
+        max_completion_length=77,
         beta=0.04,
         max_steps=40,
-        warmup_ratio=0.05,
+        warmup_steps=0.05,
         output_dir="runs/unused-grpo",
     )
     cfg.validate()
     args = trl_config(cfg, "fp32")
-    # 2 prompts x 3 accumulation = 6 prompts per step, 48 completions, in micro-batches of 4 -> 12 micro-steps
+    # TRL's meaning, passed through: micro-batches of 4 completions x 12 = 48 completions = 6 prompts x 8
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (4, 12)
     assert args.steps_per_generation == 12 and args.generation_batch_size == 48
     assert args.generation_batch_size // args.num_generations == cfg.prompts_per_step() == 6
     assert args.max_completion_length == 77 and args.beta == 0.04 and args.temperature == 1.0
-    assert args.bf16 is False and args.gradient_checkpointing is False and args.warmup_steps == 2
+    assert args.bf16 is False and args.gradient_checkpointing is False and args.warmup_steps == 0.05
+    assert args.run_name == "unused-grpo" and args.project == "runs"  # tracker names from output_dir
     assert args.lr_scheduler_type.value == "constant_with_warmup" and args.shuffle_dataset is False
     assert args.adam_beta2 == 0.999 and args.weight_decay == 0.01 and args.remove_unused_columns is False
+
+
+def test_field_names_are_trls_where_trl_has_the_field():
+    """Every GRPO training/loss/generation field we expose exists in trl.GRPOConfig under the same name."""
+    import dataclasses
+
+    from trl import GRPOConfig
+
+    ours = {f.name for f in dataclasses.fields(GRPORunConfig)}
+    trl = {f.name for f in dataclasses.fields(GRPOConfig)}
+    not_trl = {  # model/LoRA (TRL keeps those in ModelConfig/peft), data, judge, reward and rgsd-only fields
+        "model", "dtype", "attn_implementation", "use_lora", "lora_r", "lora_alpha", "lora_dropout",
+        "lora_target_modules", "data", "format", "polarity", "max_examples", "data_order", "max_prompt_tokens",
+        "judge", "judge_model", "base_url", "api_key_env", "judge_mode", "judge_concurrency", "judge_cache",
+        "judge_max_calls", "reward", "dynamic_weights", "dynamic_weights_eps",
+    }
+    assert ours - not_trl <= trl, sorted(ours - not_trl - trl)
+    assert {"per_device_train_batch_size", "beta", "max_completion_length", "run_name", "project"} <= ours - not_trl
+
+
+def test_tracker_names_default_from_the_output_folder_and_the_config_is_logged(monkeypatch):
+    from rgsd.grpo.trackers import ConfigToTrackers, apply_project
+
+    cfg = GRPORunConfig(data="x", output_dir="runs/exp7", report_to=["wandb"])
+    assert cfg.tracker_names() == ("exp7", "runs")
+    assert GRPORunConfig(output_dir="solo", run_name="r", project="p").tracker_names() == ("r", "p")
+    monkeypatch.setenv("WANDB_PROJECT", "mine")
+    apply_project("runs", ["wandb"], explicit=False)
+    import os
+
+    assert os.environ["WANDB_PROJECT"] == "mine"  # a default does not override the user's environment
+    apply_project("p", ["wandb"], explicit=True)
+    assert os.environ["WANDB_PROJECT"] == "p"
+
+    class Writer:  # stands in for tensorboard's SummaryWriter (tensorboard is not installed in CI)
+        def __init__(self):
+            self.texts = {}
+
+        def add_text(self, tag, text):
+            self.texts[tag] = text
+
+        def flush(self):
+            pass
+
+    class TensorBoardCallback:
+        tb_writer = Writer()
+
+    class Handler:
+        callbacks = [TensorBoardCallback()]
+
+    class State:
+        is_world_process_zero = True
+
+    cb = ConfigToTrackers(cfg)
+    cb.attach(type("T", (), {"callback_handler": Handler()})())
+    cb.on_train_begin(None, State(), None)
+    import yaml
+
+    logged = yaml.safe_load(TensorBoardCallback.tb_writer.texts["rgsd_config"].strip("`\n"))
+    assert logged["judge"] == "regex" and logged["output_dir"] == "runs/exp7" and logged["beta"] == 0.0
 
 
 # ---- two real GRPO steps with the regex judge, then a resume -----------------------------------------------
@@ -100,7 +161,7 @@ def test_grpo_regex_two_steps_then_resume(tiny_model_dir, tmp_path):
     from rgsd.train.trainer import step_indices
 
     out = tmp_path / "regex"
-    cfg = small(tiny_model_dir, out, save_steps=2, per_device_batch_size=1)
+    cfg = small(tiny_model_dir, out, save_steps=2, per_device_train_batch_size=G)
     assert train_grpo(cfg) == out
     for name in (
         "config.yaml",

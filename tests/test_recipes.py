@@ -55,3 +55,17 @@ def test_configuration_doc_is_current():
     from config_reference import render
 
     assert (REPO / "docs" / "configuration.md").read_text() == render(), "run python scripts/config_reference.py"
+
+
+@pytest.mark.parametrize("name", ["tiny-cpu", "smollm2-cpu", "qwen2.5-3b-lora"])
+def test_grpo_recipe_matches_its_rgsd_recipe_step_for_step(name):
+    """TRL counts completions: per_device_train_batch_size x accumulation / G must equal RGSD's prompts per step."""
+    from rgsd.compare import MATCHED
+
+    grpo = build_config(GRPORunConfig, REPO / "recipes" / f"grpo-{name}.yaml")
+    rgsd = build_config(RGSDConfig, REPO / "recipes" / f"rgsd-{name}.yaml")
+    grpo.validate()
+    assert grpo.prompts_per_step() == rgsd.per_device_batch_size * rgsd.gradient_accumulation_steps
+    for r, g in MATCHED.items():
+        if r not in ("data", "max_examples", "temperature", "max_prompt_tokens"):
+            assert getattr(grpo, g) == getattr(rgsd, r), (r, g)

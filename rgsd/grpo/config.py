@@ -1,66 +1,104 @@
-"""GRPORunConfig: the judge-based GRPO baseline (TRL's ``GRPOTrainer``) with the same shared fields as RGSD.
+"""GRPORunConfig: the judge-based GRPO baseline (TRL's ``GRPOTrainer``), in TRL's own field names.
 
-Batch semantics match RGSD so that runs compare step for step: one optimizer step sees
-``per_device_batch_size x gradient_accumulation_steps x processes`` *prompts*, each with
-``num_generations`` completions (RGSD: one). ``completions_per_micro_batch`` only splits that work into
-smaller forward/backward chunks to fit memory; it does not change what a step sees.
+Every field that ``trl.GRPOConfig`` (TRL 1.16) also has keeps TRL's name and meaning, so a TRL recipe reads
+the same here:
+
+* ``per_device_train_batch_size`` counts *completions* per device per micro-batch, as in TRL;
+  ``gradient_accumulation_steps`` micro-batches make one optimizer step, which therefore sees
+  ``per_device_train_batch_size x gradient_accumulation_steps x processes / num_generations`` prompts, each
+  with ``num_generations`` completions. All of a step's completions are sampled in one generation pass
+  (``steps_per_generation = gradient_accumulation_steps``): always on-policy.
+* ``beta`` is TRL's KL coefficient against the reference model (RGSD's own ``beta`` in ``rgsd train`` is
+  the generalized-JSD mixing weight, a different thing; nothing here is named after it).
+* ``max_completion_length``, ``lr_scheduler_type``, ``warmup_steps``, ``epsilon``, ``loss_type``,
+  ``scale_rewards``, ``disable_tqdm``, ``run_name`` ... mean what TRL / transformers say.
+
+On top: the model and LoRA fields of ``rgsd train`` (``model``, ``dtype``, ``use_lora``, ``lora_*``), the data
+fields, ``max_prompt_tokens`` (TRL 1.16 has no prompt limit; over-long prompts are skipped, never
+truncated), the judge and reward fields, and ``project`` for the trackers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-from rgsd.train.config import ModelArgs, _f
+from rgsd.train.config import _f
 
 REWARDS = ("normalized", "healthbench", "rar-implicit")
 
 
 @dataclass
-class GRPORunConfig(ModelArgs):
+class GRPORunConfig:
     """Judge-based GRPO: G rollouts per prompt, each graded by a judge against the prompt's rubric."""
 
-    output_dir: str = _f(
-        "runs/grpo", "Run folder: config, metrics.jsonl, costs.json, checkpoints, final model."
-    )
-    learning_rate: float = _f(
-        1e-5, "Peak learning rate (LoRA GRPO; the companion paper's full fine-tuning used 4.2e-6)."
-    )
-    generation_batch_size: int = _f(
-        16, "Unused by GRPO: TRL samples all completions of an optimizer step in one generation pass."
-    )
+    # model (TRL's ModelConfig names where it has them)
+    model: str = _f("smollm2-offline", "Hub name, local folder, or 'smollm2-offline' (the embedded default).")
+    dtype: Literal["auto", "fp32", "bf16", "fp16"] = _f(
+        "auto", "Training dtype; auto = bf16 on GPU, fp32 on CPU (sets TRL's bf16/fp16 and the model dtype).")
+    attn_implementation: str | None = _f(None, "Attention kernel passed to from_pretrained (e.g. sdpa).")
+    use_lora: bool = _f(True, "Train a LoRA adapter (PEFT); false = full fine-tuning.")
+    lora_r: int = _f(16, "LoRA rank.")
+    lora_alpha: int = _f(32, "LoRA alpha.")
+    lora_dropout: float = _f(0.0, "LoRA dropout.")
+    lora_target_modules: list[str] = _f(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        "Module names that get LoRA adapters.")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory (GPU recipes).")
+    # data
+    data: str = _f("", "Training data: a file (JSONL/JSON/Parquet), a local HF dataset folder, or a hub name.")
+    format: str = _f("auto", "Data format: auto, healthbench, rar, rubrichub, canonical, generic.")
+    polarity: str = _f("sign", "Polarity policy for negative weights (see docs/data-formats.md).")
+    max_examples: int | None = _f(None, "Use only the first N examples.")
     data_order: Literal["rgsd", "trl"] = _f(
         "rgsd",
         "rgsd = the same seeded prompts per step as `rgsd train` (matched comparisons); "
         "trl = TRL's own shuffled sampler.",
     )
-    # GRPO
-    num_generations: int = _f(
-        16, "Rollouts per prompt (G; 16 in the paper, TRL's default is 8; must be >= 2)."
-    )
-    completions_per_micro_batch: int | None = _f(
-        None,
-        "Completions per forward/backward chunk (null = all of a micro-batch's prompts x G at once); "
-        "must divide per_device_batch_size x num_generations x gradient_accumulation_steps.",
-    )
+    max_prompt_tokens: int = _f(
+        2048, "Longest prompt in tokens; longer prompts are skipped and counted, never truncated (not a TRL field).")
+    # optimization (TRL / transformers names and meanings)
+    max_steps: int = _f(100, "Optimizer steps.")
+    per_device_train_batch_size: int = _f(
+        16, "Completions (not prompts) per device per micro-batch, as in TRL; with gradient_accumulation_steps "
+            "it sets the prompts per step (see prompts_per_step).")
+    gradient_accumulation_steps: int = _f(
+        4, "Micro-batches per optimizer step (TRL's meaning; all are sampled in one generation pass).")
+    learning_rate: float = _f(
+        1e-5, "Peak learning rate (LoRA GRPO; the companion paper's full fine-tuning used 4.2e-6).")
+    lr_scheduler_type: Literal["constant", "constant_with_warmup", "cosine", "linear"] = _f(
+        "constant_with_warmup", "transformers' scheduler name (constant ignores warmup_steps).")
+    warmup_steps: float = _f(
+        0.05, "Linear warm-up: an integer >= 1 = steps, a float in [0, 1) = share of max_steps (transformers).")
+    weight_decay: float = _f(0.01, "AdamW weight decay.")
+    adam_beta1: float = _f(0.9, "AdamW beta1.")
+    adam_beta2: float = _f(0.999, "AdamW beta2.")
+    adam_epsilon: float = _f(1e-8, "AdamW epsilon.")
+    max_grad_norm: float | None = _f(1.0, "Gradient clipping norm; null (or 0) disables.")
+    seed: int = _f(0, "Seed for data order, sampling and initialization.")
+    # generation
+    num_generations: int = _f(16, "Rollouts per prompt (G; 16 in the paper, TRL's default is 8; must be >= 2).")
+    max_completion_length: int = _f(256, "Longest sampled completion in tokens (TRL's name).")
+    temperature: float = _f(1.0, "Sampling temperature of the rollouts.")
+    top_p: float = _f(1.0, "Nucleus sampling for the rollouts (1.0 = off).")
+    # GRPO loss (TRL)
     beta: float = _f(
-        0.0, "KL coefficient against the initial model (TRL's beta; 0 = TRL default, no reference model)."
-    )
+        0.0, "TRL's KL coefficient against the reference (initial) model; 0 = TRL's default, no reference "
+             "model is loaded. Not RGSD's divergence mixing weight.")
     epsilon: float = _f(0.2, "PPO-style clip range of the importance ratio (TRL's epsilon).")
-    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = _f(
-        "dapo", "TRL loss aggregation (TRL default dapo)."
-    )
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = _f("dapo", "TRL loss aggregation (TRL default dapo).")
     scale_rewards: Literal["group", "batch", "none"] = _f(
         "group",
         "Divide advantages by the group's reward std (group), the batch's (batch), or not at all (none).",
     )
-    mask_truncated_completions: bool = _f(False, "Exclude completions cut at max_new_tokens from the loss.")
+    mask_truncated_completions: bool = _f(False, "Exclude completions cut at max_completion_length from the loss.")
     log_completions: bool = _f(
         False,
         "Write every completion with its reward and advantage to output_dir/completions/*.parquet (TRL's "
         "log) and print two per step; unscored completions show reward NaN and advantage 0.",
     )
-    # generation backend
+    # generation backend (TRL)
     use_vllm: bool = _f(False, "Generate with vLLM (needs the vllm extra and a GPU).")
     vllm_mode: Literal["colocate", "server"] = _f(
         "colocate", "colocate = vLLM inside the training process; server = a separate `trl vllm-serve`."
@@ -68,6 +106,17 @@ class GRPORunConfig(ModelArgs):
     vllm_server_host: str = _f("127.0.0.1", "Host of the TRL vLLM server (vllm_mode server).")
     vllm_server_port: int = _f(8000, "Port of the TRL vLLM server (vllm_mode server).")
     vllm_gpu_memory_utilization: float = _f(0.3, "GPU memory share vLLM may take (colocate mode).")
+    # checkpointing and logging (TRL / transformers names)
+    output_dir: str = _f("runs/grpo", "Run folder: config, metrics.jsonl, costs.json, checkpoints, final model.")
+    save_steps: int = _f(0, "Save a resumable checkpoint every N steps (0 = only at the end).")
+    save_total_limit: int | None = _f(2, "Keep only the newest N step checkpoints.")
+    logging_steps: int = _f(1, "Print a log line every N steps (metrics.jsonl gets every step).")
+    report_to: list[str] = _f([], "Extra metric sinks: tensorboard, wandb (the config is logged with the run).")
+    disable_tqdm: bool = _f(False, "Hide the progress bar.")
+    # trackers
+    run_name: str | None = _f(None, "Run name shown by W&B / TensorBoard (null = the output folder's name).")
+    project: str | None = _f(
+        None, "W&B project (null = the output folder's parent name, or 'rgsd' when that is '.' or empty).")
     # judge and reward
     judge: Literal["regex", "openai"] = _f(
         "regex",
@@ -103,29 +152,38 @@ class GRPORunConfig(ModelArgs):
     )
     dynamic_weights_eps: float = _f(0.1, "eps of the dynamic weights (larger = closer to static weights).")
 
-    def prompts_per_step(self, processes: int = 1) -> int:
-        return self.per_device_batch_size * self.gradient_accumulation_steps * processes
+    def completions_per_step(self, processes: int = 1) -> int:
+        """Completions one optimizer step trains on (TRL's generation_batch_size)."""
+        return self.per_device_train_batch_size * self.gradient_accumulation_steps * processes
 
-    def trl_batching(self) -> tuple[int, int]:
-        """(TRL per_device_train_batch_size, TRL gradient_accumulation_steps), both counted in completions."""
-        per_step = self.per_device_batch_size * self.num_generations * self.gradient_accumulation_steps
-        micro = self.completions_per_micro_batch or self.per_device_batch_size * self.num_generations
-        return micro, per_step // micro
+    def prompts_per_step(self, processes: int = 1) -> int:
+        """Distinct prompts per optimizer step: completions per step / num_generations."""
+        return self.completions_per_step(processes) // self.num_generations
+
+    def tracker_names(self) -> tuple[str, str]:
+        """``(run_name, project)``, defaulting from ``output_dir`` (``runs/exp1`` -> ``exp1``, ``runs``)."""
+        out = Path(self.output_dir).resolve()
+        parent = out.parent.name
+        return self.run_name or out.name, self.project or (parent if parent not in ("", ".") else "rgsd")
 
     def validate(self) -> None:
         if not self.data:
             raise ValueError("data is required: a rubric dataset file, folder or hub name")
         if self.num_generations < 2:
             raise ValueError(f"num_generations must be >= 2 (GRPO needs a group), got {self.num_generations}")
-        if self.per_device_batch_size < 1 or self.gradient_accumulation_steps < 1:
-            raise ValueError("per_device_batch_size and gradient_accumulation_steps must be >= 1")
-        per_step = self.per_device_batch_size * self.num_generations * self.gradient_accumulation_steps
-        micro = self.completions_per_micro_batch
-        if micro is not None and (micro < 1 or per_step % micro):
+        if self.per_device_train_batch_size < 1 or self.gradient_accumulation_steps < 1:
+            raise ValueError("per_device_train_batch_size and gradient_accumulation_steps must be >= 1")
+        per_step = self.completions_per_step()
+        if per_step % self.num_generations:
             raise ValueError(
-                f"completions_per_micro_batch ({micro}) must divide per_device_batch_size x "
-                f"num_generations x gradient_accumulation_steps = {per_step}"
+                f"per_device_train_batch_size x gradient_accumulation_steps = {per_step} completions per step "
+                f"must be a multiple of num_generations ({self.num_generations}): TRL counts completions, "
+                f"e.g. per_device_train_batch_size {self.num_generations} = one prompt with its "
+                f"{self.num_generations} rollouts"
             )
+        if self.warmup_steps < 0 or (self.warmup_steps >= 1 and self.warmup_steps != int(self.warmup_steps)):
+            raise ValueError(
+                f"warmup_steps must be an integer >= 0 or a share in [0, 1), got {self.warmup_steps}")
         if self.reward == "rar-implicit" and self.judge_mode != "holistic":
             raise ValueError("reward rar-implicit needs judge_mode holistic (one 1-10 rating per response)")
         if self.judge_mode == "holistic" and self.reward != "rar-implicit":

@@ -17,6 +17,7 @@ from typing import Any
 from rgsd.costs import CostRecord
 from rgsd.grpo.callbacks import CostCallback, make_trainer_class, quiet_console, truncate_jsonl
 from rgsd.grpo.config import GRPORunConfig
+from rgsd.grpo.trackers import ConfigToTrackers, apply_project
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,8 @@ def trl_config(cfg: GRPORunConfig, resolved_dtype: str) -> Any:
     import torch
     from trl import GRPOConfig
 
-    micro, accum = cfg.trl_batching()
+    run_name, project = cfg.tracker_names()
+
     torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[resolved_dtype]
     init_kwargs: dict[str, Any] = {"dtype": torch_dtype}
     if cfg.attn_implementation:
@@ -91,22 +93,22 @@ def trl_config(cfg: GRPORunConfig, resolved_dtype: str) -> Any:
     kwargs: dict[str, Any] = dict(
         output_dir=cfg.output_dir,
         max_steps=cfg.max_steps,
-        per_device_train_batch_size=micro,
-        gradient_accumulation_steps=accum,
-        steps_per_generation=accum,  # one generation pass = one optimizer step: always on-policy
+        per_device_train_batch_size=cfg.per_device_train_batch_size,  # completions, TRL's meaning
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        # one generation pass = one optimizer step: always on-policy
+        steps_per_generation=cfg.gradient_accumulation_steps,
         num_generations=cfg.num_generations,
         learning_rate=cfg.learning_rate,
-        # constant needs the with-warmup schedule to honour the warm-up; warm-up is given in steps.
-        lr_scheduler_type=cfg.lr_scheduler if cfg.lr_scheduler != "constant" else "constant_with_warmup",
-        warmup_steps=round(cfg.warmup_ratio * cfg.max_steps),
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        warmup_steps=cfg.warmup_steps if cfg.warmup_steps < 1 else int(cfg.warmup_steps),
         weight_decay=cfg.weight_decay,
         adam_beta1=cfg.adam_beta1,
         adam_beta2=cfg.adam_beta2,
         adam_epsilon=cfg.adam_epsilon,
-        max_grad_norm=cfg.max_grad_norm if cfg.max_grad_norm is not None else 0.0,
+        max_grad_norm=cfg.max_grad_norm or 0.0,
         seed=cfg.seed,
         data_seed=cfg.seed,
-        max_completion_length=cfg.max_new_tokens,
+        max_completion_length=cfg.max_completion_length,
         temperature=cfg.temperature,
         top_p=cfg.top_p,
         beta=cfg.beta,
@@ -123,7 +125,9 @@ def trl_config(cfg: GRPORunConfig, resolved_dtype: str) -> Any:
         save_total_limit=cfg.save_total_limit,
         logging_steps=1,  # every step reaches metrics.jsonl; the console line follows cfg.logging_steps
         report_to=list(cfg.report_to) or "none",
-        disable_tqdm=not cfg.progress,
+        disable_tqdm=cfg.disable_tqdm,
+        run_name=run_name,
+        project=project,
         remove_unused_columns=False,  # the reward function needs example_id
         shuffle_dataset=cfg.data_order == "trl",  # rgsd order: rows are already laid out step by step
         log_completions=cfg.log_completions,
@@ -195,8 +199,8 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
         )
     if len(dataset) < cfg.prompts_per_step(world):
         raise ValueError(
-            f"{cfg.data}: {len(dataset)} usable prompts, fewer than one step's per_device_batch_size x "
-            f"gradient_accumulation_steps x processes = {cfg.prompts_per_step(world)}"
+            f"{cfg.data}: {len(dataset)} usable prompts, fewer than one step's per_device_train_batch_size x "
+            f"gradient_accumulation_steps x processes / num_generations = {cfg.prompts_per_step(world)}"
         )
 
     cost = CostRecord(method="grpo")
@@ -227,16 +231,19 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
         criteria_log=criteria_log,
     )
     callback = CostCallback(cost, reward, judge, out, cfg.logging_steps)
+    trackers = ConfigToTrackers(cfg)
+    apply_project(cfg.tracker_names()[1], list(cfg.report_to), explicit=cfg.project is not None)
     trainer = make_trainer_class()(
         model=model_path,
         reward_funcs=reward,
         args=trl_config(cfg, _dtype(cfg)),
         train_dataset=dataset,
         processing_class=tokenizer,
-        callbacks=[callback],
+        callbacks=[callback, trackers],
         peft_config=_peft_config(cfg),
     )
     callback.attach(trainer)
+    trackers.attach(trainer)
     quiet_console(trainer)
     if cfg.dynamic_weights and trainer.accelerator.num_processes > 1:
         log.warning(

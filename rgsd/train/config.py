@@ -64,6 +64,10 @@ class ModelArgs:
     logging_steps: int = _f(1, "Print a log line every N steps (metrics.jsonl gets every step).")
     report_to: list[str] = _f([], "Extra metric sinks: tensorboard, wandb.")
     progress: bool = _f(True, "Show a progress bar.")
+    # trackers
+    run_name: str | None = _f(None, "Run name shown by W&B / TensorBoard (null = the output folder's name).")
+    project: str | None = _f(
+        None, "W&B project (null = the output folder's parent name, or 'rgsd' when that is '.' or empty).")
 
 
 @dataclass

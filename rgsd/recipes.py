@@ -1,0 +1,34 @@
+"""Find the shipped recipes (``recipes/*.yaml``) in a source checkout and in an installed wheel alike.
+
+The repository's ``recipes/`` folder is the one source of truth. Building a wheel copies it into the package
+as ``rgsd/_recipes/`` (see ``setup.py``); a checkout or an editable install reads ``recipes/`` directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGED = Path(__file__).resolve().parent / "_recipes"
+_CHECKOUT = Path(__file__).resolve().parents[1] / "recipes"
+
+
+def folder() -> Path:
+    """The folder holding the recipes: the packaged copy when installed, else the checkout's ``recipes/``."""
+    return _PACKAGED if _PACKAGED.is_dir() else _CHECKOUT
+
+
+def names() -> list[str]:
+    """File names of every shipped recipe, sorted."""
+    return sorted(p.name for p in folder().glob("*.yaml"))
+
+
+def path(name: str) -> Path:
+    """The path of the recipe ``name`` (``"rgsd-smollm2-cpu.yaml"``; the ``.yaml`` may be left out).
+
+    Raises ``FileNotFoundError`` listing the recipes that exist.
+    """
+    file = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
+    found = folder() / file
+    if not found.is_file():
+        raise FileNotFoundError(f"no recipe {name!r} in {folder()} (recipes: {', '.join(names()) or 'none'})")
+    return found
