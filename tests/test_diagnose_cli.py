@@ -194,8 +194,8 @@ def test_real_grpo_run_two_checkpoints_end_to_end(tiny_model_dir, tmp_path, monk
 
     run, out = tmp_path / "grpo-run", tmp_path / "diag"
     cfg = GRPORunConfig(model=str(tiny_model_dir), data=str(DEMO_TRAIN), max_steps=2, save_steps=1,
-                        per_device_batch_size=1, num_generations=2, max_new_tokens=6, output_dir=str(run),
-                        progress=False, learning_rate=1e-2, lora_r=4, lora_alpha=8, judge="regex")
+                        per_device_train_batch_size=2, num_generations=2, max_completion_length=6, output_dir=str(run),
+                        disable_tqdm=True, learning_rate=1e-2, lora_r=4, lora_alpha=8, judge="regex")
     train_grpo(cfg)
     assert (run / "checkpoint-1" / "adapter_config.json").is_file()
     with DiagnoseServer() as server:
