@@ -94,6 +94,19 @@ def test_evaluate_matches_hand_computation(server, mode):
     assert result.complete and "note" not in result.summary
 
 
+def test_evaluate_works_inside_a_running_event_loop(server):
+    # A notebook cell runs inside an event loop: evaluate() must still grade over HTTP and give the same scores.
+    import asyncio
+
+    async def cell():
+        judge = OpenAIJudge("m", base_url=server.url, mode="batched", **FAST)
+        return evaluate(examples(), RESPONSES, judge)
+
+    result = asyncio.run(cell())
+    check_scores(result.summary)
+    assert [r["score_normalized"] for r in result.records] == pytest.approx(NORM)
+
+
 def test_holistic_mode_scores_the_mapped_ratings(server):
     # The scripted rating is 1 + round(9 * share of |points| judged the good way):
     # A: 3/9 -> 4; B: 5/10 -> 1 + round(4.5) = 5; C: 1/2 -> 5. Mapped (r - 1) / 9.

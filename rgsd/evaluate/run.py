@@ -408,27 +408,26 @@ def evaluate(
     names the unit). ``bootstrap``/``seed`` drive the bootstrap std. ``prices`` (a
     :class:`rgsd.costs.PriceTable`) adds ``judge_cost_usd``. Never raises on a budget stop: check
     ``result.complete``. A judge that rejects its key, URL or model raises :class:`JudgeRejected`, whose
-    ``result`` holds the examples graded before it (the rest pending), so a caller can still write them. Call :func:`evaluate_async` from code that already runs an event loop.
+    ``result`` holds the examples graded before it (the rest pending), so a caller can still write them.
+    Inside a running event loop (a notebook) it runs on a worker thread; ``await evaluate_async(...)``
+    avoids the thread.
     """
+
+    def run() -> EvalResult:
+        return asyncio.run(
+            evaluate_async(
+                examples, responses, judge, response_tokens=response_tokens, tokenizer=tokenizer,
+                bootstrap=bootstrap, seed=seed, progress=progress, extra_summary=extra_summary, prices=prices,
+            )
+        )
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        pass
-    else:
-        raise RuntimeError(
-            "evaluate() was called inside a running event loop; use `await evaluate_async(...)`"
-        )
-    return asyncio.run(
-        evaluate_async(
-            examples,
-            responses,
-            judge,
-            response_tokens=response_tokens,
-            tokenizer=tokenizer,
-            bootstrap=bootstrap,
-            seed=seed,
-            progress=progress,
-            extra_summary=extra_summary,
-            prices=prices,
-        )
-    )
+        return run()
+    # Inside a running loop (Jupyter): asyncio.run cannot nest, so run the evaluation on a worker thread
+    # with its own loop. The OpenAI judge already does its HTTP work on a loop of its own.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
