@@ -42,8 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def normalize_option_names(argv: list[str]) -> list[str]:
+    """``--max_steps 4`` and ``--max-steps 4`` mean the same in every command: spell option names with dashes.
+
+    Only the name of a ``--name`` or ``--name=value`` token changes; values (paths, model names) are untouched.
+    """
+    out = []
+    for tok in argv:
+        if tok.startswith("--") and len(tok) > 2:
+            name, eq, value = tok[2:].partition("=")
+            tok = "--" + name.replace("_", "-") + eq + value
+        out.append(tok)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
+    from rgsd.config import ConfigError
+
     parser = build_parser()
+    argv = normalize_option_names(sys.argv[1:] if argv is None else list(argv))
     # Config-driven commands (train, grpo) take `--field value` overrides that argparse does not know.
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "config_cls", None):
@@ -55,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as err:  # a bad config key or value: say which and what is accepted, no traceback
+        print(f"rgsd {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import types
 import typing
 from pathlib import Path
@@ -17,6 +18,13 @@ from typing import Any, TypeVar
 import yaml
 
 T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A bad config key or value; the message names the field (and the file) and what is accepted.
+
+    The CLI prints it without a traceback and exits 2.
+    """
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -87,7 +95,7 @@ def parse_overrides(tokens: list[str]) -> dict[str, str]:
     while i < len(tokens):
         tok = tokens[i]
         if not tok.startswith("--"):
-            raise ValueError(f"unexpected argument {tok!r}: overrides look like --field value")
+            raise ConfigError(f"unexpected argument {tok!r}: overrides look like --field value")
         key = tok[2:].replace("-", "_")
         if "=" in key:
             key, value = key.split("=", 1)
@@ -111,16 +119,37 @@ def build_config(cls: type[T], path: str | Path | None = None, overrides: dict[s
             raise ValueError(f"{path}: a config file must be a mapping of field: value")
         for key, value in raw.items():
             if key not in types_:
-                raise ValueError(f"{path}: unknown config key {key!r} for {cls.__name__}")
-            values[key] = _convert(value, types_[key], f"{path}: {key}")
+                raise ConfigError(f"{path}: unknown config key {key!r} for {cls.__name__}{_did_you_mean(key, types_)}")
+            values[key] = _checked(value, types_[key], f"{path}: {key}")
     for key, value in (overrides or {}).items():
+        key = key.replace("-", "_")  # --max-steps and --max_steps name the same field
         if key not in types_:
-            raise ValueError(f"command line: unknown option --{key} for {cls.__name__}")
-        values[key] = _convert(value, types_[key], f"command line: --{key}")
-    cfg = cls(**values)
-    if hasattr(cfg, "validate"):
-        cfg.validate()
+            raise ConfigError(f"command line: unknown option --{key} for {cls.__name__}{_did_you_mean(key, types_)}")
+        values[key] = _checked(value, types_[key], f"command line: --{key}")
+    try:
+        cfg = cls(**values)
+        if hasattr(cfg, "validate"):
+            cfg.validate()
+    except ConfigError:
+        raise
+    except ValueError as err:  # validate() names the field in its message
+        raise ConfigError(f"{cls.__name__}: {err}") from None
     return cfg
+
+
+def _checked(value: Any, tp: Any, where: str) -> Any:
+    try:
+        return _convert(value, tp, where)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err)) from None
+
+
+def _did_you_mean(key: str, fields: dict[str, Any]) -> str:
+    close = difflib.get_close_matches(key, list(fields), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join('--' + c for c in close)}?" if close else ""
+    return f"{hint} (`--help` lists every field)"
 
 
 def config_help(cls: type) -> str:

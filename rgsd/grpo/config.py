@@ -48,7 +48,8 @@ class GRPORunConfig:
     gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory (GPU recipes).")
     # data
     data: str = _f("", "Training data: a file (JSONL/JSON/Parquet), a local HF dataset folder, or a hub name.")
-    format: str = _f("auto", "Data format: auto, healthbench, rar, rubrichub, canonical, generic.")
+    format: Literal["auto", "healthbench", "rar", "rubrichub", "canonical", "generic"] = _f(
+        "auto", "Data format: auto (detected from the first records), healthbench, rar, rubrichub, canonical, generic.")
     polarity: str = _f("sign", "Polarity policy for negative weights (see docs/data-formats.md).")
     max_examples: int | None = _f(None, "Use only the first N examples.")
     data_order: Literal["rgsd", "trl"] = _f(

@@ -35,7 +35,8 @@ class ModelArgs:
     attn_implementation: str | None = _f(None, "Attention kernel passed to from_pretrained (e.g. sdpa).")
     # data
     data: str = _f("", "Training data: a file (JSONL/JSON/Parquet), a local HF dataset folder, or a hub name.")
-    format: str = _f("auto", "Data format: auto, healthbench, rar, rubrichub, canonical, jsonl.")
+    format: Literal["auto", "healthbench", "rar", "rubrichub", "canonical", "generic"] = _f(
+        "auto", "Data format: auto (detected from the first records), healthbench, rar, rubrichub, canonical, generic.")
     polarity: str = _f("sign", "Polarity policy for negative weights (see docs/data-formats.md).")
     max_examples: int | None = _f(None, "Use only the first N examples.")
     # optimization
