@@ -278,7 +278,9 @@ def _model(args: argparse.Namespace) -> tuple[Any, Any]:
     from rgsd.models import load_model
 
     device = args.device or ("cuda" if torch.cuda.is_available() else None)
-    return load_model(args.model, dtype=args.dtype, device=device)
+    # bf16 on a GPU (as in training and compare), float32 on CPU, unless --dtype says otherwise
+    dtype = args.dtype or ("bfloat16" if str(device).startswith("cuda") else "float32")
+    return load_model(args.model, dtype=dtype, device=device)
 
 
 def _quiet_http_logs() -> None:
@@ -506,7 +508,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     p.add_argument("--batch-size", type=int, default=8, help="generation batch size")
-    p.add_argument("--dtype", default="float32", help="model dtype: float32, bfloat16, float16, auto")
+    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16", "auto"],
+                   help="model dtype (default: bfloat16 on CUDA, float32 on CPU)")
     p.add_argument("--device", default=None, help="model device (default: cuda if available, else cpu)")
     p.add_argument("--seed", type=int, default=0)
 

@@ -151,23 +151,12 @@ def self_internalization_gap(
 
 # ---- paired differences -----------------------------------------------------------------------------------
 def student_t_quantile(q: float, df: int) -> float:
-    """Quantile of Student's t (``0.5 < q < 1``) by bisection on the CDF (Simpson integration of the pdf)."""
+    """Quantile of Student's t with ``df`` degrees of freedom (``0.5 < q < 1``), from scipy."""
+    from scipy.stats import t as student_t
+
     if not 0.5 < q < 1 or df < 1:
         raise ValueError(f"need 0.5 < q < 1 and df >= 1, got q={q}, df={df}")
-    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-
-    def cdf_from_zero(t: float, n: int = 4000) -> float:
-        h = t / n
-        f = [math.exp(log_c - (df + 1) / 2 * math.log1p((i * h) ** 2 / df)) for i in range(n + 1)]
-        return h / 3 * (f[0] + f[-1] + 4 * sum(f[1:-1:2]) + 2 * sum(f[2:-1:2]))
-
-    lo, hi = 0.0, 1.0
-    while cdf_from_zero(hi) < q - 0.5:
-        hi *= 2
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if cdf_from_zero(mid) < q - 0.5 else (lo, mid)
-    return (lo + hi) / 2
+    return float(student_t.ppf(q, df))
 
 
 def paired_difference(
