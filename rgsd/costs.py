@@ -28,6 +28,7 @@ class CostRecord:
     time_scoring: float = 0.0  # teacher forward (RGSD) or judge grading (GRPO)
     time_optimization: float = 0.0
     wall_time: float = 0.0
+    judge_cost_usd: float | None = None  # judge tokens priced by a price table, when one was given
 
     def add(self, **deltas: float) -> None:
         """Add to several counters at once: ``cost.add(rollouts=8, generated_tokens=900)``."""

@@ -60,6 +60,8 @@ def test_config_validation_names_the_problem(tmp_path):
         GRPORunConfig(data="x", judge="openai", reward="rar-implicit").validate()
     with pytest.raises(ValueError, match="holistic gives no per-criterion verdicts"):
         GRPORunConfig(data="x", judge="openai", judge_mode="holistic").validate()
+    with pytest.raises(ValueError, match="--price-in and --price-out go together"):
+        GRPORunConfig(data="x", judge_price_in=1.0).validate()
     recipe = tmp_path / "r.yaml"
     recipe.write_text("data: d.jsonl\nnum_generation: 4\n")
     with pytest.raises(ValueError, match=r"r\.yaml: unknown config key 'num_generation'"):
@@ -105,7 +107,8 @@ def test_field_names_are_trls_where_trl_has_the_field():
         "model", "dtype", "attn_implementation", "use_lora", "lora_r", "lora_alpha", "lora_dropout",
         "lora_target_modules", "data", "format", "polarity", "max_examples", "data_order", "max_prompt_tokens",
         "judge", "judge_model", "base_url", "api_key_env", "judge_mode", "judge_concurrency", "judge_cache",
-        "judge_max_calls", "reward", "dynamic_weights", "dynamic_weights_eps",
+        "judge_max_calls", "judge_price_in", "judge_price_out", "judge_prices", "reward", "dynamic_weights",
+        "dynamic_weights_eps",
     }
     assert ours - not_trl <= trl, sorted(ours - not_trl - trl)
     assert {"per_device_train_batch_size", "beta", "max_completion_length", "run_name", "project"} <= ours - not_trl
@@ -259,6 +262,8 @@ def test_grpo_http_judge_costs_failures_and_nan_advantages(tiny_model_dir, tmp_p
             judge_concurrency=8,
             dynamic_weights=True,
             log_completions=True,
+            judge_price_in=2.0,
+            judge_price_out=8.0,
         )
         train_grpo(cfg)
         served = server.count
@@ -271,6 +276,9 @@ def test_grpo_http_judge_costs_failures_and_nan_advantages(tiny_model_dir, tmp_p
     assert cost.judge_calls + cost.judge_cache_hits == logical
     assert cost.judge_failures == steps * G * (1 + 2)
     assert cost.judge_prompt_tokens > 0 and cost.judge_completion_tokens > 0
+    # judge spend in dollars: tokens x price per million, computed by hand from the recorded tokens
+    want_usd = (cost.judge_prompt_tokens * 2.0 + cost.judge_completion_tokens * 8.0) / 1e6
+    assert cost.judge_cost_usd == pytest.approx(want_usd, abs=1e-6) and cost.judge_cost_usd > 0
     assert cost.prompts_seen == 4 and cost.rollouts == steps * 2 * G
     # B's completions have no usable verdict: reward None, counted, never scored
     assert sum(m["unscored_completions"] for m in metrics) == steps * G

@@ -43,8 +43,10 @@ class CostCallback(TrainerCallback):
     summed over processes; times are this process's wall clock.
     """
 
-    def __init__(self, cost: CostRecord, reward: Any, judge: Any, out: Path, logging_steps: int) -> None:
+    def __init__(self, cost: CostRecord, reward: Any, judge: Any, out: Path, logging_steps: int,
+                 prices: Any = None, judge_model: str | None = None) -> None:
         self.cost, self.reward, self.judge, self.out = cost, reward, judge, out
+        self.prices, self.judge_model = prices, judge_model
         self.logging_steps = max(1, logging_steps)
         self.trainer: Any = None
         self._base_wall = cost.wall_time
@@ -112,6 +114,10 @@ class CostCallback(TrainerCallback):
             time_optimization=max(0.0, step_wall - gen - scoring),
         )
         self._unscored_step = int(d["unscored"])
+        if self.prices is not None:
+            from rgsd.costs import record_usd
+
+            self.cost.judge_cost_usd = record_usd(self.cost, self.prices, self.judge_model)
         self.cost.wall_time = self._base_wall + time.perf_counter() - self._t0
         if summed[-1] > 0:
             control.should_training_stop = True

@@ -138,6 +138,11 @@ class GRPORunConfig:
     judge_max_calls: int | None = _f(
         None, "Stop cleanly (and save) once the judge sent this many requests (per process; null = no cap)."
     )
+    judge_price_in: float | None = _f(
+        None, "Judge price, dollars per million prompt tokens (with judge_price_out): costs.json gets judge_cost_usd.")
+    judge_price_out: float | None = _f(None, "Judge price, dollars per million completion tokens.")
+    judge_prices: str | None = _f(
+        None, "YAML price table (model: {input: $, output: $}, optional default:), instead of or beside the two above.")
     reward: Literal["normalized", "healthbench", "rar-implicit"] = _f(
         "normalized",
         "Reward per completion: normalized rubric score in [0, 1], HealthBench score (met points / "
@@ -167,7 +172,16 @@ class GRPORunConfig:
         parent = out.parent.name
         return self.run_name or out.name, self.project or (parent if parent not in ("", ".") else "rgsd")
 
+    def price_table(self):
+        """The judge's :class:`rgsd.costs.PriceTable`, or None when no price was given."""
+        from rgsd.costs import load_prices
+
+        if self.judge_prices is None and self.judge_price_in is None and self.judge_price_out is None:
+            return None
+        return load_prices(self.judge_prices, self.judge_price_in, self.judge_price_out)
+
     def validate(self) -> None:
+        self.price_table()  # a bad price or price file fails before any training
         if not self.data:
             raise ValueError("data is required: a rubric dataset file, folder or hub name")
         if self.num_generations < 2:

@@ -230,7 +230,8 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
         eps=cfg.dynamic_weights_eps,
         criteria_log=criteria_log,
     )
-    callback = CostCallback(cost, reward, judge, out, cfg.logging_steps)
+    callback = CostCallback(cost, reward, judge, out, cfg.logging_steps, prices=cfg.price_table(),
+                            judge_model=cfg.judge_model if cfg.judge == "openai" else None)
     trackers = ConfigToTrackers(cfg)
     apply_project(cfg.tracker_names()[1], list(cfg.report_to), explicit=cfg.project is not None)
     trainer = make_trainer_class()(
