@@ -113,12 +113,12 @@ def _train(cfg: RGSDConfig, run: setup.Run) -> Path:
     dist, wrapper, tok, opt, sched = run.dist, run.wrapper, run.tokenizer, run.optimizer, run.scheduler
     out_dir = Path(cfg.output_dir)
     student, teacher, dev = run.student, run.teacher, run.dist.device  # student: the sharded module itself
-    check_hidden_is_final(student, student.get_output_embeddings(), dev)
     fsdp = fsdp_root(student)
+    params_per_rank = dist.gather_int(local_param_count(student))  # before any forward: FSDP2 keeps the root
+    check_hidden_is_final(student, student.get_output_embeddings(), dev)  # unsharded after a forward
     # bf16 full fine-tuning without FSDP2: fp32 master weights under autocast (FSDP2 casts by its own policy)
     autocast = (torch.autocast(dev.type, dtype=run.compute_dtype)
                 if run.compute_dtype != torch.float32 and fsdp is None and not cfg.use_lora else nullcontext())
-    params_per_rank = dist.gather_int(local_param_count(student))
     think_end = thinking_end_id(tok) if cfg.thinking in (None, True) else None
     if cfg.thinking and think_end is None:
         raise ValueError("thinking: true but the tokenizer has no single </think> token")
