@@ -80,7 +80,7 @@ class RGSDConfig(ModelArgs):
     loss_chunk_size: int = _f(1024, "Response positions per chunk of the memory-efficient loss.")
     loss_impl: Literal["auto", "fused", "checkpointed"] = _f(
         "auto", "fused: gradients computed chunk by chunk in the forward pass (fastest); checkpointed: calls the "
-                "head module per chunk so ZeRO-3/FSDP can gather it; auto picks checkpointed when sharded.")
+                "head module per chunk (safe when FSDP2 shards the weights); auto picks checkpointed when sharded.")
     rollouts_per_prompt: int = _f(1, "On-policy samples per prompt (the paper uses 1).")
     teacher: Literal["frozen", "live", "ema"] = _f(
         "frozen", "frozen = the initial model for the whole run (the method); live/ema are ablations only.")

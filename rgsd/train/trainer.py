@@ -41,12 +41,12 @@ log = logging.getLogger(__name__)
 
 
 class StudentLoss(nn.Module):
-    """Student forward and divergence in one module, so DDP/FSDP/DeepSpeed see every trainable weight used."""
+    """Student forward and divergence in one module, so DDP/FSDP see every trainable weight used."""
 
     def __init__(self, lm: nn.Module, sharded: bool = False):
         super().__init__()
         self.lm = lm
-        self.sharded = sharded  # weights partitioned (ZeRO-3/FSDP): the head must be called as a module
+        self.sharded = sharded  # weights sharded (FSDP2): call the head as a module
 
     def forward(self, input_ids, attention_mask, positions, teacher_hidden, teacher_head, cfg: RGSDConfig):
         hidden = gather_hidden(final_hidden(self.lm, input_ids, attention_mask), positions)
