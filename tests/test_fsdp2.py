@@ -157,3 +157,63 @@ def test_fsdp2_kill_and_resume_matches_uninterrupted(tmp_path, tiny_model_dir):
     print(f"FSDP2 kill -9 + resume: max |w_resumed - w_uninterrupted| = {diff:.3e}")
     assert diff < 1e-6
     assert [m["step"] for m in _metrics(run)] == [1, 2, 3, 4]
+
+
+def _thinking_model(folder: Path) -> Path:
+    """A tiny Llama whose tokenizer has a ``</think>`` token (the unused special ``<filename>``, id 6, renamed)
+    and whose embedding rows 6 and 11529 are swapped, so the model emits ``</think>`` exactly where it would
+    have emitted token 11529: in the greedy response to one prompt of rank 1's step-0 batch, in neither of
+    rank 0's. Rank 0's rollouts are then all dropped (thinking never closed)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rgsd.models import load_tokenizer
+
+    tok = load_tokenizer("tiny-random")
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=True, initializer_range=0.3,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)  # a larger init than tiny_model: responses depend on the prompt
+    model = LlamaForCausalLM(cfg)
+    with torch.no_grad():
+        emb = model.get_input_embeddings().weight
+        emb[[6, 11529]] = emb[[11529, 6]].clone()
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    for f in folder.glob("tokenizer*.json"):
+        f.write_text(f.read_text().replace('"<filename>"', '"</think>"'))
+    return folder
+
+
+def test_fsdp2_unequal_work_across_ranks_matches_single(tmp_path):
+    from conftest import DEMO_TRAIN as data
+
+    from rgsd.data.loaders import load_examples
+    from rgsd.models import load_model
+    from rgsd.rollout import chat_prompt_ids, generate
+    from rgsd.teacher_prompt import student_messages
+    from rgsd.train.alignment import loss_mask, thinking_end_id
+    from rgsd.train.trainer import step_indices
+
+    model_dir = _thinking_model(tmp_path / "model")
+    model, tok = load_model(str(model_dir))
+    assert thinking_end_id(tok) == 6
+    examples = load_examples(str(data)).examples
+    prompts = [chat_prompt_ids(tok, student_messages(examples[i])) for i in step_indices(0, len(examples), 4, 0)]
+    kept = [loss_mask(r.response_ids, 6) for r in generate(model, tok, prompts, max_new_tokens=6, do_sample=False)]
+    assert kept[0] is None and kept[1] is None  # rank 0: every rollout dropped
+    assert kept[2] is not None and sum(kept[2]) >= 3  # rank 1: scored tokens
+
+    common = dict(use_lora="false", learning_rate="1e-3", max_steps=1, save_steps=0, probe_steps=0,
+                  thinking="true")
+    one, two = tmp_path / "one", tmp_path / "two"
+    _ok(_single(model_dir, one, per_device_batch_size=4, **common))
+    # 2 ranks x (1 prompt x 2 micro-batches): rank 0 pads both micro-batches, rank 1 one of its two
+    _ok(_torchrun(model_dir, two, per_device_batch_size=1, gradient_accumulation_steps=2, **common))
+    m1, m2 = _metrics(one)[0], _metrics(two)[0]
+    assert m1["scored_tokens"] == m2["scored_tokens"] == sum(kept[2]) + (sum(kept[3]) if kept[3] else 0)
+    assert m1["dropped_unclosed_thinking"] == m2["dropped_unclosed_thinking"] >= 2  # summed over ranks
+    init = _weights(model_dir)
+    w1, w2 = _weights(one / "final"), _weights(two / "final")
+    moved, diff = _max_diff(w1, init), _max_diff(w1, w2)
+    print(f"FSDP2 unequal work: max |w_2proc - w_1proc| = {diff:.3e}, max |w - w0| = {moved:.3e}")
+    assert moved > 1e-5 and diff < 1e-2 * moved
