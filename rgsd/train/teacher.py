@@ -89,6 +89,7 @@ class Teacher:
         elif self.kind == "live":
             yield model
         else:  # ema: swap the shadow weights in for the forward pass
+            _reshard(model)  # FSDP2: swap shards, and let the forward gather the swapped-in weights
             params = dict(model.named_parameters())
             saved = {n: params[n].detach().clone() for n in self.shadow}
             with torch.no_grad():
@@ -100,6 +101,7 @@ class Teacher:
                 with torch.no_grad():
                     for n, t in saved.items():
                         params[n].copy_(t)
+                _reshard(model)  # drop the gathered teacher weights so the student's are gathered next
 
     @torch.no_grad()
     def hidden(self, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -119,9 +121,19 @@ class Teacher:
         """After an optimizer step: move the EMA teacher toward the student (no-op otherwise)."""
         if self.kind != "ema":
             return
+        _reshard(model)
         for n, p in model.named_parameters():
             if n in self.shadow:
                 self.shadow[n].mul_(self.ema_decay).add_(p.detach(), alpha=1 - self.ema_decay)
+
+
+def _reshard(model: nn.Module) -> None:
+    """Under FSDP2, return every unit to its shards (the root stays gathered after a forward otherwise)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for m in model.modules():
+        if isinstance(m, FSDPModule):
+            m.reshard()
 
 
 def load_frozen_teacher(name_or_path: str, dtype: torch.dtype, attn_implementation: str | None = None) -> nn.Module:
