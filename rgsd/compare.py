@@ -258,18 +258,6 @@ def plot(rows: list[dict[str, Any]], out: Path) -> list[str]:
     return files
 
 
-def _fresh_accelerate_state() -> None:
-    """Let the second trainer of this process pick its own mixed precision.
-
-    Accelerate keeps one process-wide state and refuses a second ``Accelerator`` with another
-    ``mixed_precision`` (RGSD with LoRA runs fp32 master weights, TRL's GRPO bf16 autocast on GPU).
-    """
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state()
-    GradientState._reset_state()
-
-
 # ---- command -----------------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
     from rgsd.data.loaders import load_examples
@@ -301,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("compare: training RGSD (%d steps) into %s", rgsd_cfg.max_steps, rgsd_cfg.output_dir)
         runs["rgsd"] = read_run(train(rgsd_cfg))
         log.info("compare: training GRPO (%d steps) into %s", grpo_cfg.max_steps, grpo_cfg.output_dir)
-        _fresh_accelerate_state()
+        # rgsd train opens no Accelerator (torch.distributed directly), so TRL's is the process's first
         runs["grpo"] = read_run(train_grpo(grpo_cfg))
     gc_ = runs["grpo"]["config"]
     train_spec = judge_spec(gc_.get("judge", "regex"), gc_.get("judge_model"), gc_.get("base_url"),

@@ -137,10 +137,8 @@ def load_model(
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     try:
-        if (Path(path) / "adapter_config.json").exists():  # a LoRA run's output: base + adapter, merged
-            from peft import AutoPeftModelForCausalLM
-
-            model = AutoPeftModelForCausalLM.from_pretrained(path, **kwargs).merge_and_unload()
+        if (Path(path) / "adapter_config.json").exists():  # a LoRA checkpoint: base + adapter, merged
+            model = _load_adapter_merged(Path(path), kwargs)
         else:
             model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as err:
@@ -154,6 +152,19 @@ def load_model(
     if device:
         model.to(device)
     return model, tok
+
+
+def _load_adapter_merged(folder: Path, kwargs: dict) -> PreTrainedModel:
+    """A PEFT adapter folder: read its base model from ``adapter_config.json``, load it, merge the adapter."""
+    import json
+
+    from peft import PeftModel
+
+    base_name = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    if not base_name:
+        raise RuntimeError(f"{folder / 'adapter_config.json'}: base_model_name_or_path is missing")
+    base = AutoModelForCausalLM.from_pretrained(resolve_model_path(base_name), **kwargs)
+    return PeftModel.from_pretrained(base, str(folder)).merge_and_unload()
 
 
 def tiny_model(

@@ -68,6 +68,7 @@ def generate(
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stops = eos_ids(model, tokenizer)
+    sync = _sharded_across_ranks(model)  # FSDP2: every rank runs forwards until all ranks are done
     out: list[Rollout] = []
     batches = range(0, len(prompts), batch_size)
     if progress:
@@ -84,6 +85,7 @@ def generate(
             attention[i, width - len(p) :] = 1
         sampling = dict(temperature=temperature, top_p=top_p, top_k=top_k) if do_sample else {}
         seqs = model.generate(
+            synced_gpus=sync,
             input_ids=input_ids.to(device),
             attention_mask=attention.to(device),
             max_new_tokens=max_new_tokens,
@@ -111,3 +113,14 @@ def generate(
     if was_training:
         model.train()
     return out
+
+
+def _sharded_across_ranks(model: torch.nn.Module) -> bool:
+    """True when ``model`` holds FSDP2-sharded modules and several ranks take part (each forward gathers)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return False
+    from torch.distributed.fsdp import FSDPModule
+
+    return any(isinstance(m, FSDPModule) for m in model.modules())

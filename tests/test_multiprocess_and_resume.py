@@ -10,9 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import DEMO_TRAIN, REPO
 from safetensors.torch import load_file
+
+pytestmark = pytest.mark.slow
 
 
 def _free_port() -> int:
@@ -48,7 +51,7 @@ def test_two_process_data_parallel_matches_single_process(tmp_path, tiny_model_d
     assert single.returncode == 0, single.stderr[-3000:]
     dist = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-         "-m", "rgsd.cli", *_args(tiny_model_dir, tmp_path / "two", per_device_batch_size=2, **common)],
+         "-m", "rgsd.cli", *_args(tiny_model_dir, tmp_path / "two", per_device_batch_size=2, sharding="ddp", **common)],
         env=_env(), capture_output=True, text=True,
     )
     assert dist.returncode == 0, dist.stderr[-3000:]

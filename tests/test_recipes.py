@@ -18,7 +18,7 @@ RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
 def test_recipes_exist():
     names = {p.name for p in RECIPES}
     assert {"rgsd-tiny-cpu.yaml", "rgsd-smollm2-cpu.yaml", "rgsd-qwen2.5-3b-lora.yaml",
-            "rgsd-qwen2.5-7b-full-zero3.yaml", "rgsd-qwen3-4b-thinking-lora.yaml"} <= names
+            "rgsd-qwen2.5-7b-full-fsdp2.yaml", "rgsd-qwen3-4b-thinking-lora.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)

@@ -18,7 +18,7 @@ from rgsd.teacher_prompt import student_messages, teacher_messages
 from rgsd.train.alignment import align, gather_hidden
 from rgsd.train.config import RGSDConfig
 from rgsd.train.setup import load_policy
-from rgsd.train.teacher import Teacher, final_hidden
+from rgsd.train.teacher import Teacher, final_hidden, load_frozen_teacher
 from rgsd.train.trainer import StudentLoss, train
 
 
@@ -50,7 +50,8 @@ def test_two_steps_change_student_not_teacher(tmp_path, tiny_model_dir, use_lora
 def test_teacher_stays_bit_identical(tiny_model_dir, use_lora):
     cfg = build_config(RGSDConfig, None, dict(data="x", model=str(tiny_model_dir), use_lora=use_lora))
     model, tok = load_policy(cfg)
-    teacher = Teacher(model, "frozen", use_lora)
+    frozen = None if use_lora else load_frozen_teacher(str(tiny_model_dir), torch.float32)
+    teacher = Teacher(model, "frozen", use_lora, frozen_model=frozen)
     ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
     mask = torch.ones_like(ids)
     before = teacher.hidden(model, ids, mask).clone()
@@ -70,7 +71,8 @@ def test_teacher_stays_bit_identical(tiny_model_dir, use_lora):
 def test_loss_decreases_on_fixed_batch(tiny_model_dir):
     cfg = build_config(RGSDConfig, None, dict(data="x", model=str(tiny_model_dir), use_lora=False))
     model, tok = load_policy(cfg)
-    teacher = Teacher(model, "frozen", use_lora=False)
+    teacher = Teacher(model, "frozen", use_lora=False,
+                      frozen_model=load_frozen_teacher(str(tiny_model_dir), torch.float32))
     examples = load_examples(str(DEMO_TRAIN)).examples[:3]
     s = [chat_prompt_ids(tok, student_messages(e)) for e in examples]
     t = [chat_prompt_ids(tok, teacher_messages(e)) for e in examples]

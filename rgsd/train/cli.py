@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from rgsd.config import add_config_command, config_from_args
 from rgsd.train.config import RGSDConfig
@@ -13,7 +14,8 @@ def _run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args, args.overrides)
     out = train(cfg, resume=args.resume)
-    print(f"done: trained model in {out / 'final'}, metrics in {out / 'metrics.jsonl'}, costs in {out / 'costs.json'}")
+    if os.environ.get("RANK", "0") == "0":  # once per run, not once per process
+        print(f"done: trained model in {out / 'final'}, metrics in {out / 'metrics.jsonl'}, costs in {out / 'costs.json'}")
     return 0
 
 

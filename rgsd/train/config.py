@@ -85,7 +85,7 @@ class RGSDConfig(ModelArgs):
     loss_chunk_size: int = _f(1024, "Response positions per chunk of the memory-efficient loss.")
     loss_impl: Literal["auto", "fused", "checkpointed"] = _f(
         "auto", "fused: gradients computed chunk by chunk in the forward pass (fastest); checkpointed: calls the "
-                "head module per chunk so ZeRO-3/FSDP can gather it; auto picks checkpointed when sharded.")
+                "head module per chunk (safe when FSDP2 shards the weights); auto picks checkpointed when sharded.")
     rollouts_per_prompt: int = _f(1, "On-policy samples per prompt (the paper uses 1).")
     teacher: Literal["frozen", "live", "ema"] = _f(
         "frozen", "frozen = the initial model for the whole run (the method); live/ema are ablations only.")
@@ -101,10 +101,17 @@ class RGSDConfig(ModelArgs):
     thinking: bool | None = _f(
         None, "Mask the thinking block (response start through the first </think>) from the loss; "
               "null = on when the tokenizer has a </think> token.")
-    generation_backend: Literal["transformers", "vllm-server"] = _f(
-        "transformers", "transformers generate (tested path) or a TRL vLLM server (trl vllm-serve).")
+    generation_backend: Literal["transformers", "vllm-server", "vllm-colocate"] = _f(
+        "transformers", "transformers generate (tested path), or vLLM through trl.generation.VLLMGeneration: "
+                        "a TRL vLLM server (trl vllm-serve) or vLLM colocated on the training GPUs (GPU only).")
     vllm_server_host: str = _f("127.0.0.1", "Host of the TRL vLLM server.")
     vllm_server_port: int = _f(8000, "Port of the TRL vLLM server.")
+    # scaling (issue 10): torch DDP / FSDP2, launched by torchrun
+    sharding: Literal["none", "ddp", "fsdp2"] = _f(
+        "none", "none: one process (under a multi-process launcher it means ddp); ddp: torch "
+                "DistributedDataParallel; fsdp2: torch fully_shard per decoder layer, then the root (sharded "
+                "full fine-tuning or LoRA). Launch several processes with torchrun (or accelerate launch as a "
+                "plain launcher); the same code runs on gloo (CPU) and NCCL (GPU).")
     # self-internalization gap probe
     probe_steps: int = _f(0, "Measure the self-internalization gap every N steps (0 = off).")
     probe_prompts: int = _f(8, "Prompts in the fixed probe set (first N training examples).")

@@ -1,4 +1,4 @@
-"""Everything a run needs before its first step: accelerator, model (+LoRA), data, optimizer, generation.
+"""Everything a run needs before its first step: process group, model (+LoRA), data, optimizer, generation.
 
 Kept apart from the loop in ``trainer.py`` so the loop reads top to bottom.
 """
@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Run:
-    accelerator: Any
-    wrapper: nn.Module
+    dist: Any  # rgsd.train.distributed.Dist
+    wrapper: nn.Module  # StudentLoss (DDP-wrapped under ddp); under fsdp2 its .lm holds the sharded model
+    student: nn.Module  # the model generation, probes and the teacher read (the sharded module under fsdp2)
     tokenizer: Any
     optimizer: torch.optim.Optimizer
     scheduler: Any
@@ -32,6 +33,8 @@ class Run:
     resume_dir: Path | None
     generate_fn: Callable[[nn.Module, list[list[int]]], list[Rollout]]
     probe_fn: Callable[[nn.Module, list[Example], int], float]
+    sharding: str = "none"
+    compute_dtype: torch.dtype = torch.float32
 
 
 def resolve_dtype(cfg: ModelArgs) -> torch.dtype:
@@ -71,64 +74,76 @@ def load_training_examples(cfg: ModelArgs) -> list[Example]:
 
 
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    ckpts = sorted((Path(output_dir) / "checkpoints").glob("step-*"))
+    """The newest complete checkpoint (its trainer_state.json is written last)."""
+    ckpts = sorted(p.parent for p in (Path(output_dir) / "checkpoints").glob("step-*/trainer_state.json"))
     return ckpts[-1] if ckpts else None
 
 
+def seed_everything(seed: int) -> None:
+    """Python, numpy and torch (CPU and every CUDA device) RNGs."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
 def prepare_run(cfg: RGSDConfig, resume: bool = False) -> Run:
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
     from transformers import get_scheduler
 
-    from rgsd.train.teacher import Teacher
+    from rgsd.train.distributed import init_distributed, shard_fsdp2
+    from rgsd.train.teacher import Teacher, load_frozen_teacher
     from rgsd.train.trainer import StudentLoss
 
-    mixed = "bf16" if (not cfg.use_lora and resolve_dtype(cfg) == torch.bfloat16) else "no"
-    acc = Accelerator(log_with=cfg.report_to or None, project_dir=cfg.output_dir, mixed_precision=mixed,
-                      cpu=not torch.cuda.is_available())  # cpu=True lets gloo multi-process runs start
-    if cfg.report_to:
-        acc.init_trackers("rgsd")
-    set_seed(cfg.seed)
+    dist = init_distributed(cfg.sharding)
+    sharding = "ddp" if cfg.sharding == "none" and dist.world > 1 else cfg.sharding
+    compute = resolve_dtype(cfg)
+    seed_everything(cfg.seed)  # same on every rank: LoRA initialization must agree
     model, tok = load_policy(cfg)
     examples = load_training_examples(cfg)
-    # The teacher copy (full fine-tuning) is taken from the initial weights before anything is wrapped.
-    teacher = Teacher(model, cfg.teacher, cfg.use_lora, cfg.ema_decay)
-    wrapper = StudentLoss(model, sharded=_is_sharded(acc))
+    frozen = None
+    if cfg.teacher == "frozen" and not cfg.use_lora:  # full FT: load the initial weights again, never deep-copy
+        frozen = load_frozen_teacher(cfg.model, compute, cfg.attn_implementation)
+    if sharding == "fsdp2":
+        # fp32 master weights, bf16 compute through FSDP's mixed precision (LoRA: base and adapter alike)
+        shard_fsdp2(model, compute if compute != torch.float32 else None)
+        if frozen is not None:
+            shard_fsdp2(frozen)
+    else:
+        model.to(dist.device)
+        if frozen is not None:
+            frozen.to(dist.device)
+    teacher = Teacher(model, cfg.teacher, cfg.use_lora, cfg.ema_decay, frozen_model=frozen)
+    wrapper: nn.Module = StudentLoss(model, sharded=sharding == "fsdp2")
+    if sharding == "ddp":
+        from torch.nn.parallel import DistributedDataParallel
+
+        wrapper = DistributedDataParallel(wrapper, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
     params = [p for p in wrapper.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
                             eps=cfg.adam_epsilon, weight_decay=cfg.weight_decay)
     names = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}
     sched = get_scheduler(names[cfg.lr_scheduler], opt, num_warmup_steps=int(cfg.warmup_ratio * cfg.max_steps),
                           num_training_steps=cfg.max_steps)
-    # The scheduler is stepped by hand once per optimizer step (accelerate's wrapper would step it once per
-    # process); it is registered so save_state/load_state carry it.
-    wrapper, opt = acc.prepare(wrapper, opt)
-    acc.register_for_checkpointing(sched)
-    teacher.prepare(acc)
+    # Sampling noise differs per rank (device-specific seed); resume restores each rank's own RNG state.
+    seed_everything(cfg.seed + 1_000_003 * dist.rank)
     resume_dir = latest_checkpoint(cfg.output_dir) if resume else None
     if resume and resume_dir is None:
         log.warning("--resume: no checkpoint in %s/checkpoints, starting from scratch", cfg.output_dir)
-    return Run(acc, wrapper, tok, opt, sched, teacher, examples, resume_dir,
-               generate_fn=make_generate_fn(cfg, tok, acc), probe_fn=make_probe_fn(cfg, tok))
+    return Run(dist, wrapper, model, tok, opt, sched, teacher, examples, resume_dir,
+               generate_fn=make_generate_fn(cfg, tok, dist, model), probe_fn=make_probe_fn(cfg, tok),
+               sharding=sharding, compute_dtype=compute)
 
 
-def _is_sharded(acc) -> bool:
-    """True when parameters are partitioned across ranks (DeepSpeed ZeRO-3 or FSDP)."""
-    from accelerate.utils import DistributedType
+def make_generate_fn(cfg: RGSDConfig, tok, dist, model: nn.Module
+                     ) -> Callable[[nn.Module, list[list[int]]], list[Rollout]]:
+    """On-policy sampling: transformers generate on the (sharded) student, or vLLM through TRL."""
+    if cfg.generation_backend.startswith("vllm"):
+        from rgsd.train.vllm_backend import VLLMGenerator
 
-    if acc.distributed_type == DistributedType.FSDP:
-        return True
-    if acc.distributed_type == DistributedType.DEEPSPEED:
-        return acc.state.deepspeed_plugin.zero_stage == 3
-    return False
-
-
-def make_generate_fn(cfg: RGSDConfig, tok, acc) -> Callable[[nn.Module, list[list[int]]], list[Rollout]]:
-    """On-policy sampling: transformers generate (default), or a TRL vLLM server."""
-    if cfg.generation_backend == "vllm-server":
-        from rgsd.train.vllm_backend import VLLMServerGenerator
-
-        return VLLMServerGenerator(cfg, tok, acc)
+        return VLLMGenerator(cfg, tok, dist, model)
 
     def gen(model: nn.Module, prompts: list[list[int]]) -> list[Rollout]:
         return generate(model, tok, prompts, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
@@ -143,7 +158,9 @@ def make_probe_fn(cfg: RGSDConfig, tok) -> Callable[[nn.Module, list[Example], i
     def probe(model: nn.Module, examples: list[Example], step: int) -> float:
         from rgsd.evaluate.gap import self_internalization_gap
 
-        with torch.random.fork_rng(devices=[]):
+        # fork every RNG the probe's reseeding touches (CUDA included), so the training stream is unchanged
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
             result = self_internalization_gap(
                 model, tok, examples, k=cfg.probe_samples, max_new_tokens=cfg.probe_max_new_tokens,
                 seed=cfg.seed + 7919, placement=cfg.teacher_placement, style=cfg.teacher_style,

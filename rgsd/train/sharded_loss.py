@@ -1,7 +1,7 @@
-"""The chunked divergence for sharded models (DeepSpeed ZeRO-3, FSDP).
+"""The chunked divergence for sharded models (FSDP2).
 
 :func:`rgsd.chunked_loss.chunked_jsd_from_hidden` reads the LM head's weight tensor directly, which is fast
-but sees only a shard when ZeRO-3 or FSDP partitions the weights. This variant calls the head *module* on
+but sees only a shard when FSDP partitions the weights. This variant calls the head *module* on
 each chunk (so the framework's hooks gather the weight) and wraps every chunk in activation checkpointing,
 so at most one chunk's logits live at a time; backward recomputes that chunk's logits. It costs one more
 head matmul per chunk than the fused path and gives the same value and gradients.

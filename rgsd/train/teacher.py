@@ -2,14 +2,15 @@
 
 - LoRA: the teacher is the network with the adapter disabled, i.e. exactly the initial base model, at no
   extra memory.
-- Full fine-tuning: a separate frozen copy made before training starts.
+- Full fine-tuning: a separate frozen model loaded with ``from_pretrained`` from the same weights, in the
+  student's compute dtype (bf16 when the student trains in bf16), sharded like the student under FSDP2.
+  Never a deep copy of the student (which would alias or copy sharded/partitioned storage).
 - ``live`` (current weights) and ``ema`` (moving average of the trainable weights) are ablations only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 from typing import Iterator
 
 import torch
@@ -19,11 +20,28 @@ from torch import nn
 def final_hidden(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Final (post-norm) hidden states ``[B, L, H]`` through the model's own forward.
 
-    Going through the top-level forward (not the inner decoder) keeps DDP, FSDP and DeepSpeed hooks intact;
-    ``logits_to_keep=1`` keeps the full-vocabulary logits to a single position.
+    Going through the top-level forward (not the inner decoder) keeps DDP and FSDP hooks intact. The final
+    hidden state is read with a forward hook on the decoder (its ``last_hidden_state``) instead of
+    ``output_hidden_states=True``, which would keep every layer's activations alive; ``logits_to_keep=1``
+    keeps the full-vocabulary logits to a single position.
     """
-    out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, logits_to_keep=1)
-    return out.hidden_states[-1]
+    decoder = _decoder(model)
+    captured: list[torch.Tensor] = []
+
+    def grab(_module, _inputs, output):
+        captured.append(output[0] if isinstance(output, tuple) else output.last_hidden_state)
+
+    handle = decoder.register_forward_hook(grab)
+    try:
+        model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=1)
+    finally:
+        handle.remove()
+    return captured[-1]
+
+
+def _decoder(model: nn.Module) -> nn.Module:
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inner.get_decoder()
 
 
 def check_hidden_is_final(model: nn.Module, head: nn.Module, device: torch.device) -> None:
@@ -31,9 +49,9 @@ def check_hidden_is_final(model: nn.Module, head: nn.Module, device: torch.devic
     ids = torch.tensor([[11, 12, 13, 14]], device=device)
     mask = torch.ones_like(ids)
     with torch.no_grad():
-        out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True, logits_to_keep=1)
-        ref = out.logits[:, -1].float()
-        got = head(out.hidden_states[-1][:, -1]).float()
+        hidden = final_hidden(model, ids, mask)
+        ref = model(input_ids=ids, attention_mask=mask, logits_to_keep=1).logits[:, -1].float()
+        got = head(hidden[:, -1]).float()
     if not torch.allclose(ref, got, atol=1e-2 * max(1.0, ref.abs().max().item()), rtol=1e-2):
         raise RuntimeError(
             "This model's last hidden state is not the input of its LM head (a final norm or logit scaling is "
@@ -44,34 +62,22 @@ def check_hidden_is_final(model: nn.Module, head: nn.Module, device: torch.devic
 class Teacher:
     """Gives the teacher's final hidden states and LM head for a batch of rubric-conditioned sequences."""
 
-    def __init__(self, model: nn.Module, kind: str = "frozen", use_lora: bool = True, ema_decay: float = 0.99):
+    def __init__(self, model: nn.Module, kind: str = "frozen", use_lora: bool = True, ema_decay: float = 0.99,
+                 frozen_model: nn.Module | None = None):
+        """``frozen_model``: for full fine-tuning with ``kind="frozen"``, the separately loaded initial model
+        (see :func:`load_frozen_teacher`)."""
         self.kind, self.use_lora, self.ema_decay = kind, use_lora, ema_decay
         self.copy: nn.Module | None = None
         self.shadow: dict[str, torch.Tensor] = {}
         if kind == "frozen" and not use_lora:
-            self.copy = copy.deepcopy(model).eval()
+            if frozen_model is None:
+                raise ValueError("full fine-tuning with a frozen teacher needs the separately loaded teacher model")
+            self.copy = frozen_model.eval()
             self.copy.requires_grad_(False)
         elif kind == "ema":
             self.shadow = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
         elif kind not in ("frozen", "live"):
             raise ValueError(f"teacher must be frozen, live or ema, got {kind!r}")
-
-    def prepare(self, accelerator) -> None:
-        """Shard the frozen copy like the student under DeepSpeed/FSDP (TRL's helpers); plain device move else."""
-        if self.copy is None:
-            return
-        from accelerate.utils import DistributedType
-
-        if accelerator.distributed_type == DistributedType.DEEPSPEED:
-            from trl.models.utils import prepare_deepspeed
-
-            self.copy = prepare_deepspeed(self.copy, accelerator)
-        elif accelerator.distributed_type == DistributedType.FSDP:
-            from trl.models.utils import prepare_fsdp
-
-            self.copy = prepare_fsdp(self.copy, accelerator)
-        else:
-            self.copy.to(accelerator.device)
 
     @contextlib.contextmanager
     def _as_teacher(self, model: nn.Module) -> Iterator[nn.Module]:
@@ -83,6 +89,7 @@ class Teacher:
         elif self.kind == "live":
             yield model
         else:  # ema: swap the shadow weights in for the forward pass
+            _reshard(model)  # FSDP2: swap shards, and let the forward gather the swapped-in weights
             params = dict(model.named_parameters())
             saved = {n: params[n].detach().clone() for n in self.shadow}
             with torch.no_grad():
@@ -94,10 +101,11 @@ class Teacher:
                 with torch.no_grad():
                     for n, t in saved.items():
                         params[n].copy_(t)
+                _reshard(model)  # drop the gathered teacher weights so the student's are gathered next
 
     @torch.no_grad()
     def hidden(self, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Teacher final hidden states; ``model`` is the (unwrapped) student."""
+        """Teacher final hidden states; ``model`` is the student (its sharded module under FSDP2)."""
         with self._as_teacher(model) as m:
             was_training = m.training
             m.eval()  # no dropout on the teacher side
@@ -113,6 +121,25 @@ class Teacher:
         """After an optimizer step: move the EMA teacher toward the student (no-op otherwise)."""
         if self.kind != "ema":
             return
+        _reshard(model)
         for n, p in model.named_parameters():
             if n in self.shadow:
                 self.shadow[n].mul_(self.ema_decay).add_(p.detach(), alpha=1 - self.ema_decay)
+
+
+def _reshard(model: nn.Module) -> None:
+    """Under FSDP2, return every unit to its shards (the root stays gathered after a forward otherwise)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for m in model.modules():
+        if isinstance(m, FSDPModule):
+            m.reshard()
+
+
+def load_frozen_teacher(name_or_path: str, dtype: torch.dtype, attn_implementation: str | None = None) -> nn.Module:
+    """The full fine-tuning teacher: the initial weights loaded again with ``from_pretrained`` in ``dtype``."""
+    from rgsd.models import load_model
+
+    model, _ = load_model(name_or_path, dtype=dtype, attn_implementation=attn_implementation)
+    model.config.use_cache = False
+    return model.eval().requires_grad_(False)

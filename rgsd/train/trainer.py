@@ -33,6 +33,7 @@ from rgsd.teacher_prompt import student_messages, teacher_messages
 from rgsd.train import checkpoint, setup
 from rgsd.train.alignment import align, gather_hidden, loss_mask, thinking_end_id
 from rgsd.train.config import RGSDConfig
+from rgsd.train.distributed import fsdp_root, local_param_count
 from rgsd.train.sharded_loss import checkpointed_jsd_from_hidden
 from rgsd.train.teacher import check_hidden_is_final, final_hidden
 
@@ -40,12 +41,12 @@ log = logging.getLogger(__name__)
 
 
 class StudentLoss(nn.Module):
-    """Student forward and divergence in one module, so DDP/FSDP/DeepSpeed see every trainable weight used."""
+    """Student forward and divergence in one module, so DDP/FSDP see every trainable weight used."""
 
     def __init__(self, lm: nn.Module, sharded: bool = False):
         super().__init__()
         self.lm = lm
-        self.sharded = sharded  # weights partitioned (ZeRO-3/FSDP): the head must be called as a module
+        self.sharded = sharded  # weights sharded (FSDP2): call the head as a module
 
     def forward(self, input_ids, attention_mask, positions, teacher_hidden, teacher_head, cfg: RGSDConfig):
         hidden = gather_hidden(final_hidden(self.lm, input_ids, attention_mask), positions)
@@ -101,11 +102,23 @@ def train(cfg: RGSDConfig, resume: bool = False) -> Path:
 
     ``resume=True`` continues from the newest checkpoint in ``cfg.output_dir``.
     """
-    run = setup.prepare_run(cfg, resume)  # accelerator, model (+LoRA), tokenizer, data, optimizer, scheduler
-    acc, wrapper, tok, opt, sched = run.accelerator, run.wrapper, run.tokenizer, run.optimizer, run.scheduler
+    run = setup.prepare_run(cfg, resume)  # process group, model (+LoRA, sharded), tokenizer, data, optimizer
+    try:
+        return _train(cfg, run)
+    finally:
+        run.dist.close()
+
+
+def _train(cfg: RGSDConfig, run: setup.Run) -> Path:
+    dist, wrapper, tok, opt, sched = run.dist, run.wrapper, run.tokenizer, run.optimizer, run.scheduler
     out_dir = Path(cfg.output_dir)
-    student, teacher = acc.unwrap_model(wrapper).lm, run.teacher
-    check_hidden_is_final(student, student.get_output_embeddings(), acc.device)
+    student, teacher, dev = run.student, run.teacher, run.dist.device  # student: the sharded module itself
+    fsdp = fsdp_root(student)
+    params_per_rank = dist.gather_int(local_param_count(student))  # before any forward: FSDP2 keeps the root
+    check_hidden_is_final(student, student.get_output_embeddings(), dev)  # unsharded after a forward
+    # bf16 full fine-tuning without FSDP2: fp32 master weights under autocast (FSDP2 casts by its own policy)
+    autocast = (torch.autocast(dev.type, dtype=run.compute_dtype)
+                if run.compute_dtype != torch.float32 and fsdp is None and not cfg.use_lora else nullcontext())
     think_end = thinking_end_id(tok) if cfg.thinking in (None, True) else None
     if cfg.thinking and think_end is None:
         raise ValueError("thinking: true but the tokenizer has no single </think> token")
@@ -115,25 +128,27 @@ def train(cfg: RGSDConfig, resume: bool = False) -> Path:
         raise ValueError(f"no usable training examples ({n_long} skipped for prompts over max_prompt_tokens)")
     probe_examples = [it["example"] for it in items[: cfg.probe_prompts]]
 
-    world, rank = acc.num_processes, acc.process_index
+    world, rank = dist.world, dist.rank
     per_rank = cfg.per_device_batch_size * cfg.gradient_accumulation_steps
     global_batch = per_rank * world
     cost = CostRecord(method="rgsd")
     state = {"step": 0, "skipped_long_prompts": n_long, "dropped_unclosed_thinking": 0}
     if run.resume_dir is not None:
-        state, cost = checkpoint.load(acc, run.resume_dir)
+        state, cost = checkpoint.load(run, run.resume_dir)
         log.info("resumed from %s at step %d", run.resume_dir, state["step"])
-        if acc.is_main_process:  # steps logged after the checkpoint by the killed run are redone: drop them
+        if dist.is_main:  # steps logged after the checkpoint by the killed run are redone: drop them
             checkpoint.truncate_metrics(out_dir / "metrics.jsonl", state["step"])
-    elif acc.is_main_process:
+    elif dist.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out_dir / "config.yaml")
         (out_dir / "metrics.jsonl").unlink(missing_ok=True)
+    trackers = _trackers(cfg, out_dir) if dist.is_main else []
+    log.info("RGSD: sharding %s, world size %d, parameters per rank %s", run.sharding, world, params_per_rank)
     log.info("RGSD: %d examples (%d skipped: prompt > %d tokens), global batch %d prompts x %d rollouts",
              len(items), n_long, cfg.max_prompt_tokens, global_batch, cfg.rollouts_per_prompt)
 
     bar = None
-    if cfg.progress and acc.is_main_process:
+    if cfg.progress and dist.is_main:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.max_steps, initial=state["step"], desc="rgsd", unit="step")
@@ -151,48 +166,55 @@ def train(cfg: RGSDConfig, resume: bool = False) -> Path:
         gen_time = time.perf_counter() - t0
 
         # 3. loss masks (thinking) and aligned micro-batches
-        masks, kept = [], []
+        masks, kept, dropped = [], [], 0
         for b, r in zip(batch, rollouts):
             m = loss_mask(r.response_ids, think_end) if r.response_ids else None
             if m is None or not any(m):
-                state["dropped_unclosed_thinking"] += int(m is None and bool(r.response_ids))
+                dropped += int(m is None and bool(r.response_ids))
                 continue
             masks.append(m)
             kept.append((b, r))
         local_tokens = sum(sum(m) for m in masks)
-        global_tokens = int(acc.reduce(torch.tensor(float(local_tokens), device=acc.device), "sum").item())
-        scale = world / global_tokens if global_tokens else 0.0  # DDP averages over ranks: undo it, then / N
-        if not kept and global_tokens:  # nothing scorable here but elsewhere: a zero-weighted pass keeps
-            kept, masks, scale = [(batch[0], _eos_only(tok))], [[True]], 0.0  # DDP's collectives in step
-        micro = max(1, math.ceil(len(kept) / cfg.gradient_accumulation_steps))
-        chunks = [kept[i : i + micro] for i in range(0, len(kept), micro)]
-        mchunks = [masks[i : i + micro] for i in range(0, len(masks), micro)]
+        global_tokens = int(dist.sum([float(local_tokens)])[0])
+        scale = world / global_tokens if global_tokens else 0.0  # DDP/FSDP average over ranks: undo it, then / N
+        # Every rank runs exactly gradient_accumulation_steps micro-batches (teacher forward, student forward,
+        # backward): under FSDP2 each is a collective. A rank with fewer kept rollouts pads with zero-weighted
+        # one-token passes.
+        n_micro = cfg.gradient_accumulation_steps
+        micro = max(1, math.ceil(len(kept) / n_micro))
+        chunks = [kept[i * micro : (i + 1) * micro] for i in range(n_micro)]
+        mchunks = [masks[i * micro : (i + 1) * micro] for i in range(n_micro)]
 
         # 4-5. teacher forward, student forward/backward, per micro-batch
         t1 = time.perf_counter()
         loss_sum, clip_sum = 0.0, 0.0
         wrapper.train()
-        for ci in range(len(chunks) if global_tokens else 0):
+        for ci in range(n_micro if global_tokens else 0):
+            weight = scale
+            if not chunks[ci]:  # nothing scorable in this slot here (elsewhere there is): same calls, weight 0
+                chunks[ci], mchunks[ci], weight = [(batch[0], _eos_only(tok))], [[True]], 0.0
             ab = align([b["student_ids"] for b, _ in chunks[ci]], [b["teacher_ids"] for b, _ in chunks[ci]],
                        [r.response_ids for _, r in chunks[ci]], mchunks[ci], tok.pad_token_id)
-            dev = acc.device
-            with cost.timed("time_scoring"):
+            with cost.timed("time_scoring"), autocast:
                 t_hidden = gather_hidden(
                     teacher.hidden(student, ab.teacher.input_ids.to(dev), ab.teacher.attention_mask.to(dev)),
                     ab.teacher.positions,
                 )
-            last = ci == len(chunks) - 1
-            with cost.timed("time_optimization"), acc.no_sync(wrapper) if not last else nullcontext():
-                lsum, stats = wrapper(ab.student.input_ids.to(dev), ab.student.attention_mask.to(dev),
-                                      ab.student.positions, t_hidden, teacher.head(student), cfg)
-                acc.backward(lsum * scale)
-            if scale:
+            last = ci == n_micro - 1
+            with cost.timed("time_optimization"), _no_sync(wrapper, fsdp, last):
+                with autocast:
+                    lsum, stats = wrapper(ab.student.input_ids.to(dev), ab.student.attention_mask.to(dev),
+                                          ab.student.positions, t_hidden, teacher.head(student), cfg)
+                (lsum * weight).backward()
+            if weight:
                 loss_sum += float(lsum.detach())
                 clip_sum += float(stats["clipped_fraction"]) * ab.n_tokens
         with cost.timed("time_optimization"):
             grad_norm = None
             if cfg.max_grad_norm:
-                grad_norm = acc.clip_grad_norm_(wrapper.parameters(), cfg.max_grad_norm)
+                grad_norm = torch.nn.utils.clip_grad_norm_(
+                    [p for p in wrapper.parameters() if p.requires_grad], cfg.max_grad_norm)
+                grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
@@ -201,9 +223,10 @@ def train(cfg: RGSDConfig, resume: bool = False) -> Path:
 
         # 6. bookkeeping and logging (global sums over ranks)
         resp_tokens = sum(len(r.response_ids) for r in rollouts)
-        totals = acc.reduce(torch.tensor([loss_sum, clip_sum, float(resp_tokens), float(len(rollouts)),
-                                          float(sum(r.finished for r in rollouts))], device=acc.device), "sum")
-        g_loss, g_clip, g_resp, g_n, g_eos = totals.tolist()
+        totals = dist.sum([loss_sum, clip_sum, float(resp_tokens), float(len(rollouts)),
+                           float(sum(r.finished for r in rollouts)), float(dropped)])
+        g_loss, g_clip, g_resp, g_n, g_eos, g_dropped = totals
+        state["dropped_unclosed_thinking"] += int(g_dropped)  # summed over ranks
         cost.add(prompts_seen=len(idx) * world, rollouts=int(g_n), generated_tokens=int(g_resp),
                  teacher_scored_tokens=global_tokens)
         state["step"] = step + 1
@@ -224,11 +247,14 @@ def train(cfg: RGSDConfig, resume: bool = False) -> Path:
             "generated_tokens_per_s": g_resp / max(gen_time, 1e-9),
             "trained_tokens_per_s": global_tokens / max(train_time, 1e-9),
             "judge_calls": 0,
+            "sharding": run.sharding,
+            "world_size": world,
+            "params_per_rank": params_per_rank,
             **{f"total_{k}": v for k, v in cost.to_dict().items() if k != "method"},
         }
         if cfg.probe_steps and (step + 1) % cfg.probe_steps == 0:
             metrics["self_internalization_gap"] = run.probe_fn(student, probe_examples, step + 1)
-        if acc.is_main_process:
+        if dist.is_main:
             with open(out_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(metrics) + "\n")
             cost.save(out_dir / "costs.json")
@@ -239,16 +265,46 @@ def train(cfg: RGSDConfig, resume: bool = False) -> Path:
                 log.info("step %d loss %.5f clipped %.3f len %.1f eos %.2f gen %.1fs train %.1fs", step + 1,
                          metrics["loss"], metrics["clipped_fraction"], metrics["mean_response_tokens"],
                          metrics["eos_rate"], gen_time, train_time)
-        acc.log(metrics, step=step + 1)
+        for tracker in trackers:
+            tracker(metrics, step + 1)
         if cfg.save_steps and (step + 1) % cfg.save_steps == 0 and step + 1 < cfg.max_steps:
-            checkpoint.save(acc, out_dir, state, cost, cfg.save_total_limit)
+            checkpoint.save(run, out_dir, state, cost, cfg.save_total_limit)
 
     if bar is not None:
         bar.close()
     cost.wall_time = time.perf_counter() - start_wall
-    checkpoint.save_final(acc, wrapper, tok, out_dir, cost)
-    acc.end_training()
+    checkpoint.save_final(run, out_dir, cost)
     return out_dir
+
+
+def _no_sync(wrapper: nn.Module, fsdp, last: bool):
+    """Skip the gradient reduction on all but the last micro-batch (DDP no_sync; FSDP2 gradient sync off)."""
+    if fsdp is not None:
+        fsdp.set_requires_gradient_sync(last)
+        return nullcontext()
+    if hasattr(wrapper, "no_sync") and not last:
+        return wrapper.no_sync()
+    return nullcontext()
+
+
+def _trackers(cfg: RGSDConfig, out_dir: Path) -> list:
+    """Metric sinks from ``report_to`` (rank 0 only): tensorboard, wandb."""
+    sinks = []
+    for name in cfg.report_to:
+        if name == "tensorboard":
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(out_dir / "tensorboard"))
+            sinks.append(lambda m, s, w=writer: [w.add_scalar(k, v, s) for k, v in m.items()
+                                                  if isinstance(v, (int, float)) and not isinstance(v, bool)])
+        elif name == "wandb":
+            import wandb
+
+            wandb.init(project="rgsd", dir=str(out_dir), config=dict(vars(cfg)))
+            sinks.append(lambda m, s: wandb.log({k: v for k, v in m.items() if not isinstance(v, (list, str))}, step=s))
+        else:
+            raise ValueError(f"report_to: unknown sink {name!r} (tensorboard, wandb)")
+    return sinks
 
 
 def _eos_only(tok) -> Rollout:

@@ -1,68 +1,62 @@
-"""On-policy generation through a TRL vLLM server (``trl vllm-serve --model M``), for GPU runs.
+"""On-policy generation with vLLM through TRL's ``trl.generation.VLLMGeneration`` (GPU runs).
 
-Weight synchronization reuses TRL's ``VLLMClient`` (NCCL broadcast into the server's weights) rather than
-hand-written transfer code. Before each step's generation the current policy weights are pushed (LoRA:
-merged into the base for the push, then unmerged). Only the main process talks to the server; prompts are
-gathered from every rank and the completions scattered back.
+TRL's class does the engine work: server mode (``trl vllm-serve --model M`` on spare GPUs; prompts gathered
+to rank 0, completions scattered back) or colocate mode (a vLLM engine inside each training process), and
+the weight push: it gathers FSDP2 shards (``full_tensor``), merges LoRA adapters once with the full weights
+gathered, maps ``modules_to_save`` names and streams everything inside one weight update. rgsd only hands it
+the policy before each step's generation and turns its completions into :class:`~rgsd.rollout.Rollout`.
 
-Status: written against trl 1.16.0's client API; not exercised in CI (needs a GPU and vLLM).
+VLLMGeneration reads an Accelerate ``Accelerator`` for process information and the sharding kind (it checks
+``state.fsdp_plugin.fsdp_version``), so one is built here over the process group rgsd already opened; it
+never ``prepare``s anything.
+
+Status: written against trl 1.16.0; not run (vLLM needs a GPU and was not installable on the CPU machine
+this was built on).
 """
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from rgsd.rollout import Rollout
+from rgsd.rollout import Rollout, eos_ids
 
 
-class VLLMServerGenerator:
-    def __init__(self, cfg, tokenizer, accelerator):
-        self.cfg, self.tok, self.acc = cfg, tokenizer, accelerator
-        self.client = None
-        if accelerator.is_main_process:
-            from trl.generation.vllm_client import VLLMClient
+class VLLMGenerator:
+    """Callable ``(model, prompts) -> rollouts`` with a weight sync before each call."""
 
-            self.client = VLLMClient(host=cfg.vllm_server_host, server_port=cfg.vllm_server_port,
-                                     connection_timeout=240.0)
-            self.client.init_communicator(device=torch.cuda.current_device())
-        accelerator.wait_for_everyone()
+    def __init__(self, cfg, tokenizer, dist, model: nn.Module):
+        from accelerate import Accelerator
+        from accelerate.utils import FullyShardedDataParallelPlugin
+        from trl.generation.vllm_generation import VLLMGeneration
 
-    @torch.no_grad()
-    def _push_weights(self, model: nn.Module) -> None:
-        is_peft = hasattr(model, "merge_adapter")
-        if is_peft:
-            model.merge_adapter()
-        try:
-            if self.client is not None:
-                for name, param in model.named_parameters():
-                    if is_peft:
-                        if "lora_" in name or "modules_to_save" in name:
-                            continue
-                        name = name.removeprefix("base_model.model.").replace(".base_layer", "")
-                    self.client.update_named_param(name, param.data)
-                self.client.reset_prefix_cache()
-        finally:
-            if is_peft:
-                model.unmerge_adapter()
+        self.cfg, self.tok, self.dist, self.calls = cfg, tokenizer, dist, 0
+        plugin = FullyShardedDataParallelPlugin(fsdp_version=2) if cfg.sharding == "fsdp2" else None
+        self.accelerator = Accelerator(fsdp_plugin=plugin)
+        self.engine = VLLMGeneration(
+            model, self.accelerator, tokenizer,
+            mode="server" if cfg.generation_backend == "vllm-server" else "colocate",
+            server_host=cfg.vllm_server_host, server_port=cfg.vllm_server_port,
+            temperature=cfg.temperature, top_p=cfg.top_p, max_completion_length=cfg.max_new_tokens,
+            max_model_length=cfg.max_prompt_tokens + cfg.max_new_tokens, logprobs=None,
+        )
+        self.stops = eos_ids(model, tokenizer)  # every end-of-turn id, not only the tokenizer's eos
 
     def __call__(self, model: nn.Module, prompts: list[list[int]]) -> list[Rollout]:
-        from accelerate.utils import broadcast_object_list, gather_object
-
-        self._push_weights(model)
-        all_prompts = gather_object([prompts])
-        outputs: list = [None]
-        if self.client is not None:
-            flat = [p for rank_prompts in all_prompts for p in rank_prompts]
-            res = self.client.generate(prompts=flat, n=1, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
-                                       max_tokens=self.cfg.max_new_tokens, logprobs=None)
-            outputs = [res["completion_ids"]]
-        outputs = broadcast_object_list(outputs)[0]
-        start = sum(len(p) for p in all_prompts[: self.acc.process_index])
-        mine = outputs[start : start + len(prompts)]
-        eos = self.tok.eos_token_id
-        return [
-            Rollout(prompt_ids=list(p), response_ids=list(c), text=self.tok.decode(c, skip_special_tokens=True),
-                    finished=bool(c) and c[-1] == eos)
-            for p, c in zip(prompts, mine)
-        ]
+        self.engine.model = model
+        self.engine.sync_weights()  # collective: every rank takes part in gathering the shards
+        # Server mode: one request seed per step and rank-0 batch (n samples of a prompt still differ);
+        # colocate mode keeps TRL's per-rank engine seed.
+        if self.cfg.generation_backend == "vllm-server":
+            self.engine.generation_kwargs = {"seed": self.cfg.seed * 1_000_003 + self.calls}
+        self.calls += 1
+        n = self.cfg.rollouts_per_prompt  # the trainer repeats each prompt n times in a row
+        _, completions, _, _ = self.engine.generate(prompts, None, n)
+        out = []
+        for p, c in zip(prompts, completions):
+            c = list(c)
+            cut = next((j for j, t in enumerate(c) if t in self.stops), None)
+            finished = cut is not None
+            c = c[: cut + 1] if finished else c
+            out.append(Rollout(prompt_ids=list(p), response_ids=c,
+                               text=self.tok.decode(c, skip_special_tokens=True).strip(), finished=finished))
+        return out
