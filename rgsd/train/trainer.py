@@ -288,19 +288,33 @@ def _no_sync(wrapper: nn.Module, fsdp, last: bool):
 
 
 def _trackers(cfg: RGSDConfig, out_dir: Path) -> list:
-    """Metric sinks from ``report_to`` (rank 0 only): tensorboard, wandb."""
+    """Metric sinks from ``report_to`` (rank 0 only): tensorboard, wandb; each also records the whole config.
+
+    Run name and project default from the output folder (``runs/exp1`` -> run ``exp1``, project ``runs``),
+    as for ``rgsd grpo``.
+    """
+    import dataclasses
+
+    import yaml
+
+    out = Path(cfg.output_dir).resolve()
+    parent = out.parent.name
+    run_name = cfg.run_name or out.name
+    project = cfg.project or (parent if parent not in ("", ".") else "rgsd")
+    config = dataclasses.asdict(cfg)
     sinks = []
     for name in cfg.report_to:
         if name == "tensorboard":
             from torch.utils.tensorboard import SummaryWriter
 
-            writer = SummaryWriter(str(out_dir / "tensorboard"))
+            writer = SummaryWriter(str(out_dir / "tensorboard" / run_name))
+            writer.add_text("rgsd_config", "```yaml\n" + yaml.safe_dump(config, sort_keys=False) + "```", 0)
             sinks.append(lambda m, s, w=writer: [w.add_scalar(k, v, s) for k, v in m.items()
                                                   if isinstance(v, (int, float)) and not isinstance(v, bool)])
         elif name == "wandb":
             import wandb
 
-            wandb.init(project="rgsd", dir=str(out_dir), config=dict(vars(cfg)))
+            wandb.init(project=project, name=run_name, dir=str(out_dir), config=config)
             sinks.append(lambda m, s: wandb.log({k: v for k, v in m.items() if not isinstance(v, (list, str))}, step=s))
         else:
             raise ValueError(f"report_to: unknown sink {name!r} (tensorboard, wandb)")
