@@ -119,6 +119,23 @@ def load_tokenizer(name_or_path: str = DEFAULT_MODEL) -> PreTrainedTokenizerBase
     return _fix_tokenizer(AutoTokenizer.from_pretrained(resolve_model_path(name_or_path)))
 
 
+DTYPES: dict[str, torch.dtype] = {
+    "fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+    "fp16": torch.float16, "float16": torch.float16,
+}
+
+
+def torch_dtype(name: str | torch.dtype) -> torch.dtype:
+    """A dtype from its config name (``bf16``) or torch name (``bfloat16``); ``auto`` = bf16 on CUDA, else fp32."""
+    if isinstance(name, torch.dtype):
+        return name
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    if name not in DTYPES:
+        raise ValueError(f"unknown dtype {name!r} (expected auto, {', '.join(DTYPES)})")
+    return DTYPES[name]
+
+
 def load_model(
     name_or_path: str = DEFAULT_MODEL,
     dtype: torch.dtype | str = torch.float32,
@@ -130,9 +147,8 @@ def load_model(
     A folder holding a PEFT adapter (what a LoRA run saves) loads its base model with the adapter merged.
     """
     path = resolve_model_path(name_or_path)
-    if isinstance(dtype, str):
-        dtype = {"auto": "auto", "fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
-                 "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}[dtype]
+    if isinstance(dtype, str) and dtype != "auto":  # "auto" here = the checkpoint's own dtype (transformers)
+        dtype = torch_dtype(dtype)
     kwargs = {"dtype": dtype}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from rgsd.padding import pad_batch
+
 
 @dataclass
 class Rollout:
@@ -77,12 +79,8 @@ def generate(
         batches = tqdm(batches, desc="generate", unit="batch", leave=False)
     for start in batches:
         chunk = prompts[start : start + batch_size]
-        width = max(len(p) for p in chunk)
-        input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(chunk), width), dtype=torch.long)
-        for i, p in enumerate(chunk):
-            input_ids[i, width - len(p) :] = torch.tensor(p)
-            attention[i, width - len(p) :] = 1
+        input_ids, attention = pad_batch(chunk, pad, side="left")
+        width = input_ids.shape[1]
         sampling = dict(temperature=temperature, top_p=top_p, top_k=top_k) if do_sample else {}
         seqs = model.generate(
             synced_gpus=sync,

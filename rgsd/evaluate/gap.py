@@ -21,6 +21,7 @@ import torch
 
 from rgsd.data.schema import Example
 from rgsd.judges.base import Judge
+from rgsd.padding import pad_batch
 
 
 # ---- self-internalization gap ---------------------------------------------------------------------------
@@ -46,12 +47,8 @@ def sequence_logprobs(
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         seqs = [prompts[i] + responses[i] for i in idx]
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for row, s in enumerate(seqs):
-            ids[row, : len(s)] = torch.tensor(s)
-            mask[row, : len(s)] = 1
+        ids, mask = pad_batch(seqs, pad_id, side="right")
+        width = ids.shape[1]
         first = min(len(prompts[i]) for i in idx) - 1  # earliest position whose logits are needed
         try:
             logits = model(

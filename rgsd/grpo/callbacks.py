@@ -195,15 +195,3 @@ def quiet_console(trainer: Any) -> None:
     trainer.remove_callback(PrinterCallback)
     if trainer.pop_callback(ProgressCallback) is not None:
         trainer.add_callback(_Bar)
-
-
-def truncate_jsonl(path: Path, last_step: int) -> None:
-    """Drop lines logged after ``last_step`` (a resume redoes those steps)."""
-    if not path.exists():
-        return
-    keep = [
-        ln
-        for ln in path.read_text().splitlines()
-        if ln.strip() and json.loads(ln).get("step", 0) <= last_step
-    ]
-    path.write_text("".join(ln + "\n" for ln in keep))

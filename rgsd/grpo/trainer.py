@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from rgsd.costs import CostRecord
-from rgsd.grpo.callbacks import CostCallback, make_trainer_class, quiet_console, truncate_jsonl
+from rgsd.grpo.callbacks import CostCallback, make_trainer_class, quiet_console
 from rgsd.grpo.config import GRPORunConfig
 from rgsd.grpo.trackers import ConfigToTrackers, apply_project
+from rgsd.train.checkpoint import truncate_metrics
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +82,12 @@ def _dtype(cfg: GRPORunConfig) -> str:
 
 def trl_config(cfg: GRPORunConfig, resolved_dtype: str) -> Any:
     """Map our fields onto ``trl.GRPOConfig`` (checked against TRL 1.16.0's argument names)."""
-    import torch
     from trl import GRPOConfig
 
-    run_name, project = cfg.tracker_names()
+    from rgsd.models import torch_dtype
 
-    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[resolved_dtype]
-    init_kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    run_name, project = cfg.tracker_names()
+    init_kwargs: dict[str, Any] = {"dtype": torch_dtype(resolved_dtype)}
     if cfg.attn_implementation:
         init_kwargs["attn_implementation"] = cfg.attn_implementation
     kwargs: dict[str, Any] = dict(
@@ -209,7 +209,7 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
         if (Path(checkpoint) / "costs.json").exists():
             cost = CostRecord.load(Path(checkpoint) / "costs.json")
         for path in ([out / "metrics.jsonl"] if rank == 0 else []) + [criteria_log]:
-            truncate_jsonl(path, step)
+            truncate_metrics(path, step)
     else:
         for path in ([out / "metrics.jsonl"] if rank == 0 else []) + [criteria_log]:
             path.unlink(missing_ok=True)  # a fresh run does not append to an old run's logs

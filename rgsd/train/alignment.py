@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from rgsd.padding import pad_batch
+
 
 @dataclass
 class SidePack:
@@ -58,14 +60,10 @@ def loss_mask(response_ids: list[int], think_end: int | None) -> list[bool] | No
 
 
 def _pack(prompts: list[list[int]], responses: list[list[int]], masks: list[list[bool]], pad_id: int) -> SidePack:
-    width = max(len(p) + len(r) for p, r in zip(prompts, responses))
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(prompts), width), dtype=torch.long)
+    ids, attn = pad_batch([p + r for p, r in zip(prompts, responses)], pad_id, side="right")
+    width = ids.shape[1]
     flat: list[int] = []
-    for b, (p, r, m) in enumerate(zip(prompts, responses, masks)):
-        seq = p + r
-        ids[b, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        attn[b, : len(seq)] = 1
+    for b, (p, m) in enumerate(zip(prompts, masks)):
         # hidden state at t predicts token t + 1: response token j is predicted at len(p) - 1 + j
         flat.extend(b * width + len(p) - 1 + j for j, keep in enumerate(m) if keep)
     return SidePack(ids, attn, torch.tensor(flat, dtype=torch.long))

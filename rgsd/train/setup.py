@@ -39,9 +39,9 @@ class Run:
 
 def resolve_dtype(cfg: ModelArgs) -> torch.dtype:
     """auto = bf16 on GPU, fp32 on CPU."""
-    if cfg.dtype == "auto":
-        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.dtype]
+    from rgsd.models import torch_dtype
+
+    return torch_dtype(cfg.dtype)
 
 
 def load_policy(cfg: ModelArgs) -> tuple[nn.Module, Any]:
