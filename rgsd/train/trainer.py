@@ -34,6 +34,7 @@ from rgsd.train import checkpoint, setup
 from rgsd.train.alignment import align, gather_hidden, loss_mask, thinking_end_id
 from rgsd.train.config import RGSDConfig
 from rgsd.train.sharded_loss import checkpointed_jsd_from_hidden
+from rgsd.train.signal import SignalStats, response_positions
 from rgsd.train.teacher import check_hidden_is_final, final_hidden
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,13 @@ class StudentLoss(nn.Module):
         self.lm = lm
         self.sharded = sharded  # weights partitioned (ZeRO-3/FSDP): the head must be called as a module
 
-    def forward(self, input_ids, attention_mask, positions, teacher_hidden, teacher_head, cfg: RGSDConfig):
+    def forward(self, input_ids, attention_mask, positions, teacher_hidden, teacher_head, cfg: RGSDConfig,
+                targets=None):
         hidden = gather_hidden(final_hidden(self.lm, input_ids, attention_mask), positions)
         impl = cfg.loss_impl if cfg.loss_impl != "auto" else ("checkpointed" if self.sharded else "fused")
         loss_fn = checkpointed_jsd_from_hidden if impl == "checkpointed" else chunked_jsd_from_hidden
+        # signal diagnostics (issue 9): fused path only, computed from buffers the loss already holds
+        diag = {"targets": targets, "diagnostics": True} if impl == "fused" and cfg.signal_diagnostics else {}
         return loss_fn(
             hidden,
             teacher_hidden,
@@ -61,6 +65,8 @@ class StudentLoss(nn.Module):
             clip_mode=cfg.clip_mode,
             top_k=cfg.top_k,
             chunk_size=cfg.loss_chunk_size,
+            temperature=cfg.loss_temperature_value(),
+            **diag,
         )
 
 
@@ -171,6 +177,7 @@ def train(cfg: RGSDConfig, resume: bool = False) -> Path:
         # 4-5. teacher forward, student forward/backward, per micro-batch
         t1 = time.perf_counter()
         loss_sum, clip_sum = 0.0, 0.0
+        signal = SignalStats()
         wrapper.train()
         for ci in range(len(chunks) if global_tokens else 0):
             ab = align([b["student_ids"] for b, _ in chunks[ci]], [b["teacher_ids"] for b, _ in chunks[ci]],
@@ -184,11 +191,13 @@ def train(cfg: RGSDConfig, resume: bool = False) -> Path:
             last = ci == len(chunks) - 1
             with cost.timed("time_optimization"), acc.no_sync(wrapper) if not last else nullcontext():
                 lsum, stats = wrapper(ab.student.input_ids.to(dev), ab.student.attention_mask.to(dev),
-                                      ab.student.positions, t_hidden, teacher.head(student), cfg)
+                                      ab.student.positions, t_hidden, teacher.head(student), cfg,
+                                      targets=ab.targets.to(dev))
                 acc.backward(lsum * scale)
             if scale:
                 loss_sum += float(lsum.detach())
                 clip_sum += float(stats["clipped_fraction"]) * ab.n_tokens
+                signal.add(stats, response_positions(mchunks[ci]))
         with cost.timed("time_optimization"):
             grad_norm = None
             if cfg.max_grad_norm:
@@ -212,6 +221,9 @@ def train(cfg: RGSDConfig, resume: bool = False) -> Path:
             "step": step + 1,
             "loss": g_loss / global_tokens if global_tokens else 0.0,
             "clipped_fraction": g_clip / global_tokens if global_tokens else 0.0,
+            # the same number under a name that says what it is: the share of vocabulary entries capped
+            "clipped_entry_fraction": g_clip / global_tokens if global_tokens else 0.0,
+            **signal.metrics(tok),
             "grad_norm": float(grad_norm) if grad_norm is not None else None,
             "lr": sched.get_last_lr()[0],
             "mean_response_tokens": g_resp / max(g_n, 1),
