@@ -55,8 +55,15 @@ def run_study(args: argparse.Namespace) -> None:
     from rgsd.compare import _fresh_accelerate_state
     from rgsd.config import build_config
     from rgsd.demo import RECIPE
-    from rgsd.demo_protocol import (Protocol, eval_sets, evaluate_set, paired, run_summary, shuffled_rubric_data,
-                                    subset_data)
+    from rgsd.demo_protocol import (
+        Protocol,
+        eval_sets,
+        evaluate_set,
+        paired,
+        run_summary,
+        shuffled_rubric_data,
+        subset_data,
+    )
     from rgsd.judges.regex_judge import RegexJudge
     from rgsd.models import load_model
     from rgsd.teacher_prompt import teacher_messages
