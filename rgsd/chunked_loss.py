@@ -13,6 +13,12 @@ Analytic gradient (per position, ``z`` = student logits, ``p = softmax(z)``, ``g
 capped entries zeroed): ``d loss / d z = g - p * sum_v g_v``, where
 ``g_v = (1 - beta) p_v (log p_v - log m_v)`` for ``0 < beta < 1`` (the second half of ``l_v`` itself),
 ``g_v = -q_v`` for ``beta = 0`` and ``g_v = p_v (log p_v - log q_v + 1)`` for ``beta = 1``.
+With a loss temperature ``T`` the logits are divided by ``T`` first and the gradient gets a factor ``1 / T``.
+
+With ``diagnostics=True`` the loop also returns, at almost no cost (from buffers it already holds), the signal
+diagnostics of :mod:`rgsd.train.signal`: the unclipped divergence per position, whether any entry of a position
+was clipped, the divergence mass the clip removed, the teacher-minus-student log-probability of the sampled token,
+and the summed teacher-minus-student probability per vocabulary entry (which tokens the teacher raises).
 
 :func:`naive_jsd_from_hidden` is the straightforward full-logits version (reference for tests and benchmark).
 """
@@ -113,24 +119,39 @@ def _chunk_loss_and_grad(
     clip: float | None,
     clip_mode: str,
     need_grad: bool,
+    temperature: float = 1.0,
+    diag: dict | None = None,
+    targets: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Per-position loss, clipped fraction and d loss / d student logits for one chunk.
 
     ``s`` and ``t`` are float32 (or float64) student / teacher logits ``[c, K]`` that this function overwrites;
     with the two workspace buffers M and X that makes 4 ``[c, K]`` tensors (plus a bool mask when clipping).
-    The returned gradient lives in workspace buffer X: use it before the next call.
+    The returned gradient lives in workspace buffer X: use it before the next call. When ``diag`` is a dict,
+    the chunk's diagnostics are written into it (``targets``: column of the sampled token per row, or None).
     """
     rows, cols = s.shape
     x = ws.get("X", rows, cols, s.dtype)
+    if temperature != 1.0:
+        s.mul_(1.0 / temperature)
+        t.mul_(1.0 / temperature)
     log_p = _log_softmax_(s, x)
     log_q = _log_softmax_(t, x)
+    if diag is not None and targets is not None:
+        col = targets.unsqueeze(1)
+        diag["target_logratio"] = (log_q.gather(1, col) - log_p.gather(1, col)).squeeze(1)
     if beta == 0.0:  # forward KL(q || p): l = q (log q - log p), g = -q
         q = torch.exp(log_q, out=x)
         terms = log_q.sub_(log_p).mul_(q)
         p = log_p.exp_()
+        if diag is not None:
+            diag["raise"] = q.sum(0) - p.sum(0)
         g = q.neg_()
     elif beta == 1.0:  # reverse KL(p || q): l = p (log p - log q), g = l + p
+        q_sum = log_q.exp().sum(0) if diag is not None else None
         p = torch.exp(log_p, out=x)
+        if diag is not None:
+            diag["raise"] = q_sum - p.sum(0)
         terms = log_q.neg_().add_(log_p).mul_(p)
         g = torch.add(terms, p, out=log_p)
     else:
@@ -138,28 +159,43 @@ def _chunk_loss_and_grad(
         log_m = torch.add(log_q, math.log(beta), out=ws.get("M", rows, cols, s.dtype))
         torch.logaddexp(log_m, torch.add(log_p, math.log1p(-beta), out=x), out=log_m)
         q = torch.exp(log_q, out=x)
+        if diag is not None:
+            diag["raise"] = q.sum(0)
         terms = log_q.sub_(log_m).mul_(q).mul_(beta)  # beta q (log q - log m)
         p = torch.exp(log_p, out=x)  # q no longer needed: reuse its buffer
+        if diag is not None:
+            diag["raise"].sub_(p.sum(0))
         g = log_p.sub_(log_m).mul_(p).mul_(1.0 - beta)  # (1-beta) p (log p - log m)
         terms.add_(g)
 
     if clip is None:
         loss = terms.sum(-1)
         frac = torch.zeros_like(loss)
+        any_clipped = torch.zeros(rows, dtype=torch.bool, device=s.device)
+        total = loss
     elif clip_mode == "entry":
+        total = terms.sum(-1) if diag is not None else None
         keep = torch.le(terms, clip, out=ws.get("keep", rows, cols, torch.bool))
         frac = 1.0 - keep.sum(-1).to(terms.dtype) / cols
+        any_clipped = frac > 0
         loss = terms.clamp_(max=clip).sum(-1)
         g.mul_(keep)
     else:
         total = terms.sum(-1)
         keep = total <= clip
         frac = (~keep).to(terms.dtype)
+        any_clipped = ~keep
         loss = total.clamp(max=clip)
         g.mul_(keep.unsqueeze(-1))
+    if diag is not None:
+        diag["divergence"] = total.detach().clone()
+        diag["any_clipped"] = any_clipped
+        diag["removed"] = (total - loss).detach()
     if not need_grad:
         return loss, frac, None
     dz = p.mul_(-g.sum(-1, keepdim=True)).add_(g)  # g - p * sum(g): back through log_softmax
+    if temperature != 1.0:
+        dz.mul_(1.0 / temperature)  # chain rule through z / T
     return loss, frac, dz
 
 
@@ -187,9 +223,11 @@ def _run_chunks(
     opts: dict,
 ) -> tuple[torch.Tensor, torch.Tensor, tuple]:
     """Loop over chunks; returns (loss_sum, clipped_fraction_sum, (grad_h, grad_w_fp32, grad_b_fp32))."""
-    beta, clip, clip_mode, top_k, chunk = (
-        opts[k] for k in ("beta", "clip", "clip_mode", "top_k", "chunk_size")
+    beta, clip, clip_mode, top_k, chunk, temp = (
+        opts[k] for k in ("beta", "clip", "clip_mode", "top_k", "chunk_size", "temperature")
     )
+    targets = opts.get("targets")
+    diag_parts: list[dict] | None = [] if opts.get("diagnostics") else None
     need_h, need_w, need_b = opts["need_h"], opts["need_w"], opts["need_b"]
     s_dt, t_dt = opts["s_dtype"], opts["t_dtype"]
     need_any = need_h or need_w or need_b
@@ -231,7 +269,20 @@ def _run_chunks(
             s_logits = _logits(ws, "S", h, sw, sb)
             if ids is not None:
                 s_logits = s_logits.gather(-1, ids)
-        loss, frac, dz = _chunk_loss_and_grad(s_logits, t_logits, ws, beta, clip, clip_mode, need_any)
+        diag = None if diag_parts is None else {}
+        tgt = None
+        if diag is not None and targets is not None:
+            tgt = targets[start:end].to(dev)
+            if ids is not None:  # column of the sampled token among the top-k (-1: outside the top-k)
+                hit = ids.eq(tgt.unsqueeze(1))
+                tgt = torch.where(hit.any(1), hit.float().argmax(1), torch.zeros_like(tgt))
+                diag["target_in_top_k"] = hit.any(1)
+        loss, frac, dz = _chunk_loss_and_grad(s_logits, t_logits, ws, beta, clip, clip_mode, need_any,
+                                              temp, diag, tgt)
+        if diag is not None:
+            if ids is not None:  # top-k columns differ per row: a column sum names no token
+                diag.pop("raise")
+            diag_parts.append(diag)
         del s_logits, t_logits
         loss_sum += loss.sum()
         frac_sum += frac.sum()
@@ -263,7 +314,20 @@ def _run_chunks(
             else:
                 grad_w += dzc.t() @ h
         del dz, dzc
+    if diag_parts is not None:
+        opts["diag_out"] = _merge_diag(diag_parts)
     return loss_sum, frac_sum, (grad_h, grad_w, grad_b)
+
+
+def _merge_diag(parts: list[dict]) -> dict:
+    """Concatenate the per-chunk diagnostics (per-position vectors) and sum the per-vocabulary ones."""
+    out: dict = {}
+    for key in parts[0]:
+        vals = [p[key] for p in parts]
+        out[key] = torch.stack(vals).sum(0) if key == "raise" else torch.cat(vals)
+    if "target_in_top_k" in out:  # a sampled token outside the teacher's top-k has no log-ratio
+        out["target_logratio"] = out["target_logratio"][out.pop("target_in_top_k")]
+    return out
 
 
 class _ChunkedJSD(torch.autograd.Function):
@@ -309,6 +373,9 @@ def chunked_jsd_from_hidden(
     *,
     student_bias: torch.Tensor | None = None,
     teacher_bias: torch.Tensor | None = None,
+    temperature: float = 1.0,
+    targets: torch.Tensor | None = None,
+    diagnostics: bool = False,
 ) -> tuple[torch.Tensor, dict]:
     """Summed generalized JSD over ``N`` positions, computed from final hidden states in chunks.
 
@@ -322,20 +389,28 @@ def chunked_jsd_from_hidden(
         beta, clip, clip_mode, top_k: as in :func:`rgsd.losses.jsd_per_token`.
         chunk_size: positions per chunk; peak extra memory is a few ``chunk_size x V`` float32 buffers.
         student_bias, teacher_bias: optional ``[V]`` biases when the heads are given as bare weights.
+        temperature: loss temperature; both sides' logits are divided by it (1.0 = untempered).
+        targets: ``[N]`` the sampled token id at each position (for the ``target_logratio`` diagnostic).
+        diagnostics: also return the signal diagnostics (see the module docstring) in ``stats["diag"]``:
+            ``divergence`` ``[N]`` (unclipped, per position), ``any_clipped`` ``[N]`` bool, ``removed`` ``[N]``
+            (divergence the clip removed), ``target_logratio`` (``[N]``, with ``targets``; log q - log p of
+            the sampled token) and ``raise`` ``[V]`` (sum over positions of q - p; absent with ``top_k``).
 
     Returns:
         ``(loss_sum, stats)``: ``loss_sum`` is a float32 scalar, the SUM over positions (divide by the global
         token count yourself); ``stats`` holds ``clipped_fraction`` (detached 0-dim tensor, mean over
-        positions), ``clipped_fraction_sum`` (its sum, for reduction across micro-batches/ranks) and
-        ``n_tokens`` (int). Gradients come back in each input's dtype. Double backward is not supported.
+        positions of the share of vocabulary entries that hit the cap), ``clipped_fraction_sum`` (its sum, for
+        reduction across micro-batches/ranks) and ``n_tokens`` (int). Gradients come back in each input's dtype. Double backward is not supported.
         Under FSDP the head weight must be the full (unsharded) tensor.
     """
     s_w, s_b = _unpack_head(student_head, student_bias, "student_head")
     t_w, t_b = _unpack_head(teacher_head, teacher_bias, "teacher_head")
     _check_inputs(student_hidden, teacher_hidden, s_w, s_b, t_w, t_b)
-    check_loss_options(beta, clip, clip_mode, top_k, s_w.shape[0])
+    check_loss_options(beta, clip, clip_mode, top_k, s_w.shape[0], temperature)
     if not (isinstance(chunk_size, int) and chunk_size >= 1):
         raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
+    if targets is not None and tuple(targets.shape) != (student_hidden.shape[0],):
+        raise ValueError(f"targets shape {tuple(targets.shape)} != ({student_hidden.shape[0]},)")
 
     grad_on = torch.is_grad_enabled()
     opts = {
@@ -344,6 +419,9 @@ def chunked_jsd_from_hidden(
         "clip_mode": clip_mode,
         "top_k": top_k,
         "chunk_size": chunk_size,
+        "temperature": float(temperature),
+        "targets": targets,
+        "diagnostics": bool(diagnostics),
         "need_h": grad_on and student_hidden.requires_grad,
         "need_w": grad_on and s_w.requires_grad,
         "need_b": grad_on and s_b is not None and s_b.requires_grad,
@@ -361,6 +439,8 @@ def chunked_jsd_from_hidden(
         "clipped_fraction_sum": frac_sum.detach(),
         "n_tokens": n,
     }
+    if "diag_out" in opts:
+        stats["diag"] = opts.pop("diag_out")
     return loss_sum, stats
 
 
@@ -377,9 +457,11 @@ def naive_jsd_from_hidden(
     *,
     student_bias: torch.Tensor | None = None,
     teacher_bias: torch.Tensor | None = None,
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, dict]:
     """Same contract as :func:`chunked_jsd_from_hidden`, but materializes both full ``[N, V]`` logit tensors
-    and differentiates with plain autograd (``chunk_size`` is ignored). Reference for tests and benchmarks."""
+    and differentiates with plain autograd (``chunk_size`` is ignored; no diagnostics). Reference for tests
+    and benchmarks."""
     del chunk_size
     s_w, s_b = _unpack_head(student_head, student_bias, "student_head")
     t_w, t_b = _unpack_head(teacher_head, teacher_bias, "teacher_head")
@@ -387,7 +469,7 @@ def naive_jsd_from_hidden(
     s_logits = F.linear(student_hidden, s_w, s_b)
     with torch.no_grad():
         t_logits = F.linear(teacher_hidden, t_w, t_b)
-    loss, frac = jsd_per_token(s_logits, t_logits, beta, clip, clip_mode, top_k)
+    loss, frac = jsd_per_token(s_logits, t_logits, beta, clip, clip_mode, top_k, temperature)
     n = student_hidden.shape[0]
     frac_sum = frac.sum()
     stats = {"clipped_fraction": frac_sum / max(n, 1), "clipped_fraction_sum": frac_sum, "n_tokens": n}

@@ -108,10 +108,13 @@ def plan_runs(args: argparse.Namespace, out: Path) -> tuple[Any, Any, list[str]]
 
 
 def _overrides(items: list[str] | None) -> dict[str, str]:
+    """``["max_steps=4", "max-new-tokens=32"]`` -> field values for an inner run (``--rgsd-set``/``--grpo-set``)."""
+    from rgsd.config import ConfigError
+
     out = {}
     for item in items or []:
         if "=" not in item:
-            raise ValueError(f"--rgsd-set/--grpo-set take field=value, got {item!r}")
+            raise ConfigError(f"--rgsd-set/--grpo-set take FIELD=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         out[key.strip().replace("-", "_")] = value
     return out
@@ -341,13 +344,19 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:  # a bad price table must not lose a finished comparison
             notes.append(f"No judge cost in dollars: {err}")
     table = render_table(rows, same, notes)
+    # issue 9: paired differences over prompts with a bootstrap 95% CI (rgsd/evaluate/paired.py)
+    from rgsd.evaluate.paired import compare_dirs
+    from rgsd.evaluate.paired import render as render_paired
+
+    paired = {n: compare_dirs(out / "eval" / "base", out / "eval" / n, seed=args.seed) for n in ("rgsd", "grpo")}
+    table += "".join(f"\n\n**{n.upper()} - base**, {render_paired(p)}\n" for n, p in paired.items())
     plots = plot(rows, out)
     images = "".join(f"![{p}]({p})\n" for p in plots)
     (out / "compare.md").write_text("# RGSD vs judge-based GRPO\n\n" + table + "\n" + images)
     report = {"rows": rows, "eval_judge": eval_spec, "training_judge": train_spec,
               "eval_judge_is_training_judge": same, "matched": matched, "notes": notes, "plots": plots,
               "runs": {k: {"dir": v["dir"], "final": v["final"]} for k, v in runs.items()},
-              "eval_data": args.eval_data, "eval_examples": len(eval_examples)}
+              "eval_data": args.eval_data, "eval_examples": len(eval_examples), "paired": paired}
     (out / "compare.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(table)
     print(f"written: {out / 'compare.md'}, {out / 'compare.json'}, " + ", ".join(str(out / p) for p in plots))

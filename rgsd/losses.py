@@ -19,6 +19,11 @@ each entry before the vocabulary sum (``clip_mode="entry"``: ``sum_v min(l_v, cl
 (``clip_mode="token"``); a capped term carries no gradient. The teacher side is always stop-gradient and all math
 runs in float32 whatever the input dtype. Logits must be finite (a ``-inf`` logit makes ``0 * log 0`` undefined).
 
+Loss temperature: with ``temperature = T`` both sides' logits are divided by ``T`` before the softmax, so the
+divergence compares the distributions the rollouts were sampled from when ``T`` is the rollout temperature (what
+TRL's GKD does). ``T = 1`` is the untempered comparison. The RGSD paper does not say which; this is our choice,
+and the clip applies to the tempered terms.
+
 This module holds the direct form (full logits in memory) used on small inputs, as the reference in tests and as
 the "naive" baseline; :mod:`rgsd.chunked_loss` computes the same quantity from hidden states chunk by chunk.
 """
@@ -43,9 +48,11 @@ CLIP_MODES = ("entry", "token")
 
 
 def check_loss_options(
-    beta: float, clip: float | None, clip_mode: str, top_k: int | None, vocab: int
+    beta: float, clip: float | None, clip_mode: str, top_k: int | None, vocab: int, temperature: float = 1.0
 ) -> None:
     """Raise ``ValueError`` naming the bad option when the loss options are out of range."""
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"loss temperature must be a finite number > 0, got {temperature!r}")
     if not (isinstance(beta, (int, float)) and 0.0 <= float(beta) <= 1.0):
         raise ValueError(f"beta must be a number in [0, 1], got {beta!r}")
     if clip is not None and not (isinstance(clip, (int, float)) and math.isfinite(clip) and clip > 0):
@@ -82,6 +89,7 @@ def jsd_per_token(
     clip: float | None = None,
     clip_mode: str = "entry",
     top_k: int | None = None,
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-position generalized JSD and the per-position clipped fraction.
 
@@ -92,6 +100,7 @@ def jsd_per_token(
         clip: cap (``None`` = no clipping); see ``clip_mode``.
         clip_mode: ``"entry"`` caps each vocabulary term before summing, ``"token"`` caps the per-position sum.
         top_k: restrict both distributions to the teacher's top-k ids per position, renormalized.
+        temperature: both sides' logits are divided by it before the softmax (1.0 = untempered).
 
     Returns:
         ``(loss [...], clipped_fraction [...])`` in float32 (float64 for float64 logits). The clipped fraction is the share of vocabulary
@@ -105,7 +114,7 @@ def jsd_per_token(
         )
     if student_logits.dim() < 1:
         raise ValueError("logits need at least one dimension (the vocabulary)")
-    check_loss_options(beta, clip, clip_mode, top_k, student_logits.shape[-1])
+    check_loss_options(beta, clip, clip_mode, top_k, student_logits.shape[-1], temperature)
     beta = float(beta)
 
     student = student_logits
@@ -114,8 +123,8 @@ def jsd_per_token(
         ids = teacher.topk(top_k, dim=-1).indices
         teacher = teacher.gather(-1, ids)
         student = student.gather(-1, ids)
-    log_p = F.log_softmax(upcast(student), dim=-1)
-    log_q = F.log_softmax(upcast(teacher), dim=-1)
+    log_p = F.log_softmax(upcast(student) / temperature, dim=-1)
+    log_q = F.log_softmax(upcast(teacher) / temperature, dim=-1)
     terms = entry_terms(log_p, log_q, beta)
 
     if clip is None:
@@ -140,6 +149,7 @@ def generalized_jsd(
     clip: float | None = None,
     clip_mode: str = "entry",
     top_k: int | None = None,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
     """Mean generalized JSD over the unmasked positions (a float32 scalar).
 
@@ -147,9 +157,9 @@ def generalized_jsd(
         student_logits, teacher_logits: ``[..., V]``; the teacher is stop-gradient.
         mask: ``[...]`` bool or 0/1; positions where it is false neither count nor receive gradient.
             ``None`` means every position counts. With no unmasked position the result is 0.
-        beta, clip, clip_mode, top_k: as in :func:`jsd_per_token`.
+        beta, clip, clip_mode, top_k, temperature: as in :func:`jsd_per_token`.
     """
-    loss, _ = jsd_per_token(student_logits, teacher_logits, beta, clip, clip_mode, top_k)
+    loss, _ = jsd_per_token(student_logits, teacher_logits, beta, clip, clip_mode, top_k, temperature)
     if mask is None:
         return loss.mean() if loss.numel() else loss.sum()
     if tuple(mask.shape) != tuple(loss.shape):

@@ -3,6 +3,10 @@
 The teacher is the base model reading the rubric; the student reads the plain prompt. Two placements are
 attested for RGSD: appended to the last user turn (``"user_suffix"``, the default here) or as a system message
 (``"system"``). Penalty criteria are rendered as things to avoid; weights are hidden unless asked for.
+A third placement is ours (issue 9): ``"user_prefix"`` puts the criteria as key points *before* the question in
+the same user turn, so the last thing the teacher reads is the question itself. Measured on SmolLM2-135M, a
+rubric after the question is read as feedback ("You're right, I'll make sure to ...") and the divergence sits on
+the response's opening tokens; placed before the question it changes the content more than the opening.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from typing import Literal
 
 from rgsd.data.schema import Criterion, Example
 
-Placement = Literal["user_suffix", "system"]
-PLACEMENTS: tuple[str, ...] = ("user_suffix", "system")
+Placement = Literal["user_suffix", "system", "user_prefix"]
+PLACEMENTS: tuple[str, ...] = ("user_suffix", "system", "user_prefix")
 Style = Literal["full", "compact"]
 STYLES: tuple[str, ...] = ("full", "compact")
 
@@ -34,6 +38,9 @@ _SYSTEM_TEMPLATE = (
 # this wording raised their rubric score where the full one lowered it.
 _COMPACT_USER_HEADING = "In your answer:"
 _COMPACT_SYSTEM_HEADING = "You are a helpful assistant. When you answer, make sure to:"
+# "user_prefix": the criteria read as background facts about the question that follows, not as instructions.
+_PREFIX_HEADING = "Key points that a good answer to the question below covers:"
+_PREFIX_INSTRUCTION = "Answer the question naturally; do not mention these points as a list or as notes."
 
 
 def render_criteria(rubric: list[Criterion], show_weights: bool = False, style: Style = "full") -> str:
@@ -72,6 +79,11 @@ def teacher_messages(
         suffix = (f"{_COMPACT_USER_HEADING}\n{criteria}" if style == "compact"
                   else f"{_USER_HEADING}\n{criteria}\n\n{_USER_INSTRUCTION}")
         messages[last_user]["content"] = f"{messages[last_user]['content']}\n\n{suffix}"
+    elif placement == "user_prefix":
+        last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
+        head = _PREFIX_HEADING if style == "compact" else f"{_PREFIX_HEADING}\n{criteria}\n{_PREFIX_INSTRUCTION}"
+        body = f"{_PREFIX_HEADING}\n{criteria}" if style == "compact" else head
+        messages[last_user]["content"] = f"{body}\n\nQuestion: {messages[last_user]['content']}"
     elif placement == "system":
         system = (f"{_COMPACT_SYSTEM_HEADING}\n{criteria}" if style == "compact"
                   else _SYSTEM_TEMPLATE.format(criteria=criteria))

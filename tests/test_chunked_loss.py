@@ -255,3 +255,68 @@ def test_bad_inputs():
         chunked_jsd_from_hidden(s_h, t_h, s_head, t_head, beta=-0.1)
     with pytest.raises(TypeError, match="student_head"):
         chunked_jsd_from_hidden(s_h, t_h, "lm_head", t_head)
+
+
+# ---------------------------------------------------------------- loss temperature and diagnostics
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("clip_mode", [None, "entry", "token"])
+@pytest.mark.parametrize("top_k", [None, 4])
+def test_temperature_chunked_equals_naive(beta, clip_mode, top_k):
+    s_h, t_h, s_head, t_head = _setup(3)
+    mode = clip_mode or "entry"
+    clip = None if clip_mode is None else _clip_for(s_h, t_h, s_head, t_head, beta, mode, top_k)
+    kw = {"beta": beta, "clip": clip, "clip_mode": mode, "top_k": top_k, "chunk_size": 7, "temperature": 0.7}
+    got = _run(chunked_jsd_from_hidden, s_h, t_h, s_head, t_head, scale=0.5, **kw)
+    want = _run(naive_jsd_from_hidden, s_h, t_h, s_head, t_head, scale=0.5, **kw)
+    _assert_same(got, want)
+    untempered = _run(naive_jsd_from_hidden, s_h, t_h, s_head, t_head, **{**kw, "temperature": 1.0})
+    assert abs(float(untempered[0]) - float(want[0])) > 1e-3
+
+
+def test_temperature_against_float64_reference():
+    """Chunked at T = 0.7 equals float64 autograd of the brute-force definition on logits / T."""
+    s_h, t_h, s_head, t_head = _setup(4)
+    temp = 0.7
+    got = _run(chunked_jsd_from_hidden, s_h, t_h, s_head, t_head, beta=0.5, chunk_size=5, temperature=temp)
+    sh = s_h.detach().double().requires_grad_(True)
+    with torch.no_grad():
+        tl = (t_head(t_h).double()) / temp
+    sl = (sh @ s_head.weight.double().t() + s_head.bias.double()) / temp
+    ref = entry_terms(sl.log_softmax(-1), tl.log_softmax(-1), 0.5).sum()
+    ref.backward()
+    torch.testing.assert_close(got[0].double(), ref.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got[2][0].double(), sh.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("clip_mode", ["entry", "token"])
+def test_diagnostics_against_float64_reference(clip_mode):
+    """Per-position divergence, any-clipped flags, removed mass, sampled-token log-ratio and the per-token
+    raise vector, checked against a float64 recomputation from the full logits."""
+    s_h, t_h, s_head, t_head = _setup(5)
+    temp = 0.8
+    with torch.no_grad():
+        sl = s_head(s_h).double() / temp
+        tl = t_head(t_h).double() / temp
+    terms = entry_terms(sl.log_softmax(-1), tl.log_softmax(-1), 0.5)
+    # a cap between middle order statistics of the per-position maxima (entry) or sums (token)
+    vals = (terms.amax(-1) if clip_mode == "entry" else terms.sum(-1)).sort().values
+    clip = float(vals[N // 2 - 1] + vals[N // 2]) / 2
+    targets = torch.randint(0, V, (N,), generator=torch.Generator().manual_seed(0))
+    _, stats = chunked_jsd_from_hidden(s_h, t_h, s_head, t_head, beta=0.5, clip=clip, clip_mode=clip_mode,
+                                       chunk_size=6, temperature=temp, targets=targets, diagnostics=True)
+    d = stats["diag"]
+    div = terms.sum(-1)
+    torch.testing.assert_close(d["divergence"].double(), div, rtol=1e-5, atol=1e-6)
+    if clip_mode == "entry":
+        anyc = (terms > clip).any(-1)
+        removed = (terms - clip).clamp(min=0).sum(-1)
+    else:
+        anyc = div > clip
+        removed = (div - clip).clamp(min=0)
+    assert 0 < int(anyc.sum()) < N
+    assert torch.equal(d["any_clipped"], anyc)
+    torch.testing.assert_close(d["removed"].double(), removed, rtol=1e-4, atol=1e-6)
+    lr = tl.log_softmax(-1).gather(1, targets[:, None]) - sl.log_softmax(-1).gather(1, targets[:, None])
+    torch.testing.assert_close(d["target_logratio"].double(), lr.squeeze(1), rtol=1e-5, atol=1e-5)
+    raise_ref = (tl.softmax(-1) - sl.softmax(-1)).sum(0)
+    torch.testing.assert_close(d["raise"].double(), raise_ref, rtol=1e-4, atol=1e-5)

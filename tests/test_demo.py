@@ -1,30 +1,53 @@
-"""`rgsd demo` end to end on a tiny random model: every stage runs and the report's numbers are the evals'."""
+"""`rgsd demo` end to end on a tiny random model: every stage runs and the summary's numbers are the evals'."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from rgsd.demo import DemoSettings, run_demo
 
 
+def _prompt_means(path):
+    by_id: dict[str, list[float]] = {}
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        by_id.setdefault(r["id"], []).append(r["score_normalized"])
+    return {k: sum(v) / len(v) for k, v in by_id.items()}
+
+
 def test_demo_pipeline_on_tiny_model(tmp_path, capsys):
-    s = DemoSettings(out=tmp_path / "demo", model="tiny-random", steps=2, max_new_tokens=4,
-                     train_overrides={"per_device_batch_size": 2, "probe_steps": 1, "probe_prompts": 1,
-                                      "probe_samples": 1, "probe_max_new_tokens": 4, "progress": False})
+    s = DemoSettings(out=tmp_path / "demo", model="tiny-random", steps=2, max_new_tokens=4, train_prompts=4,
+                     eval_samples=2, train_overrides={"per_device_batch_size": 2, "probe_steps": 1,
+                                                      "probe_prompts": 1, "probe_samples": 1,
+                                                      "probe_max_new_tokens": 4, "progress": False})
     summary = run_demo(s)
     out = tmp_path / "demo"
-    for name in ("base_train", "base_heldout", "rgsd_train", "rgsd_heldout"):
+    for name in ("base_train", "base_heldout", "rgsd_train", "rgsd_heldout", "with_rubric_train"):
         records = [json.loads(line) for line in (out / "eval" / name / "results.jsonl").read_text().splitlines()]
-        assert len(records) == (48 if "train" in name else 16)
+        assert len(records) == 2 * (4 if "train" in name else 16)
         mean = sum(r["score_normalized"] for r in records) / len(records)  # independent recomputation
         assert abs(summary["scores"][name]["normalized"] - mean) < 1e-12
-    gap = summary["scores"]["base_with_rubric_train"]["normalized"] - summary["scores"]["base_train"]["normalized"]
-    assert summary["conditioning_gap_normalized"] == gap
+    # paired effects: the mean of per-prompt differences, and a CI around it
+    for key, (a, b) in (("conditioning_gap", ("base", "with_rubric")), ("rgsd_gain", ("base", "rgsd"))):
+        for split in ("train", "heldout"):
+            ma = _prompt_means(out / "eval" / f"{a}_{split}" / "results.jsonl")
+            mb = _prompt_means(out / "eval" / f"{b}_{split}" / "results.jsonl")
+            want = float(np.mean([mb[k] - ma[k] for k in ma]))
+            eff = summary[key][split]
+            assert abs(eff["mean"] - want) < 1e-12
+            assert eff["ci95"][0] <= eff["mean"] <= eff["ci95"][1]
+    assert summary["wall_time_s"] > 0 and summary["wall_time_s"] >= sum(summary["timings_s"].values()) - 1e-6
     assert [step for step, _ in summary["self_internalization_gap"]] == [1, 2]
     assert summary["rgsd_costs"]["judge_calls"] == 0 and summary["rgsd_costs"]["rollouts"] == 4
+    assert "clipped_position_share" in summary["signal"] and summary["loss_temperature_in_effect"] == 0.7
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["rgsd_gain"] == summary["rgsd_gain"]
     report = (out / "report.md").read_text()
-    assert "regex" in report and "not an LLM judge" in report
+    assert "regex" in report and "not an LLM judge" in report and "RGSD gain" in report
     assert all((out / f).exists() for f in ("scores.png", "gap.png", "loss.png", "summary.json"))
     assert (out / "rgsd-run" / "final" / "adapter_config.json").exists()
     printed = capsys.readouterr().out
-    assert "RGSD model, held-out prompts" in printed and f"{gap:+.3f}" in printed
+    g = summary["rgsd_gain"]["train"]
+    assert "RGSD model, held-out prompts" in printed and f"{g['mean']:+.3f} [{g['ci95'][0]:+.3f}" in printed

@@ -229,3 +229,34 @@ def test_bad_options(kwargs, match):
 def test_shape_mismatch():
     with pytest.raises(ValueError, match="shape"):
         jsd_per_token(torch.zeros(2, 5), torch.zeros(2, 6))
+
+
+# ---------------------------------------------------------------- loss temperature
+@pytest.mark.parametrize("beta", BETAS)
+@pytest.mark.parametrize("temperature", [0.7, 1.6])
+@pytest.mark.parametrize("clip_mode", [None, "entry"])
+def test_temperature_matches_bruteforce_on_scaled_logits(beta, temperature, clip_mode):
+    """At T the loss is the brute force on logits / T; its gradient w.r.t. the raw logits is 1/T times that."""
+    n, vocab = 6, 9
+    s, t = _logits((n, vocab), 11), _logits((n, vocab), 12)
+    sl = [[x / temperature for x in row] for row in s.double().tolist()]
+    tl = [[x / temperature for x in row] for row in t.double().tolist()]
+    clip = None
+    if clip_mode == "entry":
+        clip = _pick_clip([x for i in range(n) for x in _bf_terms(sl[i], tl[i], beta, None) if x > 0])
+    student = s.clone().requires_grad_(True)
+    value = generalized_jsd(student, t, beta=beta, clip=clip, clip_mode="entry", temperature=temperature)
+    value.backward()
+    expected = sum(_bf_loss(sl[i], tl[i], beta, clip, "entry", None) for i in range(n)) / n
+    assert value.item() == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    for i in range(n):
+        want = torch.tensor(_bf_grad(sl[i], tl[i], beta, clip, "entry", None)) / temperature / n
+        torch.testing.assert_close(student.grad[i], want.float(), rtol=1e-3, atol=2e-6)
+    # and the temperature really changes the value (the test could fail)
+    assert value.item() != pytest.approx(generalized_jsd(s, t, beta=beta, clip=clip).item(), rel=1e-3)
+
+
+def test_bad_temperature():
+    s = _logits((2, 5), 1)
+    with pytest.raises(ValueError, match="loss temperature"):
+        generalized_jsd(s, s, temperature=0.0)

@@ -338,16 +338,23 @@ def _run_eval(args: argparse.Namespace) -> int:
             from rgsd.evaluate.run import generate_responses
 
             model, tok = _model(args)
-            rollouts = generate_responses(
-                model,
-                tok,
-                examples,
-                max_new_tokens=args.max_new_tokens,
-                temperature=args.temperature,
-                batch_size=args.batch_size,
-                seed=args.seed,
-                progress=True,
-            )
+            if args.samples > 1:  # issue 9: N samples per prompt (rgsd/evaluate/sampling.py)
+                from rgsd.evaluate.sampling import sample_responses
+
+                examples, rollouts = sample_responses(
+                    model, tok, examples, args.samples, temperature=args.temperature,
+                    max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed)
+            else:
+                rollouts = generate_responses(
+                    model,
+                    tok,
+                    examples,
+                    max_new_tokens=args.max_new_tokens,
+                    temperature=args.temperature,
+                    batch_size=args.batch_size,
+                    seed=args.seed,
+                    progress=True,
+                )
             responses, tokens = [r.text for r in rollouts], [len(r.response_ids) for r in rollouts]
             out.mkdir(parents=True, exist_ok=True)
             with (out / "responses.jsonl").open("w", encoding="utf-8") as fh:  # reusable with --responses
@@ -383,6 +390,10 @@ def _run_eval(args: argparse.Namespace) -> int:
     finally:
         if hasattr(judge, "close"):
             judge.close()
+    if getattr(args, "samples", 1) > 1:
+        from rgsd.evaluate.sampling import sample_summary
+
+        result.summary.update(sample_summary(result.records, args.samples, args.temperature))
     result.summary["max_failure_rate"] = args.max_failure_rate
     result.summary["judge_failed"] = judge_failed(result.summary, args.max_failure_rate)  # None = judge did its job
     result.write(out)
@@ -524,6 +535,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _common(p)
     p.add_argument("--model", default=None, help="model to generate with (or 'smollm2-offline')")
+    p.add_argument("--samples", type=int, default=1,
+                   help="with --model: responses per prompt at --temperature (> 0); scores are means over "
+                   "prompts of the per-prompt means (compare two such folders with `rgsd compare-evals`)")
     p.add_argument(
         "--responses",
         default=None,

@@ -90,12 +90,28 @@ class RGSDConfig(ModelArgs):
     teacher: Literal["frozen", "live", "ema"] = _f(
         "frozen", "frozen = the initial model for the whole run (the method); live/ema are ablations only.")
     ema_decay: float = _f(0.99, "EMA decay when teacher = ema.")
-    teacher_placement: Literal["user_suffix", "system"] = _f(
-        "user_suffix", "Where the rubric goes in the teacher prompt.")
+    teacher_placement: Literal["user_suffix", "system", "user_prefix"] = _f(
+        "user_suffix", "Where the rubric goes in the teacher prompt (user_prefix: as key points before the "
+                       "question, see rgsd/teacher_prompt.py).")
     teacher_style: Literal["full", "compact"] = _f(
         "full", "full: criteria introduced as hidden evaluation criteria to meet without mentioning them; "
                 "compact: a bare bullet list (works better on very small models, e.g. the offline SmolLM2).")
     show_weights: bool = _f(False, "Show criterion weights to the teacher.")
+    # loss temperature and signal diagnostics (issue 9)
+    loss_temperature: float | None = _f(
+        None, "Temperature at which both distributions are compared in the loss (logits / T on both sides); "
+              "null = the rollout temperature (as TRL's GKD), 1.0 = untempered (rgsd 0.1.0). The paper leaves "
+              "this open.")
+    signal_diagnostics: bool = _f(
+        True, "Log signal_* diagnostics (divergence by response position, tokens the teacher raises, clip "
+              "shares, sampled-token log-ratio) in metrics.jsonl; fused loss only.")
+
+    def loss_temperature_value(self) -> float:
+        """The loss temperature in effect: ``loss_temperature``, else the rollout temperature (1.0 if greedy)."""
+        if self.loss_temperature is not None:
+            return float(self.loss_temperature)
+        return float(self.temperature) if self.temperature > 0 else 1.0
+
     on_long_prompt: Literal["skip", "error"] = _f(
         "skip", "A teacher prompt over max_prompt_tokens is never truncated: skip and count it, or stop.")
     thinking: bool | None = _f(
@@ -121,6 +137,8 @@ class RGSDConfig(ModelArgs):
     def validate(self) -> None:
         if not 0.0 <= self.beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {self.beta}")
+        if self.loss_temperature is not None and not self.loss_temperature > 0:
+            raise ValueError(f"loss_temperature must be positive or null, got {self.loss_temperature}")
         if self.clip is not None and self.clip <= 0:
             raise ValueError(f"clip must be positive or null, got {self.clip}")
         if self.rollouts_per_prompt < 1 or self.per_device_batch_size < 1:

@@ -26,13 +26,14 @@ def checkpointed_jsd_from_hidden(
     clip_mode: str = "entry",
     top_k: int | None = None,
     chunk_size: int = 1024,
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, dict]:
     """Summed generalized JSD over ``N`` positions (same contract as ``chunked_jsd_from_hidden``)."""
 
     def chunk_loss(h_s: torch.Tensor, h_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
             t_logits = teacher_head(h_t)
-        loss, frac = jsd_per_token(student_head(h_s), t_logits, beta, clip, clip_mode, top_k)
+        loss, frac = jsd_per_token(student_head(h_s), t_logits, beta, clip, clip_mode, top_k, temperature)
         return loss.sum(), frac.sum()
 
     total = student_hidden.new_zeros((), dtype=torch.float32)

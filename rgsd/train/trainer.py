@@ -35,6 +35,7 @@ from rgsd.train.alignment import align, gather_hidden, loss_mask, thinking_end_i
 from rgsd.train.config import RGSDConfig
 from rgsd.train.distributed import fsdp_root, local_param_count
 from rgsd.train.sharded_loss import checkpointed_jsd_from_hidden
+from rgsd.train.signal import SignalStats, response_positions
 from rgsd.train.teacher import check_hidden_is_final, final_hidden
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,13 @@ class StudentLoss(nn.Module):
         self.lm = lm
         self.sharded = sharded  # weights sharded (FSDP2): call the head as a module
 
-    def forward(self, input_ids, attention_mask, positions, teacher_hidden, teacher_head, cfg: RGSDConfig):
+    def forward(self, input_ids, attention_mask, positions, teacher_hidden, teacher_head, cfg: RGSDConfig,
+                targets=None):
         hidden = gather_hidden(final_hidden(self.lm, input_ids, attention_mask), positions)
         impl = cfg.loss_impl if cfg.loss_impl != "auto" else ("checkpointed" if self.sharded else "fused")
         loss_fn = checkpointed_jsd_from_hidden if impl == "checkpointed" else chunked_jsd_from_hidden
+        # signal diagnostics (issue 9): fused path only, computed from buffers the loss already holds
+        diag = {"targets": targets, "diagnostics": True} if impl == "fused" and cfg.signal_diagnostics else {}
         return loss_fn(
             hidden,
             teacher_hidden,
@@ -62,6 +66,8 @@ class StudentLoss(nn.Module):
             clip_mode=cfg.clip_mode,
             top_k=cfg.top_k,
             chunk_size=cfg.loss_chunk_size,
+            temperature=cfg.loss_temperature_value(),
+            **diag,
         )
 
 
@@ -188,6 +194,7 @@ def _train(cfg: RGSDConfig, run: setup.Run) -> Path:
         # 4-5. teacher forward, student forward/backward, per micro-batch
         t1 = time.perf_counter()
         loss_sum, clip_sum = 0.0, 0.0
+        signal = SignalStats()
         wrapper.train()
         for ci in range(n_micro if global_tokens else 0):
             weight = scale
@@ -204,11 +211,13 @@ def _train(cfg: RGSDConfig, run: setup.Run) -> Path:
             with cost.timed("time_optimization"), _no_sync(wrapper, fsdp, last):
                 with autocast:
                     lsum, stats = wrapper(ab.student.input_ids.to(dev), ab.student.attention_mask.to(dev),
-                                          ab.student.positions, t_hidden, teacher.head(student), cfg)
+                                          ab.student.positions, t_hidden, teacher.head(student), cfg,
+                                          targets=ab.targets.to(dev))
                 (lsum * weight).backward()
             if weight:
                 loss_sum += float(lsum.detach())
                 clip_sum += float(stats["clipped_fraction"]) * ab.n_tokens
+                signal.add(stats, response_positions(mchunks[ci]))
         with cost.timed("time_optimization"):
             grad_norm = None
             if cfg.max_grad_norm:
@@ -235,6 +244,9 @@ def _train(cfg: RGSDConfig, run: setup.Run) -> Path:
             "step": step + 1,
             "loss": g_loss / global_tokens if global_tokens else 0.0,
             "clipped_fraction": g_clip / global_tokens if global_tokens else 0.0,
+            # the same number under a name that says what it is: the share of vocabulary entries capped
+            "clipped_entry_fraction": g_clip / global_tokens if global_tokens else 0.0,
+            **signal.metrics(tok),
             "grad_norm": float(grad_norm) if grad_norm is not None else None,
             "lr": sched.get_last_lr()[0],
             "mean_response_tokens": g_resp / max(g_n, 1),

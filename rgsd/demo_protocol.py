@@ -1,0 +1,122 @@
+"""The measurement protocol shared by ``rgsd demo`` and ``bench/ablate_demo.py``.
+
+A fixed evaluation set (the first ``train_prompts`` demo training prompts, which are also the prompts RGSD
+trains on, and the held-out prompts), ``samples`` sampled responses per prompt at ``temperature``, graded by
+the offline regex judge; a model's effect is the paired difference over prompts with a bootstrap 95% CI
+(:mod:`rgsd.evaluate.paired`). Every sampling call is seeded from the protocol seed and the set's name, so the
+same model gives the same responses whatever ran before.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from rgsd.data.schema import Example
+
+
+@dataclass
+class Protocol:
+    """How models are evaluated: prompts, samples per prompt, temperature, length, seed, batch size."""
+
+    train_prompts: int = 16
+    samples: int = 2
+    temperature: float = 0.7
+    max_new_tokens: int = 64
+    seed: int = 0
+    batch_size: int = 32
+
+
+@dataclass
+class SetEval:
+    """One model on one prompt set: per-response records, mean length and end-of-turn rate."""
+
+    records: list[dict[str, Any]]
+    mean_tokens: float
+    eos_rate: float
+    score: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"score_normalized": self.score, "mean_response_tokens": self.mean_tokens,
+                "eos_rate": self.eos_rate, "n_responses": len(self.records)}
+
+
+def eval_sets(p: Protocol) -> dict[str, list[Example]]:
+    """The evaluation prompt sets: ``train`` (first ``train_prompts`` demo training prompts) and ``heldout``."""
+    from rgsd.data.loaders import load_examples
+
+    return {"train": load_examples("demo:train").examples[: p.train_prompts],
+            "heldout": load_examples("demo:heldout").examples}
+
+
+def evaluate_set(
+    model: Any, tok: Any, examples: list[Example], judge: Any, p: Protocol, name: str,
+    messages_fn: Callable[[Example], list[dict[str, str]]] | None = None,
+) -> SetEval:
+    """``p.samples`` responses per prompt, graded; the seed depends only on ``p.seed`` and ``name``."""
+    import zlib
+
+    from rgsd.evaluate.run import evaluate
+    from rgsd.evaluate.sampling import sample_responses
+
+    seed = p.seed * 1000 + zlib.crc32(name.encode()) % 997
+    reps, rollouts = sample_responses(model, tok, examples, p.samples, temperature=p.temperature,
+                                      max_new_tokens=p.max_new_tokens, batch_size=p.batch_size, seed=seed,
+                                      messages_fn=messages_fn)
+    res = evaluate(reps, [r.text for r in rollouts], judge, response_tokens=[len(r.response_ids) for r in rollouts],
+                   seed=p.seed)
+    for rec, r in zip(res.records, rollouts):
+        rec["finished"] = r.finished
+    n = max(len(rollouts), 1)
+    return SetEval(res.records, sum(len(r.response_ids) for r in rollouts) / n,
+                   sum(r.finished for r in rollouts) / n, res.summary.get("score_normalized"))
+
+
+def paired(base: SetEval, other: SetEval, seed: int = 0) -> dict[str, Any]:
+    """``other - base`` over prompts: ``{"mean", "ci95", "n", "better", "worse"}``."""
+    from rgsd.evaluate.paired import paired_compare
+
+    return paired_compare(base.records, other.records, seed=seed)["diff"]
+
+
+def shuffled_rubric_data(examples: list[Example], out: Path) -> Path:
+    """A control dataset: prompt i keeps its question but carries prompt i+1's rubric (a cyclic shift)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as fh:
+        for i, ex in enumerate(examples):
+            d = ex.to_dict()
+            d["rubric"] = examples[(i + 1) % len(examples)].to_dict()["rubric"]
+            fh.write(json.dumps(d) + "\n")
+    return out
+
+
+def subset_data(examples: list[Example], out: Path) -> Path:
+    """The training prompts as a canonical JSONL file (so a run trains on exactly the evaluated prompts)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(ex.to_dict()) + "\n" for ex in examples), encoding="utf-8")
+    return out
+
+
+def run_summary(run_dir: Path) -> dict[str, Any]:
+    """Means over steps of the clip diagnostics, the first step's divergence by position, the last SI gap."""
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+    def mean(key: str) -> float | None:
+        vals = [m[key] for m in metrics if m.get(key) is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    gaps = [(m["step"], m["self_internalization_gap"]) for m in metrics if "self_internalization_gap" in m]
+    return {
+        "steps": len(metrics),
+        "loss_mean": mean("loss"),
+        "clipped_entry_fraction": mean("clipped_entry_fraction"),
+        "clipped_position_share": mean("signal_clipped_position_share"),
+        "clip_removed_share": mean("signal_clip_removed_share"),
+        "sampled_token_logratio": mean("signal_sampled_token_logratio"),
+        "divergence_by_position_step1": metrics[0].get("signal_divergence_by_position") if metrics else None,
+        "top_raised_tokens_step1": metrics[0].get("signal_top_raised_tokens") if metrics else None,
+        "train_eos_rate": mean("eos_rate"),
+        "si_gap": gaps,
+    }

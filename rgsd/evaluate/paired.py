@@ -1,0 +1,185 @@
+"""Paired comparison of two evaluations of the same prompts (``rgsd compare-evals A_DIR B_DIR``).
+
+Two models answered the same prompts (possibly several samples each): the per-prompt mean scores are paired
+by prompt id and the difference ``B - A`` gets a paired bootstrap 95% CI (resampling prompts, percentile
+interval). Pairing removes the prompt-to-prompt spread that dominates an unpaired comparison of two means on
+a few dozen prompts. Per-tag differences use the normalized score restricted to each tag's criteria.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rgsd import scoring
+
+__all__ = ["compare_dirs", "paired_bootstrap", "paired_compare", "prompt_means", "read_records", "render"]
+
+BOOTSTRAP = 10_000
+
+
+def read_records(eval_dir: str | Path) -> list[dict[str, Any]]:
+    """The ``results.jsonl`` records of an ``rgsd eval`` output folder (clear error when missing/malformed)."""
+    path = Path(eval_dir) / "results.jsonl"
+    if not path.is_file():
+        raise ValueError(f"{path}: file: not found (is {eval_dir} an `rgsd eval` output folder?)")
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{n}: record: malformed JSON: {err.msg}") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("id"), str):
+            raise ValueError(f"{path}:{n}: id: expected a record with a string id")
+        out.append(rec)
+    return out
+
+
+def _tag_score(rec: dict[str, Any], crit_tags: dict[str, list[str]], tag: str) -> float | None:
+    pts, met = [], []
+    for v in rec.get("verdicts") or []:
+        if tag in crit_tags.get(v["criterion_id"], []) and v.get("met") is not None:
+            pts.append(v["points"])
+            met.append(v["met"])
+    if not pts:
+        return None
+    try:
+        return scoring.normalized_score(pts, met)
+    except ValueError:
+        return None
+
+
+def prompt_means(
+    records: list[dict[str, Any]], key: str = "score_normalized", crit_tags: dict | None = None,
+    tag: str | None = None,
+) -> dict[str, float]:
+    """Mean score per prompt id over its samples (records with no score, e.g. judge failures, are skipped)."""
+    acc: dict[str, list[float]] = {}
+    for rec in records:
+        val = _tag_score(rec, crit_tags or {}, tag) if tag else rec.get(key)
+        if isinstance(val, (int, float)) and not math.isnan(val):
+            acc.setdefault(rec["id"], []).append(float(val))
+    return {k: float(np.mean(v)) for k, v in acc.items()}
+
+
+def paired_bootstrap(diffs: list[float] | np.ndarray, samples: int = BOOTSTRAP, seed: int = 0) -> dict[str, Any]:
+    """Mean of the paired differences and its percentile-bootstrap 95% CI (resampling prompts)."""
+    d = np.asarray(diffs, dtype=float)
+    if d.size == 0:
+        return {"mean": None, "ci95": [None, None], "n": 0}
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, d.size, size=(samples, d.size))].mean(1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {"mean": float(d.mean()), "ci95": [float(lo), float(hi)], "n": int(d.size),
+            "better": int((d > 0).sum()), "worse": int((d < 0).sum())}
+
+
+def paired_compare(
+    a: list[dict[str, Any]], b: list[dict[str, Any]], crit_tags: dict[str, list[str]] | None = None,
+    key: str = "score_normalized", seed: int = 0,
+) -> dict[str, Any]:
+    """``B - A`` over the prompts both evaluated: overall and, with ``crit_tags`` (criterion id -> tags), per tag."""
+    ma, mb = prompt_means(a, key), prompt_means(b, key)
+    shared = sorted(set(ma) & set(mb))
+    out: dict[str, Any] = {
+        "key": key, "n_shared_prompts": len(shared), "only_a": len(set(ma) - set(mb)),
+        "only_b": len(set(mb) - set(ma)),
+        "mean_a": float(np.mean([ma[i] for i in shared])) if shared else None,
+        "mean_b": float(np.mean([mb[i] for i in shared])) if shared else None,
+        "diff": paired_bootstrap([mb[i] - ma[i] for i in shared], seed=seed),
+        "tags": {},
+    }
+    if crit_tags:
+        for tag in sorted({t for ts in crit_tags.values() for t in ts}):
+            ta, tb = prompt_means(a, crit_tags=crit_tags, tag=tag), prompt_means(b, crit_tags=crit_tags, tag=tag)
+            ids = sorted(set(ta) & set(tb))
+            if ids:
+                out["tags"][tag] = paired_bootstrap([tb[i] - ta[i] for i in ids], seed=seed)
+    return out
+
+
+def criterion_tags(examples: list[Any]) -> dict[str, list[str]]:
+    """Criterion id -> its tags plus its example's tags (``Example.metadata['tags']`` when present)."""
+    out = {}
+    for ex in examples:
+        ex_tags = list((getattr(ex, "metadata", None) or {}).get("tags", []) or [])
+        for c in ex.rubric:
+            out[c.id] = list(c.tags) + ex_tags
+    return out
+
+
+def compare_dirs(a_dir: str | Path, b_dir: str | Path, data: str | None = None, seed: int = 0) -> dict[str, Any]:
+    """:func:`paired_compare` of two ``rgsd eval`` folders; ``data`` (the dataset) enables per-tag rows."""
+    tags = None
+    if data:
+        from rgsd.data.loaders import load_examples
+
+        tags = criterion_tags(load_examples(data).examples)
+    res = paired_compare(read_records(a_dir), read_records(b_dir), tags, seed=seed)
+    res.update(a=str(a_dir), b=str(b_dir))
+    return res
+
+
+def _ci(d: dict[str, Any]) -> str:
+    if d["mean"] is None:
+        return "n/a"
+    return f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+
+
+def render(res: dict[str, Any]) -> str:
+    """Markdown table of a :func:`paired_compare` result."""
+    d = res["diff"]
+    lines = [
+        f"Paired comparison over {res['n_shared_prompts']} shared prompts ({res['key']}, B - A, "
+        f"paired bootstrap 95% CI over prompts):", "",
+        "| | A | B | B - A [95% CI] | prompts better / worse |", "| --- | --- | --- | --- | --- |",
+        f"| all | {res['mean_a']:.3f} | {res['mean_b']:.3f} | {_ci(d)} | {d.get('better', 0)} / {d.get('worse', 0)} |"
+        if res["mean_a"] is not None else "| all | n/a | n/a | n/a | |",
+    ]
+    for tag, t in res["tags"].items():
+        lines.append(f"| {tag} | | | {_ci(t)} | {t.get('better', 0)} / {t.get('worse', 0)} |")
+    if res["only_a"] or res["only_b"]:
+        lines += ["", f"Unpaired prompts left out: {res['only_a']} only in A, {res['only_b']} only in B."]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``rgsd compare-evals``: print the table, write ``paired.json`` next to B (or to ``--out``)."""
+    import sys
+
+    try:
+        res = compare_dirs(args.a_dir, args.b_dir, args.data, args.seed)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if res["n_shared_prompts"] == 0:
+        print(f"error: {args.a_dir} and {args.b_dir} share no scored prompt ids", file=sys.stderr)
+        return 2
+    text = render(res)
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "paired.json").write_text(json.dumps(res, indent=2) + "\n")
+        (out / "paired.md").write_text(text + "\n")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``rgsd compare-evals``."""
+    p = sub.add_parser("compare-evals", help="Paired difference (B - A) of two `rgsd eval` folders, with a "
+                       "bootstrap 95%% CI over prompts, per tag with --data.", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("a_dir", help="baseline eval folder (results.jsonl)")
+    p.add_argument("b_dir", help="the other eval folder, on the same prompts")
+    p.add_argument("--data", default=None, help="the evaluated dataset, for per-tag differences")
+    p.add_argument("--out", default=None, help="write paired.json and paired.md here")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.set_defaults(func=run)

@@ -1,0 +1,116 @@
+"""Paired comparison of evaluations, multi-sample evaluation and the signal statistics, against hand-computed
+numbers and an independent bootstrap."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from rgsd.cli import main
+from rgsd.evaluate.paired import paired_bootstrap, paired_compare, prompt_means
+from rgsd.evaluate.sampling import repeat, sample_summary
+from rgsd.train.signal import SignalStats, response_positions
+
+
+def _rec(pid: str, score: float, verdicts=None) -> dict:
+    return {"id": pid, "score_normalized": score, "verdicts": verdicts or []}
+
+
+def test_prompt_means_average_samples_and_skip_failures():
+    recs = [_rec("a", 0.2), _rec("a", 0.6), _rec("b", 1.0), {"id": "b", "score_normalized": None}]
+    assert prompt_means(recs) == {"a": pytest.approx(0.4), "b": 1.0}
+
+
+def test_paired_bootstrap_constant_and_against_independent_resampler():
+    d = paired_bootstrap([0.25] * 7)
+    assert d["mean"] == 0.25 and d["ci95"] == [0.25, 0.25] and d["better"] == 7
+
+    rng = random.Random(3)
+    diffs = [rng.gauss(0.1, 0.3) for _ in range(40)]
+    got = paired_bootstrap(diffs, samples=20_000, seed=1)
+    # independent resampler (pure Python) gives the same percentile interval up to Monte Carlo error
+    r2 = random.Random(7)
+    means = sorted(sum(r2.choice(diffs) for _ in diffs) / len(diffs) for _ in range(20_000))
+    lo, hi = means[int(0.025 * len(means))], means[int(0.975 * len(means))]
+    assert got["mean"] == pytest.approx(float(np.mean(diffs)))
+    assert got["ci95"][0] == pytest.approx(lo, abs=0.01) and got["ci95"][1] == pytest.approx(hi, abs=0.01)
+    assert got["ci95"][0] < got["mean"] < got["ci95"][1]
+
+
+def test_paired_compare_pairs_by_prompt_and_per_tag():
+    v = lambda cid, met: {"criterion_id": cid, "points": 1.0, "met": met}  # noqa: E731
+    a = [_rec("p1", 0.0, [v("c1", False), v("c2", False)]), _rec("p2", 0.5, [v("c3", True), v("c4", False)]),
+         _rec("only_a", 1.0)]
+    b = [_rec("p1", 0.5, [v("c1", True), v("c2", False)]), _rec("p2", 1.0, [v("c3", True), v("c4", True)])]
+    tags = {"c1": ["type:content"], "c2": ["type:safety"], "c3": ["type:content"], "c4": ["type:safety"]}
+    res = paired_compare(a, b, tags)
+    assert res["n_shared_prompts"] == 2 and res["only_a"] == 1
+    assert res["diff"]["mean"] == pytest.approx(0.5)  # (0.5 - 0) and (1.0 - 0.5)
+    assert res["tags"]["type:content"]["mean"] == pytest.approx(0.5)  # p1: 1-0, p2: 1-1
+    assert res["tags"]["type:safety"]["mean"] == pytest.approx(0.5)  # p1: 0-0, p2: 1-0
+
+
+def test_compare_evals_cli(tmp_path, capsys):
+    for name, scores in (("a", [0.1, 0.2, 0.3]), ("b", [0.3, 0.3, 0.5])):
+        d = tmp_path / name
+        d.mkdir()
+        d.joinpath("results.jsonl").write_text("".join(json.dumps(_rec(f"p{i}", s)) + "\n"
+                                                       for i, s in enumerate(scores)))
+    assert main(["compare-evals", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "c")]) == 0
+    res = json.loads((tmp_path / "c" / "paired.json").read_text())
+    assert res["diff"]["mean"] == pytest.approx((0.2 + 0.1 + 0.2) / 3) and res["diff"]["better"] == 3
+    assert "B - A" in capsys.readouterr().out
+    assert main(["compare-evals", str(tmp_path / "a"), str(tmp_path / "missing")]) == 2
+    assert "missing/results.jsonl: file: not found" in capsys.readouterr().err
+
+
+def test_sample_summary_and_repeat():
+    assert repeat(["x", "y"], 2) == ["x", "x", "y", "y"]
+    recs = [_rec("a", 0.0), _rec("a", 1.0), _rec("b", 0.5), _rec("b", 0.5)]
+    s = sample_summary(recs, 2, 0.7)
+    assert [r["sample"] for r in recs] == [0, 1, 0, 1]
+    assert s["n_prompts"] == 2 and s["samples_per_prompt"] == 2
+    assert s["score_normalized_prompt_std"] == pytest.approx((np.std([0, 1], ddof=1) + 0.0) / 2)
+
+
+def test_signal_stats_buckets_and_shares():
+    masks = [[True] * 10, [False, True, True]]  # response positions 0..9, then 1, 2
+    pos = response_positions(masks)
+    assert pos == list(range(10)) + [1, 2]
+    div = torch.arange(12, dtype=torch.float32)
+    diag = {"divergence": div, "any_clipped": div > 8, "removed": torch.full((12,), 0.5),
+            "target_logratio": torch.ones(12), "raise": torch.tensor([0.0, 2.4, -1.2])}
+    st = SignalStats(top_tokens=2)
+    st.add({"diag": diag}, pos)
+
+    class Tok:
+        def decode(self, ids):
+            return f"t{ids[0]}"
+
+    m = st.metrics(Tok())
+    # bucket 0-7: positions 0..7 (values 0..7) and the two of the second response (values 10, 11)
+    assert m["signal_divergence_by_position"]["0-7"] == pytest.approx((sum(range(8)) + 10 + 11) / 10)
+    assert m["signal_divergence_by_position"]["8-31"] == pytest.approx((8 + 9) / 2)
+    assert m["signal_divergence_by_position"]["32+"] is None
+    assert m["signal_clipped_position_share"] == pytest.approx(3 / 12)
+    assert m["signal_clip_removed_share"] == pytest.approx(6.0 / sum(range(12)))
+    assert m["signal_sampled_token_logratio"] == pytest.approx(1.0)
+    assert [t for t, _ in m["signal_top_raised_tokens"]] == ["t1", "t0"]
+    with pytest.raises(ValueError, match="response positions"):
+        st.add({"diag": diag}, pos[:-1])
+
+
+def test_cli_eval_multi_sample(tmp_path):
+    out = tmp_path / "out"
+    code = main(["eval", "--data", "demo:heldout", "--limit", "3", "--model", "tiny-random", "--judge", "regex",
+                 "--samples", "2", "--temperature", "0.7", "--max-new-tokens", "3", "--out", str(out)])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    recs = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert len(recs) == 6 and summary["samples_per_prompt"] == 2 and summary["n_prompts"] == 3
+    means = prompt_means(recs)
+    assert summary["score_normalized"] == pytest.approx(sum(means.values()) / 3)
