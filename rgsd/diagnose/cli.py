@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rgsd.teacher_prompt import PLACEMENTS
+
 log = logging.getLogger(__name__)
 EXIT_BAD_INPUT, EXIT_BUDGET = 2, 3
 ROLES = ("proxy", "reference", "pairwise", "classifier")
@@ -253,7 +255,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sig-k", type=int, default=2, help="samples per prompt for a measured gap (0 = skip)")
     p.add_argument("--sig-prompts", type=int, default=8, help="prompts for a measured gap")
     p.add_argument("--sig-max-new-tokens", type=int, default=64)
-    p.add_argument("--sig-placement", choices=["user_suffix", "system"], default="user_suffix",
+    p.add_argument("--sig-placement", choices=list(PLACEMENTS), default="user_suffix",
                    help="rubric placement of the teacher prompt for a measured gap (use the run's)")
     p.add_argument("--sig-teacher-style", choices=["full", "compact"], default="full",
                    help="rubric wording of the teacher prompt for a measured gap (use the run's)")

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rgsd.teacher_prompt import PLACEMENTS
+
 log = logging.getLogger(__name__)
 EXIT_BAD_INPUT, EXIT_BUDGET, EXIT_JUDGE_FAILED = 2, 3, 4
 DEFAULT_MAX_FAILURE_RATE = 0.05
@@ -566,7 +568,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _common(g)
     g.add_argument("--model", default="smollm2-offline")
-    g.add_argument("--placement", choices=["user_suffix", "system"], default="user_suffix")
+    g.add_argument("--placement", choices=list(PLACEMENTS), default="user_suffix")
     g.add_argument("--teacher-style", choices=["full", "compact"], default="full",
                    help="rubric wording in the teacher prompt (compact suits very small models)")
     g.add_argument(
