@@ -19,6 +19,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from rgsd.data.source_args import add_source_args
+
 log = logging.getLogger(__name__)
 
 # Fields both runs must share so that the comparison is step for step (GRPO takes RGSD's values): RGSD name
@@ -90,6 +92,13 @@ def plan_runs(args: argparse.Namespace, out: Path) -> tuple[Any, Any, list[str]]
     common = {"data": args.data, "model": args.model, "max_steps": args.steps, "seed": args.seed}
     if args.format:
         common["format"] = args.format
+    from rgsd.data.source_args import source_kwargs
+
+    src = source_kwargs(args)  # training data source options become the same config fields of both runs
+    for key, value in {"data_split": src["split"], "data_config_name": src["config_name"],
+                       **{f"{k}_column": v for k, v in (src["columns"] or {}).items()}}.items():
+        if value is not None:
+            common[key] = value
     rgsd_values = {**_overrides(args.rgsd_set), **common, "output_dir": str(out / "rgsd")}
     rgsd_cfg = _build(RGSDConfig, args.rgsd_config, rgsd_values)
     judge = {"judge": args.judge or "regex", "judge_model": args.judge_model, "base_url": args.base_url,
@@ -321,7 +330,9 @@ def run(args: argparse.Namespace) -> int:
     notes.append("Gain and cost per point use the normalized rubric score, in percentage points (pp); "
                  "'n/a' where the gain is <= 0. Wall time is each run's training loop; std: bootstrap std.")
 
-    eval_examples = load_examples(args.eval_data, format=args.eval_format).examples
+    from rgsd.data.source_args import source_kwargs
+
+    eval_examples = load_examples(args.eval_data, format=args.eval_format, **source_kwargs(args, "eval")).examples
     if args.eval_limit:
         eval_examples = eval_examples[: args.eval_limit]
     judge = build_eval_judge(eval_spec, args.eval_api_key_env or args.api_key_env, args.judge_concurrency,
@@ -369,8 +380,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="training data (both methods)")
     p.add_argument("--format", default=None, help="training data format (default: the configs' value, auto)")
+    add_source_args(p)  # of the training data
     p.add_argument("--eval-data", required=True, help="held-out evaluation data")
     p.add_argument("--eval-format", default="auto")
+    add_source_args(p, "eval")
     p.add_argument("--eval-limit", type=int, default=None, help="evaluate on the first N examples only")
     p.add_argument("--model", default="smollm2-offline", help="base model (both methods start from it)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (both methods)")

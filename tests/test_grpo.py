@@ -106,6 +106,7 @@ def test_field_names_are_trls_where_trl_has_the_field():
     not_trl = {  # model/LoRA (TRL keeps those in ModelConfig/peft), data, judge, reward and rgsd-only fields
         "model", "dtype", "attn_implementation", "use_lora", "lora_r", "lora_alpha", "lora_dropout",
         "lora_target_modules", "data", "format", "polarity", "max_examples", "data_order", "max_prompt_tokens",
+        "data_split", "data_config_name", "prompt_column", "rubric_column", "id_column",
         "judge", "judge_model", "base_url", "api_key_env", "judge_mode", "judge_concurrency", "judge_cache",
         "judge_max_calls", "judge_price_in", "judge_price_out", "judge_prices", "reward", "dynamic_weights",
         "dynamic_weights_eps",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rgsd.data.loaders import FORMATS, DataError, load_examples, read_polarity_overrides, require_unique_ids
 from rgsd.data.rar import DEFAULT_POLICY, POLARITY_POLICIES
+from rgsd.data.source_args import add_source_args, source_kwargs
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -28,7 +29,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         metavar="JSON",
         help='JSON object {"<example_id>/<criterion_id>" or "<example_id>": "positive"|"negative"}',
     )
-    p.add_argument("--split", help="split of a Hugging Face dataset")
+    add_source_args(p)  # --split, --config-name, --prompt-column, --rubric-column, --id-column
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -78,8 +79,8 @@ def run_lint(args: argparse.Namespace) -> int:
             format=args.format,
             polarity=args.polarity,
             polarity_overrides=overrides,
-            split=args.split,
             max_criterion_chars=args.max_criterion_chars or MAX_CRITERION_CHARS,
+            **source_kwargs(args),
         )
         for problem in report.problems:
             print(problem)
@@ -98,9 +99,9 @@ def run_convert(args: argparse.Namespace) -> int:
             format=args.format,
             polarity=args.polarity,
             on_error=args.on_error,
-            split=args.split,
             limit=args.limit,
             polarity_overrides=_overrides(args),
+            **source_kwargs(args),
         )
         require_unique_ids(result, on_error=args.on_error)
     except DataError as err:

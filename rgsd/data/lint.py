@@ -122,8 +122,11 @@ def lint_file(
     polarity_overrides: Mapping[str, str] | None = None,
     split: str | None = None,
     max_criterion_chars: int = MAX_CRITERION_CHARS,
+    config_name: str | None = None,
+    columns: Mapping[str, str] | None = None,
 ) -> LintReport:
-    """Lint one file (any container :func:`~rgsd.data.loaders.load_examples` reads)."""
+    """Lint one file (any container :func:`~rgsd.data.loaders.load_examples` reads; ``split``,
+    ``config_name`` and ``columns`` as there)."""
     label = str(path)
     summary = LintSummary()
     try:
@@ -134,6 +137,8 @@ def lint_file(
             on_error="skip",
             split=split,
             polarity_overrides=polarity_overrides,
+            config_name=config_name,
+            columns=columns,
         )
     except DataError as err:
         # A whole-file problem (missing file, unknown format, ...): report it as the file's one error.

@@ -199,7 +199,7 @@ def _parquet(path: Path) -> Iterator[tuple[int, Any]]:
             n += 1
 
 
-def _hf_rows(source: str, kind: str, split: str | None) -> Iterator[tuple[int, Any]]:
+def _hf_rows(source: str, kind: str, split: str | None, config_name: str | None = None) -> Iterator[tuple[int, Any]]:
     import datasets
 
     path = Path(source)
@@ -207,7 +207,7 @@ def _hf_rows(source: str, kind: str, split: str | None) -> Iterator[tuple[int, A
         ds = datasets.load_from_disk(str(path))
     else:
         try:
-            ds = datasets.load_dataset(source if kind == "hub" else str(path), split=split)
+            ds = datasets.load_dataset(source if kind == "hub" else str(path), name=config_name, split=split)
         except (ConnectionError, TimeoutError) as err:
             why = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") else ""
             raise file_error(
@@ -232,15 +232,35 @@ def _hf_rows(source: str, kind: str, split: str | None) -> Iterator[tuple[int, A
     yield from enumerate(ds)
 
 
-def _records(source: str, split: str | None) -> tuple[str, Iterator[tuple[int, Any]]]:
+def _records(source: str, split: str | None, config_name: str | None = None) -> tuple[str, Iterator[tuple[int, Any]]]:
     kind = _container(source)
+    if config_name is not None and kind != "hub":
+        raise file_error(source, "config_name", "a dataset configuration name applies only to a hub dataset")
     if kind == "jsonl":
         return "line", _jsonl(Path(source))
     if kind == "json":
         return "line", _json_list(Path(source))
     if kind == "parquet":
         return "row", _parquet(Path(source))
-    return "row", _hf_rows(source, kind, split)
+    return "row", _hf_rows(source, kind, split, config_name)
+
+
+def _map_columns(rec: Any, columns: Mapping[str, str]) -> Any:
+    """Copy the user's columns onto the names the formats read (``{"prompt": "question"}``: prompt <- question).
+
+    A dotted source name reaches into an object (``meta.rubric``). A record without a mapped column is bad.
+    """
+    if not isinstance(rec, dict) or isinstance(rec, _Malformed):
+        return rec
+    out = dict(rec)
+    for target, src in columns.items():
+        value: Any = rec
+        for part in src.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return _Malformed(f"missing column {src!r} (mapped to {target})", field=src)
+            value = value[part]
+        out[target] = value
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ overrides
@@ -301,6 +321,8 @@ def load_examples(
     split: str | None = None,
     limit: int | None = None,
     polarity_overrides: Mapping[str, str] | None = None,
+    config_name: str | None = None,
+    columns: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """Read every example of ``source``.
 
@@ -310,7 +332,9 @@ def load_examples(
     format. ``on_error="strict"`` raises :class:`DataError` listing the problems (first 20) of all bad records;
     ``"skip"`` keeps the good records and returns every problem in ``LoadResult.skipped``. A whole-file problem
     (missing file, undetectable format, unreachable hub) raises in both modes. ``limit`` stops after that many
-    good examples.
+    good examples. ``split`` / ``config_name`` pick a Hugging Face dataset's split and configuration.
+    ``columns`` maps the names the formats read to the source's own columns, e.g. ``{"prompt": "question",
+    "rubric": "criteria", "id": "uid"}`` (applied to every record before the format is detected).
     """
     if format != "auto" and format not in FORMATS:
         raise file_error(
@@ -326,7 +350,9 @@ def load_examples(
     _check_overrides(overrides, "polarity_overrides")
     source = resolve_source(source)
     label = str(source)
-    unit, records = _records(label, split)
+    unit, records = _records(label, split, config_name)
+    if columns:
+        records = ((n, _map_columns(rec, columns)) for n, rec in records)
 
     fmt = None if format == "auto" else format
     pending: list[tuple[int, Any]] = []  # records read before the format was detected

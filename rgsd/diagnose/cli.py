@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rgsd.data.source_args import add_source_args
 from rgsd.teacher_prompt import PLACEMENTS
 
 log = logging.getLogger(__name__)
@@ -137,8 +138,9 @@ def _run(args: argparse.Namespace) -> int:
     judges: dict[str, list[Any]] = {}
     try:
         from rgsd.data.loaders import load_examples
+        from rgsd.data.source_args import source_kwargs
 
-        examples = load_examples(args.data, format=args.format, limit=args.limit).examples
+        examples = load_examples(args.data, format=args.format, limit=args.limit, **source_kwargs(args)).examples
         if not examples:
             raise ValueError(f"{args.data}: file: no examples")
         base, runs, notes = _checkpoints(args)
@@ -238,6 +240,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base", default=None, help="base model (default: the 'model' of the runs' config.yaml)")
     p.add_argument("--data", required=True, help="evaluation rubric data (any supported format)")
     p.add_argument("--format", default="auto")
+    add_source_args(p)
     p.add_argument("--limit", type=int, default=None, help="use only the first N examples")
     p.add_argument("--out", required=True, help="output folder (also holds the response and judge caches)")
     p.add_argument("--samples", type=int, default=1, help="responses per prompt and checkpoint")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rgsd.data.source_args import add_source_args
 from rgsd.teacher_prompt import PLACEMENTS
 
 log = logging.getLogger(__name__)
@@ -268,7 +269,9 @@ def _load(args: argparse.Namespace) -> list[Any]:
 
     if args.limit is not None and args.limit <= 0:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
-    result = require_unique_ids(load_examples(args.data, format=args.format, limit=args.limit))
+    from rgsd.data.source_args import source_kwargs
+
+    result = require_unique_ids(load_examples(args.data, format=args.format, limit=args.limit, **source_kwargs(args)))
     if not result.examples:
         raise ValueError(f"{args.data}: file: no examples")
     return result.examples
@@ -516,6 +519,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--format", default="auto", help="data format (auto, healthbench, rar, rubrichub, canonical, generic)"
     )
+    add_source_args(p)
     p.add_argument("--limit", type=int, default=None, help="use only the first N examples")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--max-new-tokens", type=int, default=256)

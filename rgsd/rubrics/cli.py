@@ -24,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "with a prompt and (optionally) a reference answer")
     d.add_argument("--out", required=True, help="canonical JSONL to write")
     d.add_argument("--split", default=None, help="split of a Hugging Face dataset")
+    d.add_argument("--config-name", default=None, help="configuration (subset) of a Hugging Face hub dataset")
     d.add_argument("--prompt-column", default=None, help="field holding the prompt (string or chat messages)")
     d.add_argument("--reference-column", default=None, help="field holding the reference answer (a.b reaches into an object)")
     d.add_argument("--id-column", default=None, help="field holding the example id")
@@ -82,7 +83,7 @@ def run_generate(args: argparse.Namespace) -> int:
     try:
         tasks, issues = read_tasks(
             args.data, args.split, args.prompt_column, args.reference_column, args.id_column,
-            args.on_error, args.limit,
+            args.on_error, args.limit, args.config_name,
         )
     except (DataError, FileNotFoundError) as err:
         print(err, file=sys.stderr)

@@ -82,11 +82,12 @@ def read_tasks(
     id_column: str | None = None,
     on_error: str = "strict",
     limit: int | None = None,
+    config_name: str | None = None,
 ) -> tuple[list[Task], list[LoadIssue]]:
     """Every prompt of ``source``; bad records raise :class:`DataError` (``strict``) or are returned as issues."""
     source = resolve_source(source)
     label = str(source)
-    unit, records = _records(label, split)
+    unit, records = _records(label, split, config_name)
     mapped = any((prompt_column, reference_column, id_column))
     tasks: list[Task] = []
     issues: list[LoadIssue] = []

@@ -39,6 +39,11 @@ class ModelArgs:
         "auto", "Data format: auto (detected from the first records), healthbench, rar, rubrichub, canonical, generic.")
     polarity: str = _f("sign", "Polarity policy for negative weights (see docs/data-formats.md).")
     max_examples: int | None = _f(None, "Use only the first N examples.")
+    data_split: str | None = _f(None, "Split of a Hugging Face dataset (e.g. train).")
+    data_config_name: str | None = _f(None, "Configuration (subset) name of a Hugging Face hub dataset.")
+    prompt_column: str | None = _f(None, "Source column holding the prompt (null = the format's own name).")
+    rubric_column: str | None = _f(None, "Source column holding the rubric (null = the format's own name).")
+    id_column: str | None = _f(None, "Source column holding the example id (null = the format's own name).")
     # optimization
     max_steps: int = _f(100, "Optimizer steps.")
     per_device_batch_size: int = _f(4, "Prompts per device per micro-batch.")

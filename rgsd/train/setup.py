@@ -68,8 +68,10 @@ def load_policy(cfg: ModelArgs) -> tuple[nn.Module, Any]:
 
 def load_training_examples(cfg: ModelArgs) -> list[Example]:
     from rgsd.data.loaders import load_examples, require_unique_ids
+    from rgsd.data.source_args import config_source_kwargs
 
-    examples = require_unique_ids(load_examples(cfg.data, format=cfg.format, polarity=cfg.polarity)).examples
+    examples = require_unique_ids(load_examples(cfg.data, format=cfg.format, polarity=cfg.polarity,
+                                                 **config_source_kwargs(cfg))).examples
     return examples[: cfg.max_examples] if cfg.max_examples else examples
 
 
