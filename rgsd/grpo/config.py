@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from rgsd.train.config import _f
+from rgsd.train.config import DataArgs, _f
 
 REWARDS = ("normalized", "healthbench", "rar-implicit")
 
 
 @dataclass
-class GRPORunConfig:
+class GRPORunConfig(DataArgs):
     """Judge-based GRPO: G rollouts per prompt, each graded by a judge against the prompt's rubric."""
 
     # model (TRL's ModelConfig names where it has them)
@@ -46,17 +46,6 @@ class GRPORunConfig:
         ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         "Module names that get LoRA adapters.")
     gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory (GPU recipes).")
-    # data
-    data: str = _f("", "Training data: a file (JSONL/JSON/Parquet), a local HF dataset folder, or a hub name.")
-    format: Literal["auto", "healthbench", "rar", "rubrichub", "canonical", "generic"] = _f(
-        "auto", "Data format: auto (detected from the first records), healthbench, rar, rubrichub, canonical, generic.")
-    polarity: str = _f("sign", "Polarity policy for negative weights (see docs/data-formats.md).")
-    max_examples: int | None = _f(None, "Use only the first N examples.")
-    data_split: str | None = _f(None, "Split of a Hugging Face dataset (e.g. train).")
-    data_config_name: str | None = _f(None, "Configuration (subset) name of a Hugging Face hub dataset.")
-    prompt_column: str | None = _f(None, "Source column holding the prompt (null = the format's own name).")
-    rubric_column: str | None = _f(None, "Source column holding the rubric (null = the format's own name).")
-    id_column: str | None = _f(None, "Source column holding the example id (null = the format's own name).")
     data_order: Literal["rgsd", "trl"] = _f(
         "rgsd",
         "rgsd = the same seeded prompts per step as `rgsd train` (matched comparisons); "

@@ -17,7 +17,23 @@ def _f(default, help: str, **kw):  # noqa: A002 - "help" reads best in the field
 
 
 @dataclass
-class ModelArgs:
+class DataArgs:
+    """Where the training data comes from: shared by every trainer (RGSD and GRPO)."""
+
+    data: str = _f("", "Training data: a file (JSONL/JSON/Parquet), a local HF dataset folder, or a hub name.")
+    format: Literal["auto", "healthbench", "rar", "rubrichub", "canonical", "generic"] = _f(
+        "auto", "Data format: auto (detected from the first records), healthbench, rar, rubrichub, canonical, generic.")
+    polarity: str = _f("sign", "Polarity policy for negative weights (see docs/data-formats.md).")
+    max_examples: int | None = _f(None, "Use only the first N examples.")
+    data_split: str | None = _f(None, "Split of a Hugging Face dataset (e.g. train).")
+    data_config_name: str | None = _f(None, "Configuration (subset) name of a Hugging Face hub dataset.")
+    prompt_column: str | None = _f(None, "Source column holding the prompt (null = the format's own name).")
+    rubric_column: str | None = _f(None, "Source column holding the rubric (null = the format's own name).")
+    id_column: str | None = _f(None, "Source column holding the example id (null = the format's own name).")
+
+
+@dataclass
+class ModelArgs(DataArgs):
     """Fields shared by every trainer (RGSD and GRPO): model, data, optimization, checkpointing, logging."""
 
     # model
@@ -33,17 +49,6 @@ class ModelArgs:
         "Module names that get LoRA adapters.")
     gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory (GPU recipes).")
     attn_implementation: str | None = _f(None, "Attention kernel passed to from_pretrained (e.g. sdpa).")
-    # data
-    data: str = _f("", "Training data: a file (JSONL/JSON/Parquet), a local HF dataset folder, or a hub name.")
-    format: Literal["auto", "healthbench", "rar", "rubrichub", "canonical", "generic"] = _f(
-        "auto", "Data format: auto (detected from the first records), healthbench, rar, rubrichub, canonical, generic.")
-    polarity: str = _f("sign", "Polarity policy for negative weights (see docs/data-formats.md).")
-    max_examples: int | None = _f(None, "Use only the first N examples.")
-    data_split: str | None = _f(None, "Split of a Hugging Face dataset (e.g. train).")
-    data_config_name: str | None = _f(None, "Configuration (subset) name of a Hugging Face hub dataset.")
-    prompt_column: str | None = _f(None, "Source column holding the prompt (null = the format's own name).")
-    rubric_column: str | None = _f(None, "Source column holding the rubric (null = the format's own name).")
-    id_column: str | None = _f(None, "Source column holding the example id (null = the format's own name).")
     # optimization
     max_steps: int = _f(100, "Optimizer steps.")
     per_device_batch_size: int = _f(4, "Prompts per device per micro-batch.")

@@ -15,7 +15,7 @@ from torch import nn
 
 from rgsd.data.schema import Example
 from rgsd.rollout import Rollout, generate
-from rgsd.train.config import ModelArgs, RGSDConfig
+from rgsd.train.config import DataArgs, ModelArgs, RGSDConfig
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def load_policy(cfg: ModelArgs) -> tuple[nn.Module, Any]:
     return model, tok
 
 
-def load_training_examples(cfg: ModelArgs) -> list[Example]:
+def load_training_examples(cfg: DataArgs) -> list[Example]:
     from rgsd.data.loaders import load_examples, require_unique_ids
     from rgsd.data.source_args import config_source_kwargs
 
