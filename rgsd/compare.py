@@ -145,20 +145,23 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
 
 # ---- evaluation --------------------------------------------------------------------------------------------
 def evaluate_model(path: str, examples: list, judge: Any, args: argparse.Namespace, out: Path) -> dict:
-    """Generate (greedy unless --temperature) and grade; the summary of :func:`rgsd.evaluate.run.evaluate`."""
+    """``--samples`` responses per prompt (greedy unless --temperature), graded; the evaluation's summary."""
     import torch
 
-    from rgsd.evaluate.run import evaluate, generate_responses
+    from rgsd.evaluate.run import evaluate
+    from rgsd.evaluate.sampling import sample_responses, sample_summary
     from rgsd.models import load_model
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, tok = load_model(path, dtype=torch.bfloat16 if device == "cuda" else torch.float32, device=device)
-    rollouts = generate_responses(model, tok, examples, max_new_tokens=args.max_new_tokens,
-                                  temperature=args.temperature, batch_size=args.batch_size, seed=args.seed)
+    reps, rollouts = sample_responses(model, tok, examples, args.samples, temperature=args.temperature,
+                                      max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed)
     del model
     gc.collect()
-    result = evaluate(examples, [r.text for r in rollouts], judge,
+    result = evaluate(reps, [r.text for r in rollouts], judge,
                       response_tokens=[len(r.response_ids) for r in rollouts], seed=args.seed)
+    if args.samples > 1:
+        result.summary.update(sample_summary(result.records, args.samples, args.temperature))
     result.write(out, report=False)
     return result.summary
 
@@ -417,6 +420,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     v = p.add_argument_group("evaluation generation")
     v.add_argument("--max-new-tokens", type=int, default=256)
     v.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    v.add_argument("--samples", type=int, default=1,
+                   help="responses per prompt (> 1 needs --temperature > 0); the paired differences use the "
+                        "per-prompt means, so a gain is not one draw per prompt")
     v.add_argument("--batch-size", type=int, default=8)
     p.set_defaults(func=_checked_run)
 
@@ -424,4 +430,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _checked_run(args: argparse.Namespace) -> int:
     if not args.rgsd_run and (not args.data or not args.steps):
         raise SystemExit("rgsd compare: --data and --steps are required unless --rgsd-run/--grpo-run given")
+    if args.samples < 1 or (args.samples > 1 and args.temperature <= 0):
+        from rgsd.config import ConfigError
+
+        raise ConfigError(f"rgsd compare: --samples {args.samples}: needs >= 1, and --temperature > 0 when > 1 "
+                          "(greedy decoding gives the same response every time)")
     return run(args)

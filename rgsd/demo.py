@@ -30,10 +30,11 @@ RECIPE = recipe_path("rgsd-smollm2-cpu.yaml")  # found inside the package once i
 class DemoSettings:
     out: Path = Path("runs/demo")
     model: str = "smollm2-offline"
-    steps: int = 6
+    steps: int = 12
     seed: int = 0
     train_prompts: int = 16  # the first N demo training prompts: RGSD trains on them and they are evaluated
     eval_samples: int = 2  # sampled responses per prompt in each evaluation (paired over prompts)
+    base_eval_samples: int = 6  # the base model is every comparison's reference: sampled more (demo_protocol)
     eval_temperature: float = 0.7  # the rollout temperature: the distribution RGSD moves
     max_new_tokens: int = 64
     with_grpo: bool = False
@@ -89,7 +90,8 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     torch.manual_seed(s.seed)
     s.out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-    proto = Protocol(train_prompts=s.train_prompts, samples=s.eval_samples, temperature=s.eval_temperature,
+    proto = Protocol(train_prompts=s.train_prompts, samples=s.eval_samples, base_samples=s.base_eval_samples,
+                     temperature=s.eval_temperature,
                      max_new_tokens=s.max_new_tokens, seed=s.seed)
     sets = eval_sets(proto)
     judge = RegexJudge()
@@ -105,7 +107,7 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
 
     with Stage("1/4 base model with and without the rubric in context", timings):
         for split, examples in sets.items():
-            ev[f"base_{split}"] = evaluate_set(model, tok, examples, judge, proto, split)
+            ev[f"base_{split}"] = evaluate_set(model, tok, examples, judge, proto, split, samples=proto.base_samples)
             ev[f"with_rubric_{split}"] = evaluate_set(model, tok, examples, judge, proto, f"with_rubric_{split}",
                                                       messages_fn=teacher)
     cond = {k: paired(ev[f"base_{k}"], ev[f"with_rubric_{k}"], s.seed) for k in sets}
@@ -147,6 +149,7 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
         "loss": [(m["step"], m["loss"]) for m in metrics], "checkpoint": str(run_dir / "final"),
         "compare": compare,
     }
+    summary["target"] = target(cond["train"], gain["train"])
     summary["wall_time_s"] = time.perf_counter() - wall0
     (s.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     from rgsd.demo_report import print_table, write_report
@@ -154,6 +157,13 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     write_report(summary, s.out)
     print_table(summary)
     return summary
+
+
+def target(gap: dict[str, Any], gain: dict[str, Any]) -> dict[str, Any]:
+    """The demo's bar on the training prompts: gain >= half the conditioning gap, with its CI above 0."""
+    half = 0.5 * gap["mean"] if gap.get("mean") is not None else None
+    met = (half is not None and gain.get("mean") is not None and gain["mean"] >= half and gain["ci95"][0] > 0)
+    return {"half_conditioning_gap": half, "gain": gain.get("mean"), "gain_ci95_low": gain["ci95"][0], "met": met}
 
 
 def _ci(d: dict[str, Any]) -> str:
@@ -177,7 +187,8 @@ def grpo_baseline(s: DemoSettings, rgsd_cfg, rgsd_dir: Path) -> dict[str, Any]:
     out = s.out / "compare"
     args = build_parser().parse_args([
         "compare", "--rgsd-run", str(rgsd_dir), "--grpo-run", str(grpo_dir), "--eval-data", "demo:heldout",
-        "--out", str(out), "--max-new-tokens", str(s.max_new_tokens), "--seed", str(s.seed)])
+        "--out", str(out), "--max-new-tokens", str(s.max_new_tokens), "--seed", str(s.seed),
+        "--samples", str(s.eval_samples), "--temperature", str(s.eval_temperature)])
     compare_run(args)
     report = json.loads((out / "compare.json").read_text())
     report["table_markdown"] = (out / "compare.md").read_text()
@@ -190,6 +201,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("rgsd").setLevel(logging.WARNING)
     s = DemoSettings(out=Path(args.out), model=args.model, steps=args.steps, seed=args.seed,
                      train_prompts=args.train_prompts, eval_samples=args.eval_samples,
+                     base_eval_samples=args.base_eval_samples,
                      eval_temperature=args.eval_temperature, threads=args.threads,
                      max_new_tokens=args.max_new_tokens, with_grpo=args.with_grpo,
                      train_overrides=_overrides(args.rgsd_set))
@@ -209,6 +221,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-prompts", type=int, default=d.train_prompts,
                    help="train on (and evaluate) the first N demo training prompts")
     p.add_argument("--eval-samples", type=int, default=d.eval_samples, help="sampled responses per prompt")
+    p.add_argument("--base-eval-samples", type=int, default=d.base_eval_samples,
+                   help="sampled responses per prompt of the base model (the reference of every paired difference)")
     p.add_argument("--eval-temperature", type=float, default=d.eval_temperature,
                    help="sampling temperature of the evaluations (> 0)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")

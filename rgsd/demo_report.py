@@ -51,7 +51,13 @@ def effect_lines(summary: dict[str, Any]) -> list[str]:
         + ", ".join(f"{k}: {_fmt(v, 3)}" for k, v in div.items())
         + f"; sampled-token log q/p {_fmt(sig.get('sampled_token_logratio'), 3)}",
         f"self-internalization gap over steps: {si or 'n/a'}",
-    ]
+    ] + ([_target_line(summary["target"])] if summary.get("target") else [])
+
+
+def _target_line(t: dict[str, Any]) -> str:
+    half = "n/a" if t["half_conditioning_gap"] is None else f"{t['half_conditioning_gap']:+.3f}"
+    return (f"bar (training prompts: gain >= half the conditioning gap, CI above 0): "
+            f"{'met' if t['met'] else 'not met'} (gain {_fmt(t['gain'])} vs {half}; CI low {_fmt(t['gain_ci95_low'])})")
 
 
 def print_table(summary: dict[str, Any]) -> None:
@@ -125,14 +131,15 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
         f"Model: `{summary['model']}`; {summary['train_prompts']} training prompts, {summary['heldout_prompts']} "
         f"held-out prompts; {st['steps']} RGSD steps on the training prompts; each evaluation samples "
         f"{st['eval_samples']} response(s) per prompt at temperature {st['eval_temperature']} "
-        f"(max {st['max_new_tokens']} new tokens); seed {st['seed']}. Effects are paired differences over "
-        "prompts (per-prompt means) with a bootstrap 95% CI; base and trained model share sampling seeds.",
+        f"({st.get('base_eval_samples', st['eval_samples'])} for the base model, the reference of every "
+        f"difference; max {st['max_new_tokens']} new tokens); seed {st['seed']}. Effects are paired differences "
+        "over prompts (per-prompt means) with a bootstrap 95% CI.",
         "",
         "RGSD training: " + ", ".join(f"{k} {v}" for k, v in summary["training"].items())
         + f" (loss temperature in effect {summary.get('loss_temperature_in_effect')}). Departures from the "
-        "method's defaults, each chosen from the ablation table in docs/ablations.md: rollout temperature 0.7 "
-        "(this 135M model drifts off-topic at 1.0), the compact teacher wording, the divergence compared at the "
-        "rollout temperature, the learning rate and the clip setting.",
+        "method's defaults, each chosen from the ablation table in docs/ablations.md: the criteria in a system "
+        "message with the compact wording, rollout temperature 0.7 (this 135M model drifts off-topic at 1.0), "
+        "the divergence compared at the rollout temperature, no clip, the learning rate and the step count.",
         "",
         f"**Judge:** {summary['judge_note']}",
         "",

@@ -153,22 +153,12 @@ class DiagnoseServer:
 def main() -> int:
     """Serve the default rules (hash verdicts, pairwise ties, category "other") until interrupted."""
     import argparse
-    import signal
+
+    from judge_server import serve_until_stopped
 
     ap = argparse.ArgumentParser(description="scripted judge server for rgsd diagnose dry runs (127.0.0.1)")
     ap.add_argument("--port", type=int, default=8090)
-    port = ap.parse_args().port
-    server = DiagnoseServer(port=port)
-    print(f"diagnose judge server on {server.url}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
-        server._server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server._server.server_close()
-        print(f"served {server.count} requests", flush=True)
-    return 0
+    return serve_until_stopped(DiagnoseServer(port=ap.parse_args().port), "diagnose judge server")
 
 
 if __name__ == "__main__":

@@ -399,19 +399,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency", type=float, default=0.0, help="seconds added to every reply")
     args = ap.parse_args(argv)
     server = JudgeServer(POLICIES[args.policy](args.threshold), latency=args.latency, port=args.port)
-    print(f"judge server ({args.policy}) on {server.url}", flush=True)
+    return serve_until_stopped(server, f"judge server ({args.policy})")
+
+
+def serve_until_stopped(server: object, name: str) -> int:
+    """Serve in the foreground (the scripts' ``main``) until Ctrl-C or ``kill PID``; print the request count."""
 
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # `kill PID` stops it as cleanly as Ctrl-C
 
+    print(f"{name} on {server.url}", flush=True)  # type: ignore[attr-defined]
     signal.signal(signal.SIGTERM, on_term)
     try:
-        server._server.serve_forever(poll_interval=0.2)
+        server._server.serve_forever(poll_interval=0.2)  # type: ignore[attr-defined]
     except KeyboardInterrupt:
         pass
     finally:
-        server._server.server_close()
-        print(f"served {server.count} requests", flush=True)
+        server._server.server_close()  # type: ignore[attr-defined]
+        print(f"served {server.count} requests", flush=True)  # type: ignore[attr-defined]
     return 0
 
 

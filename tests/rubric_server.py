@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from judge_server import JudgeServer, Reply  # noqa: E402
+from judge_server import JudgeServer, Reply, serve_until_stopped  # noqa: E402
 
 from rgsd.rubrics.prompts import PROMPT_END, PROMPT_START, REFERENCE_END, REFERENCE_START  # noqa: E402
 
@@ -107,15 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=8090)
     ap.add_argument("--reject-response-format", action="store_true")
     args = ap.parse_args(argv)
-    server = GeneratorServer(args.reject_response_format, port=args.port)
-    print(f"rubric generator on {server.url}", flush=True)
-    try:
-        server._server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server._server.server_close()
-    return 0
+    return serve_until_stopped(GeneratorServer(args.reject_response_format, port=args.port), "rubric generator")
 
 
 if __name__ == "__main__":

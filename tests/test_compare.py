@@ -201,3 +201,24 @@ def test_compare_reads_finished_runs_with_a_different_eval_judge(compared, tmp_p
     assert (
         report["matched"]["model"] == json.loads((compared / "compare.json").read_text())["matched"]["model"]
     )
+
+
+def test_compare_with_samples_pairs_per_prompt_means(compared, tmp_path):
+    from rgsd.cli import main
+
+    out = tmp_path / "sampled"
+    base = ["compare", "--rgsd-run", str(compared / "rgsd"), "--grpo-run", str(compared / "grpo"),
+            "--eval-data", str(HELDOUT), "--eval-limit", "3", "--out", str(out), "--judge", "regex",
+            "--max-new-tokens", "6"]
+    assert main([*base, "--samples", "2"]) == 2  # several samples of greedy decoding: refused, nothing written
+    assert not (out / "compare.json").exists()
+    assert main([*base, "--samples", "3", "--temperature", "0.7"]) == 0
+    report = json.loads((out / "compare.json").read_text())
+    for name in ("base", "rgsd", "grpo"):
+        summary = json.loads((out / "eval" / name / "summary.json").read_text())
+        assert summary["samples_per_prompt"] == 3 and summary["n_prompts"] == 3 and summary["n_examples"] == 9
+    means = {n: json.loads((out / "eval" / n / "summary.json").read_text())["score_normalized_prompt_means"]
+             for n in ("base", "rgsd")}
+    want = sum(means["rgsd"][k] - means["base"][k] for k in means["base"]) / 3  # independent recomputation
+    assert report["paired"]["rgsd"]["diff"]["n"] == 3
+    assert report["paired"]["rgsd"]["diff"]["mean"] == pytest.approx(want, abs=1e-12)

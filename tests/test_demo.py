@@ -19,14 +19,15 @@ def _prompt_means(path):
 
 def test_demo_pipeline_on_tiny_model(tmp_path, capsys):
     s = DemoSettings(out=tmp_path / "demo", model="tiny-random", steps=2, max_new_tokens=4, train_prompts=4,
-                     eval_samples=2, train_overrides={"per_device_batch_size": 2, "probe_steps": 1,
+                     eval_samples=2, base_eval_samples=3, train_overrides={"per_device_batch_size": 2, "probe_steps": 1,
                                                       "probe_prompts": 1, "probe_samples": 1,
                                                       "probe_max_new_tokens": 4, "progress": False})
     summary = run_demo(s)
     out = tmp_path / "demo"
     for name in ("base_train", "base_heldout", "rgsd_train", "rgsd_heldout", "with_rubric_train"):
         records = [json.loads(line) for line in (out / "eval" / name / "results.jsonl").read_text().splitlines()]
-        assert len(records) == 2 * (4 if "train" in name else 16)
+        per_prompt = 3 if name.startswith("base") else 2  # the base model, every difference's reference, gets more
+        assert len(records) == per_prompt * (4 if "train" in name else 16)
         mean = sum(r["score_normalized"] for r in records) / len(records)  # independent recomputation
         assert abs(summary["scores"][name]["normalized"] - mean) < 1e-12
     # paired effects: the mean of per-prompt differences, and a CI around it
@@ -38,6 +39,8 @@ def test_demo_pipeline_on_tiny_model(tmp_path, capsys):
             eff = summary[key][split]
             assert abs(eff["mean"] - want) < 1e-12
             assert eff["ci95"][0] <= eff["mean"] <= eff["ci95"][1]
+    t, gap, g = summary["target"], summary["conditioning_gap"]["train"], summary["rgsd_gain"]["train"]
+    assert t["met"] == (g["mean"] >= 0.5 * gap["mean"] and g["ci95"][0] > 0) and t["half_conditioning_gap"] == 0.5 * gap["mean"]
     assert summary["wall_time_s"] > 0 and summary["wall_time_s"] >= sum(summary["timings_s"].values()) - 1e-6
     assert [step for step, _ in summary["self_internalization_gap"]] == [1, 2]
     assert summary["rgsd_costs"]["judge_calls"] == 0 and summary["rgsd_costs"]["rollouts"] == 4

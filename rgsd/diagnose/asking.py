@@ -4,7 +4,7 @@ The request goes through the judge layer's own machinery of :class:`rgsd.judges.
 its OpenAI client and event loop, the SQLite reply cache, retries with backoff, the call/token budget and
 its ``usage`` counters. Only the prompt and the parser are ours. A reply the parser rejects is re-asked
 (``judge.max_reasks`` times, shown its reply and the problem) and then counted as a failure; only parsed
-replies are cached. This is the one place that touches the judge's transport methods (``_ensure_loop``,
+replies are cached. This is the one place that touches the judge's transport methods (``ensure_loop``,
 ``_request``, ``_store``); if the judge layer grows a public "ask" call, only this module changes.
 """
 
@@ -25,7 +25,7 @@ class AnswerError(ValueError):
 
 def require_llm_judge(judge: Any, role: str) -> None:
     """Pairwise and classifier roles need a chat model, not the regex stand-in."""
-    if not hasattr(judge, "_request"):
+    if not hasattr(judge, "request"):
         raise ValueError(f"--{role}-judge must be an LLM judge ('openai'), not {getattr(judge, 'name', judge)!r}")
 
 
@@ -47,7 +47,7 @@ async def _ask(judge: Any, messages: Messages, parse: Callable[[str], T]) -> tup
     first_key = None
     for attempt in range(judge.max_reasks + 1):
         try:
-            reply = await judge._request(current)
+            reply = await judge.request(current)
         except JudgeUnavailable as err:
             judge.usage.failures += 1
             return None, f"judge failure: {err}"
@@ -61,9 +61,9 @@ async def _ask(judge: Any, messages: Messages, parse: Callable[[str], T]) -> tup
             judge.usage.reasks += 1
             current = _reask(messages, reply.text, str(err))
             continue
-        judge._store(reply)
+        judge.store(reply)
         if reply.key != first_key:  # answered on a re-ask: file it under the question too, so a rerun is free
-            judge._store(dataclasses.replace(reply, key=first_key, cached=False))
+            judge.store(dataclasses.replace(reply, key=first_key, cached=False))
         return value, ""
     raise AssertionError("unreachable")
 
@@ -77,7 +77,7 @@ def ask_many(judge: Any, questions: Sequence[Messages], parse: Callable[[str], T
     async def run_all() -> list[Any]:
         return await asyncio.gather(*(_ask(judge, q, parse) for q in questions), return_exceptions=True)
 
-    results = asyncio.run_coroutine_threadsafe(run_all(), judge._ensure_loop()).result()
+    results = asyncio.run_coroutine_threadsafe(run_all(), judge.ensure_loop()).result()
     for r in results:
         if isinstance(r, BaseException):
             raise r

@@ -63,17 +63,9 @@ def run_metrics(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         return []
-    out = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{n}: record: malformed JSON: {err.msg}") from None
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
+    from rgsd.jsonl import read_jsonl
+
+    return [rec for _, rec in read_jsonl(path) if isinstance(rec, dict)]
 
 
 def base_model_of(run_dir: Path) -> str | None:

@@ -28,14 +28,10 @@ def read_records(eval_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(eval_dir) / "results.jsonl"
     if not path.is_file():
         raise ValueError(f"{path}: file: not found (is {eval_dir} an `rgsd eval` output folder?)")
+    from rgsd.jsonl import read_jsonl
+
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{n}: record: malformed JSON: {err.msg}") from None
+    for n, rec in read_jsonl(path):
         if not isinstance(rec, dict) or not isinstance(rec.get("id"), str):
             raise ValueError(f"{path}:{n}: id: expected a record with a string id")
         out.append(rec)

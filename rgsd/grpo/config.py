@@ -21,31 +21,17 @@ truncated), the judge and reward fields, and ``project`` for the trackers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
-from rgsd.train.config import DataArgs, _f
+from rgsd.train.config import AdamWArgs, PolicyArgs, RunArgs, _f
 
 REWARDS = ("normalized", "healthbench", "rar-implicit")
 
 
 @dataclass
-class GRPORunConfig(DataArgs):
+class GRPORunConfig(RunArgs, AdamWArgs, PolicyArgs):
     """Judge-based GRPO: G rollouts per prompt, each graded by a judge against the prompt's rubric."""
 
-    # model (TRL's ModelConfig names where it has them)
-    model: str = _f("smollm2-offline", "Hub name, local folder, or 'smollm2-offline' (the embedded default).")
-    dtype: Literal["auto", "fp32", "bf16", "fp16"] = _f(
-        "auto", "Training dtype; auto = bf16 on GPU, fp32 on CPU (sets TRL's bf16/fp16 and the model dtype).")
-    attn_implementation: str | None = _f(None, "Attention kernel passed to from_pretrained (e.g. sdpa).")
-    use_lora: bool = _f(True, "Train a LoRA adapter (PEFT); false = full fine-tuning.")
-    lora_r: int = _f(16, "LoRA rank.")
-    lora_alpha: int = _f(32, "LoRA alpha.")
-    lora_dropout: float = _f(0.0, "LoRA dropout.")
-    lora_target_modules: list[str] = _f(
-        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        "Module names that get LoRA adapters.")
-    gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory (GPU recipes).")
     data_order: Literal["rgsd", "trl"] = _f(
         "rgsd",
         "rgsd = the same seeded prompts per step as `rgsd train` (matched comparisons); "
@@ -66,12 +52,7 @@ class GRPORunConfig(DataArgs):
         "constant_with_warmup", "transformers' scheduler name (constant ignores warmup_steps).")
     warmup_steps: float = _f(
         0.05, "Linear warm-up: an integer >= 1 = steps, a float in [0, 1) = share of max_steps (transformers).")
-    weight_decay: float = _f(0.01, "AdamW weight decay.")
-    adam_beta1: float = _f(0.9, "AdamW beta1.")
-    adam_beta2: float = _f(0.999, "AdamW beta2.")
-    adam_epsilon: float = _f(1e-8, "AdamW epsilon.")
     max_grad_norm: float | None = _f(1.0, "Gradient clipping norm; null (or 0) disables.")
-    seed: int = _f(0, "Seed for data order, sampling and initialization.")
     # generation
     num_generations: int = _f(16, "Rollouts per prompt (G; 16 in the paper, TRL's default is 8; must be >= 2).")
     max_completion_length: int = _f(256, "Longest sampled completion in tokens (TRL's name).")
@@ -103,15 +84,8 @@ class GRPORunConfig(DataArgs):
     vllm_gpu_memory_utilization: float = _f(0.3, "GPU memory share vLLM may take (colocate mode).")
     # checkpointing and logging (TRL / transformers names)
     output_dir: str = _f("runs/grpo", "Run folder: config, metrics.jsonl, costs.json, checkpoints, final model.")
-    save_steps: int = _f(0, "Save a resumable checkpoint every N steps (0 = only at the end).")
-    save_total_limit: int | None = _f(2, "Keep only the newest N step checkpoints.")
-    logging_steps: int = _f(1, "Print a log line every N steps (metrics.jsonl gets every step).")
     report_to: list[str] = _f([], "Extra metric sinks: tensorboard, wandb (the config is logged with the run).")
     disable_tqdm: bool = _f(False, "Hide the progress bar.")
-    # trackers
-    run_name: str | None = _f(None, "Run name shown by W&B / TensorBoard (null = the output folder's name).")
-    project: str | None = _f(
-        None, "W&B project (null = the output folder's parent name, or 'rgsd' when that is '.' or empty).")
     # judge and reward
     judge: Literal["regex", "openai"] = _f(
         "regex",
@@ -159,12 +133,6 @@ class GRPORunConfig(DataArgs):
     def prompts_per_step(self, processes: int = 1) -> int:
         """Distinct prompts per optimizer step: completions per step / num_generations."""
         return self.completions_per_step(processes) // self.num_generations
-
-    def tracker_names(self) -> tuple[str, str]:
-        """``(run_name, project)``, defaulting from ``output_dir`` (``runs/exp1`` -> ``exp1``, ``runs``)."""
-        out = Path(self.output_dir).resolve()
-        parent = out.parent.name
-        return self.run_name or out.name, self.project or (parent if parent not in ("", ".") else "rgsd")
 
     def price_table(self):
         """The judge's :class:`rgsd.costs.PriceTable`, or None when no price was given."""

@@ -196,7 +196,7 @@ class OpenAIJudge:
         self._loop_lock = threading.Lock()
         self._client: openai.AsyncOpenAI | None = None
         self._sem: asyncio.Semaphore | None = None
-        self._probe = asyncio.Lock()  # replaced per event loop in _ensure_loop
+        self._probe = asyncio.Lock()  # replaced per event loop in ensure_loop
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIJudge(model={self.model!r}, base_url={self.base_url!r}, mode={self.mode!r})"
@@ -210,7 +210,8 @@ class OpenAIJudge:
         return text.replace(key[:-4], _REDACTED) if len(key) >= 16 else text  # also a truncated echo
 
     # ---- transport -------------------------------------------------------------------------------------
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+    def ensure_loop(self) -> asyncio.AbstractEventLoop:
+        """The judge's event loop (started on first use); submit coroutines that await :meth:`request` to it."""
         # All HTTP, cache and accounting work runs on one private event loop in a daemon thread: the httpx
         # pool, the semaphore and the SQLite connection then belong to one loop and one thread, and callers
         # may await grade() from any loop (trainers often call asyncio.run once per step).
@@ -250,7 +251,7 @@ class OpenAIJudge:
                 pass
         return max(0.0, delay) if delay == delay else self.backoff_max  # NaN from an odd header
 
-    async def _request(
+    async def request(
         self,
         messages: list[dict[str, str]],
         response_format: dict[str, Any] | None = None,
@@ -258,7 +259,9 @@ class OpenAIJudge:
     ) -> _Reply:
         """One logical request: cache lookup (``use_cache``), then up to ``1 + max_retries`` attempts.
 
-        Also used by :mod:`rgsd.diagnose.asking` with its own prompts and parser (keep the defaults).
+        The transport for any question with a JSON answer (:mod:`rgsd.diagnose.asking`, :mod:`rgsd.rubrics.ask`
+        ask their own): the caller parses the reply and calls :meth:`store` only for replies it accepted, so a
+        malformed reply is never replayed from the cache. Raises ``JudgeUnavailable`` after the retries.
         """
         params = self._params()
         key = self.key(messages)
@@ -353,8 +356,8 @@ class OpenAIJudge:
         if self.cache is not None:
             self.cache.put(key, self.model, text, prompt_tokens, completion_tokens)
 
-    def _store(self, reply: _Reply) -> None:
-        """Cache a parsed reply under its own key (the interface :mod:`rgsd.diagnose.asking` uses)."""
+    def store(self, reply: _Reply) -> None:
+        """Cache a reply the caller parsed and accepted, under its own key (no-op for a cache hit)."""
         if not reply.cached:
             self._put(reply.key, reply.text, reply.prompt_tokens, reply.completion_tokens)
 
@@ -371,7 +374,7 @@ class OpenAIJudge:
         messages = base
         for attempt in range(self.max_reasks + 1):
             try:
-                reply = await self._request(messages, schemas.verdict_format(), use_cache=attempt == 0)
+                reply = await self.request(messages, schemas.verdict_format(), use_cache=attempt == 0)
             except JudgeUnavailable as err:
                 self.usage.failures += 1
                 return Verdict(crit.id, None, f"judge failure: {err}")
@@ -411,7 +414,7 @@ class OpenAIJudge:
         paid = False  # some verdict came from a request sent in this call (not the cache)
         for attempt in range(self.max_reasks + 1):
             try:
-                reply = await self._request(messages, schemas.batched_format(list(pending)), use_cache=fresh)
+                reply = await self.request(messages, schemas.batched_format(list(pending)), use_cache=fresh)
             except JudgeUnavailable as err:
                 problems = {n: f"judge failure: {err}" for n in pending}
                 break
@@ -453,7 +456,7 @@ class OpenAIJudge:
         messages = base
         for attempt in range(self.max_reasks + 1):
             try:
-                reply = await self._request(messages, schemas.holistic_format(), use_cache=attempt == 0)
+                reply = await self.request(messages, schemas.holistic_format(), use_cache=attempt == 0)
             except JudgeUnavailable as err:
                 log.warning("holistic judge failure for %s: %s", example.id, err)
                 break
@@ -481,12 +484,12 @@ class OpenAIJudge:
 
     async def grade(self, example: Example, response: str) -> Grade:
         """Grade one response. Raises :class:`BudgetExhausted` when the budget stops it."""
-        future = asyncio.run_coroutine_threadsafe(self._grade(example, response), self._ensure_loop())
+        future = asyncio.run_coroutine_threadsafe(self._grade(example, response), self.ensure_loop())
         return await asyncio.wrap_future(future)
 
     def grade_sync(self, example: Example, response: str) -> Grade:
         """Blocking :meth:`grade`, for code that has no event loop."""
-        return asyncio.run_coroutine_threadsafe(self._grade(example, response), self._ensure_loop()).result()
+        return asyncio.run_coroutine_threadsafe(self._grade(example, response), self.ensure_loop()).result()
 
     def close(self) -> None:
         """Close the HTTP client and stop the private loop (a later grade() starts a new one)."""

@@ -1,9 +1,8 @@
 """Ask an OpenAI-compatible model for JSON, validate the reply, re-ask with the reason, and count.
 
-This reuses :class:`rgsd.judges.openai_judge.OpenAIJudge` for transport: its private event loop, the SQLite
-cache, retries with backoff, the call/token budget and the usage counters. Only the two calls in
-:func:`_send` and :func:`_keep` touch its internals; the helper is generic (any ``validate`` function) and
-could move into the judge layer.
+This reuses :class:`rgsd.judges.openai_judge.OpenAIJudge` for transport (its public ``request`` and
+``store``): its private event loop, the SQLite cache, retries with backoff, the call/token budget and the
+usage counters. The helper is generic (any ``validate`` function).
 
 Structured outputs: with ``structured="auto"`` the request carries ``response_format`` (a JSON schema); an
 endpoint that rejects it with HTTP 400 is asked again without it, and the rest of the run goes without it.
@@ -38,11 +37,11 @@ class Answer(Generic[T]):
 
 
 async def _send(judge: OpenAIJudge, messages: Messages) -> Any:
-    return await judge._request(messages)  # cache lookup, budget check, retried HTTP, usage
+    return await judge.request(messages)  # cache lookup, budget check, retried HTTP, usage
 
 
 def _keep(judge: OpenAIJudge, reply: Any) -> None:
-    judge._store(reply)  # cache only validated replies
+    judge.store(reply)  # cache only validated replies
 
 
 async def _ask(
@@ -94,5 +93,5 @@ async def ask_json(
     propagate. Runs on the judge's own loop, so it can be awaited from any event loop (or from Jupyter).
     """
     coro = _ask(judge, messages, validate, reask, max_reasks, structured)
-    future = asyncio.run_coroutine_threadsafe(coro, judge._ensure_loop())
+    future = asyncio.run_coroutine_threadsafe(coro, judge.ensure_loop())
     return await asyncio.wrap_future(future)

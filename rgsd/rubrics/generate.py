@@ -108,7 +108,7 @@ def generate_rubrics(tasks: list[Task], out: str | Path, judge: OpenAIJudge, set
         judge.extra_params["response_format"] = response_schema()
     made: dict[str, Example] = {}
     if todo:
-        future = asyncio.run_coroutine_threadsafe(_run_all(judge, todo, s), judge._ensure_loop())
+        future = asyncio.run_coroutine_threadsafe(_run_all(judge, todo, s), judge.ensure_loop())
         results = future.result()
         for r in results:
             if isinstance(r, BudgetExhausted):

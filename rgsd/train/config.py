@@ -7,6 +7,7 @@ teacher frozen at the initial weights, the thinking mask, AdamW (0.9, 0.999, 1e-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 
@@ -33,10 +34,9 @@ class DataArgs:
 
 
 @dataclass
-class ModelArgs(DataArgs):
-    """Fields shared by every trainer (RGSD and GRPO): model, data, optimization, checkpointing, logging."""
+class PolicyArgs(DataArgs):
+    """The policy model and its LoRA adapter: the same fields (names, defaults, meaning) in every trainer."""
 
-    # model
     model: str = _f("smollm2-offline", "Hub name, local folder, or 'smollm2-offline' (the embedded default).")
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = _f(
         "auto", "Training dtype; auto = bf16 on GPU, fp32 on CPU.")
@@ -49,6 +49,41 @@ class ModelArgs(DataArgs):
         "Module names that get LoRA adapters.")
     gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory (GPU recipes).")
     attn_implementation: str | None = _f(None, "Attention kernel passed to from_pretrained (e.g. sdpa).")
+
+
+@dataclass
+class AdamWArgs:
+    """AdamW's settings and the run seed (transformers' names; the companion paper's values)."""
+
+    weight_decay: float = _f(0.01, "AdamW weight decay.")
+    adam_beta1: float = _f(0.9, "AdamW beta1.")
+    adam_beta2: float = _f(0.999, "AdamW beta2.")
+    adam_epsilon: float = _f(1e-8, "AdamW epsilon.")
+    seed: int = _f(0, "Seed for data order, sampling and initialization.")
+
+
+@dataclass
+class RunArgs:
+    """Checkpoints, log lines and tracker names (transformers' names)."""
+
+    save_steps: int = _f(0, "Save a resumable checkpoint every N steps (0 = only at the end).")
+    save_total_limit: int | None = _f(2, "Keep only the newest N step checkpoints.")
+    logging_steps: int = _f(1, "Print a log line every N steps (metrics.jsonl gets every step).")
+    run_name: str | None = _f(None, "Run name shown by W&B / TensorBoard (null = the output folder's name).")
+    project: str | None = _f(
+        None, "W&B project (null = the output folder's parent name, or 'rgsd' when that is '.' or empty).")
+
+    def tracker_names(self) -> tuple[str, str]:
+        """``(run_name, project)``, defaulting from ``output_dir`` (``runs/exp1`` -> ``exp1``, ``runs``)."""
+        out = Path(self.output_dir).resolve()  # type: ignore[attr-defined]  # every RunArgs config has one
+        parent = out.parent.name
+        return self.run_name or out.name, self.project or (parent if parent not in ("", ".") else "rgsd")
+
+
+@dataclass
+class ModelArgs(RunArgs, AdamWArgs, PolicyArgs):
+    """The fields of an RGSD run outside the method: model, data, optimization, checkpointing, logging."""
+
     # optimization
     max_steps: int = _f(100, "Optimizer steps.")
     per_device_batch_size: int = _f(4, "Prompts per device per micro-batch.")
@@ -56,12 +91,7 @@ class ModelArgs(DataArgs):
     learning_rate: float = _f(1e-4, "Peak learning rate (1e-4 suits LoRA; ~5e-6 for full fine-tuning).")
     lr_scheduler: Literal["constant", "cosine", "linear"] = _f("constant", "Schedule after warm-up.")
     warmup_ratio: float = _f(0.05, "Share of max_steps spent in linear warm-up.")
-    weight_decay: float = _f(0.01, "AdamW weight decay.")
-    adam_beta1: float = _f(0.9, "AdamW beta1.")
-    adam_beta2: float = _f(0.999, "AdamW beta2.")
-    adam_epsilon: float = _f(1e-8, "AdamW epsilon.")
     max_grad_norm: float | None = _f(1.0, "Gradient clipping norm; null disables.")
-    seed: int = _f(0, "Seed for data order, sampling and initialization.")
     # generation
     max_prompt_tokens: int = _f(2048, "Longest student/teacher prompt in tokens (see on_long_prompt).")
     max_new_tokens: int = _f(256, "Longest sampled response.")
@@ -70,15 +100,8 @@ class ModelArgs(DataArgs):
     generation_batch_size: int = _f(16, "Prompts per generate() call.")
     # checkpointing and logging
     output_dir: str = _f("runs/rgsd", "Run folder: config, metrics.jsonl, costs.json, checkpoints, final model.")
-    save_steps: int = _f(0, "Save a resumable checkpoint every N steps (0 = only at the end).")
-    save_total_limit: int | None = _f(2, "Keep only the newest N step checkpoints.")
-    logging_steps: int = _f(1, "Print a log line every N steps (metrics.jsonl gets every step).")
     report_to: list[str] = _f([], "Extra metric sinks: tensorboard, wandb.")
     progress: bool = _f(True, "Show a progress bar.")
-    # trackers
-    run_name: str | None = _f(None, "Run name shown by W&B / TensorBoard (null = the output folder's name).")
-    project: str | None = _f(
-        None, "W&B project (null = the output folder's parent name, or 'rgsd' when that is '.' or empty).")
 
 
 @dataclass

@@ -309,10 +309,7 @@ def _trackers(cfg: RGSDConfig, out_dir: Path) -> list:
 
     import yaml
 
-    out = Path(cfg.output_dir).resolve()
-    parent = out.parent.name
-    run_name = cfg.run_name or out.name
-    project = cfg.project or (parent if parent not in ("", ".") else "rgsd")
+    run_name, project = cfg.tracker_names()
     config = dataclasses.asdict(cfg)
     sinks = []
     for name in cfg.report_to:
