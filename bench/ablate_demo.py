@@ -62,6 +62,8 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
     ("teacher: compact, system message, 12 steps *", {"teacher_placement": "system", "max_steps": 12}),
     ("teacher: compact, system message, 12 steps, seed 1 *", {"teacher_placement": "system", "max_steps": 12,
                                                                "seed": 1}),
+    ("control: shuffled rubrics, system message, 12 steps", {"shuffle": True, "teacher_placement": "system",
+                                                              "max_steps": 12}),
 ]
 
 
