@@ -149,12 +149,12 @@ def run_study(args: argparse.Namespace) -> None:
         idx = ROWS.index((name, change))
         if idx not in only if only else idx % shard_n != shard_k:
             continue
-        run_dir = out / f"row{idx:02d}"
-        if name in _done(out) or not _claim(run_dir):  # finished, or another worker on this --out runs it
-            continue
         elapsed = time.perf_counter() - start
         if args.budget_s and elapsed > args.budget_s:
             print(f"[ablate] budget reached after {elapsed:.0f} s: skipping {name!r}", flush=True)
+            continue
+        run_dir = out / f"row{idx:02d}"
+        if name in _done(out) or not _claim(run_dir):  # finished, or another worker on this --out runs it
             continue
         t0 = time.perf_counter()
         row_cfg = {**BASE, **{k: v for k, v in change.items() if k not in ("shuffle",)}}
@@ -165,8 +165,8 @@ def run_study(args: argparse.Namespace) -> None:
             cond[ctx] = {"score": with_r.score, "gap": paired(base["train"], with_r),
                          "mean_tokens": with_r.mean_tokens}
         overrides = {"model": args.model, "data": str(shuffled if change.get("shuffle") else data),
-                     "output_dir": str(run_dir), "probe_steps": row_cfg.get("probe_steps", row_cfg["max_steps"]), "progress": False,
-                     "generation_batch_size": args.gen_batch, **row_cfg}
+                     "output_dir": str(run_dir), "probe_steps": row_cfg["max_steps"], "progress": False,
+                     "generation_batch_size": args.gen_batch, **row_cfg}  # a row's own probe_steps wins
         if args.steps_scale != 1.0:
             overrides["max_steps"] = max(1, int(round(row_cfg["max_steps"] * args.steps_scale)))
             overrides["probe_steps"] = overrides["max_steps"]
@@ -198,10 +198,12 @@ def run_study(args: argparse.Namespace) -> None:
         with (out / "rows.jsonl").open("a") as fh:
             fh.write(json.dumps(row) + "\n")
         print(f"[ablate] {name}: {fmt_row(row)} ({row['wall_s']:.0f} s)", flush=True)
-    meta = {"base": {k: v.to_dict() for k, v in base.items()}, "protocol": proto.__dict__,
-            "conditioning": {f"{k[0]}/{k[1]}": v for k, v in cond.items()},
-            "wall_s": time.perf_counter() - start, "threads": args.threads}
-    (out / f"meta-shard{shard_k}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    meta_path = out / "meta.json"  # shared by the workers: each adds the teacher contexts it measured
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"conditioning": {}}
+    meta.update({"base": {k: v.to_dict() for k, v in base.items()}, "protocol": proto.__dict__,
+                 "threads": args.threads})
+    meta["conditioning"].update({f"{k[0]}/{k[1]}": v for k, v in cond.items()})
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def _ci(d: dict[str, Any] | None) -> str:

@@ -2,9 +2,10 @@
 
 A fixed evaluation set (the first ``train_prompts`` demo training prompts, which are also the prompts RGSD
 trains on, and the held-out prompts), ``samples`` sampled responses per prompt at ``temperature`` (the base
-model, which every other model is compared with, gets ``base_samples``), graded by the offline regex judge; a model's effect is the paired difference over prompts with a bootstrap 95% CI
-(:mod:`rgsd.evaluate.paired`). Every sampling call is seeded from the protocol seed and the set's name, so the
-same model gives the same responses whatever ran before.
+model, which every other model is compared with, gets ``base_samples``), graded by the offline regex judge;
+a model's effect is the paired difference over prompts with a bootstrap 95% CI (:mod:`rgsd.evaluate.paired`).
+Every sampling call is seeded from the protocol seed and the set's name, so the same model gives the same
+responses whatever ran before.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def evaluate_set(
     model: Any, tok: Any, examples: list[Example], judge: Any, p: Protocol, name: str,
     messages_fn: Callable[[Example], list[dict[str, str]]] | None = None, samples: int | None = None,
 ) -> SetEval:
-    """``samples`` (default ``p.samples``) responses per prompt, graded; the seed depends on ``p.seed`` and ``name``."""
+    """``samples`` (default ``p.samples``) responses per prompt, graded; seeded from ``p.seed`` and ``name``."""
     import zlib
 
     from rgsd.evaluate.run import evaluate

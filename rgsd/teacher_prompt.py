@@ -4,9 +4,10 @@ The teacher is the base model reading the rubric; the student reads the plain pr
 attested for RGSD: appended to the last user turn (``"user_suffix"``, the default here) or as a system message
 (``"system"``). Penalty criteria are rendered as things to avoid; weights are hidden unless asked for.
 A third placement is ours (issue 9): ``"user_prefix"`` puts the criteria as key points *before* the question in
-the same user turn, so the last thing the teacher reads is the question itself. Measured on SmolLM2-135M, a
-rubric after the question is read as feedback ("You're right, I'll make sure to ...") and the divergence sits on
-the response's opening tokens; placed before the question it changes the content more than the opening.
+the same user turn, so the last thing the teacher reads is the question itself. Measured on SmolLM2-135M
+(docs/ablations.md), a rubric after the question is read as feedback ("You're right, I'll make sure to ...")
+and the divergence sits on the response's opening tokens; training on it lowered the rubric score. In a system
+message the opening changes least, and that was the only placement that trained positively (the demo uses it).
 """
 
 from __future__ import annotations

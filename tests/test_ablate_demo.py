@@ -36,7 +36,7 @@ def test_rows_curve_resume_and_table(tmp_path):
     assert long_row["name"].startswith("48 steps") and long_row["run"]["steps"] == 2
     assert [c["step"] for c in long_row["curve"]] == [1]  # the step-1 checkpoint, evaluated like the final model
     assert len((out / "base_ref_train.jsonl").read_text().splitlines()) == 3 * 2  # 3 samples x 2 prompts
-    base = json.loads((out / "meta-shard0.json").read_text())["base"]
+    base = json.loads((out / "meta.json").read_text())["base"]
     assert base["train"]["n_responses"] == 2 * 2 and base["heldout"]["n_responses"] == 2 * 16
     # a finished row is not run again; the table keeps ROWS order whatever order the rows finished in
     again = _run("--out", str(out), "--only", "0", *FAST)
@@ -58,7 +58,8 @@ def test_rows_curve_resume_and_table(tmp_path):
             acc.setdefault(r["id"], []).append(r["score_normalized"])
         return {k: sum(v) / len(v) for k, v in acc.items()}
 
-    base, s0, s1 = means(out / "base_train.jsonl"), means(out / "row00" / "eval_train.jsonl"), means(out / "row16" / "eval_train.jsonl")
+    base = means(out / "base_train.jsonl")
+    s0, s1 = means(out / "row00" / "eval_train.jsonl"), means(out / "row16" / "eval_train.jsonl")
     want = sum((s0[k] + s1[k]) / 2 - base[k] for k in base) / len(base)
     assert pooled_rows[0].split(" | ")[2].startswith(f"{want:+.3f} [")
 

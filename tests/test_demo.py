@@ -40,7 +40,8 @@ def test_demo_pipeline_on_tiny_model(tmp_path, capsys):
             assert abs(eff["mean"] - want) < 1e-12
             assert eff["ci95"][0] <= eff["mean"] <= eff["ci95"][1]
     t, gap, g = summary["target"], summary["conditioning_gap"]["train"], summary["rgsd_gain"]["train"]
-    assert t["met"] == (g["mean"] >= 0.5 * gap["mean"] and g["ci95"][0] > 0) and t["half_conditioning_gap"] == 0.5 * gap["mean"]
+    assert t["half_conditioning_gap"] == 0.5 * gap["mean"]
+    assert t["met"] == (g["mean"] >= 0.5 * gap["mean"] and g["ci95"][0] > 0)
     assert summary["wall_time_s"] > 0 and summary["wall_time_s"] >= sum(summary["timings_s"].values()) - 1e-6
     assert [step for step, _ in summary["self_internalization_gap"]] == [1, 2]
     assert summary["rgsd_costs"]["judge_calls"] == 0 and summary["rgsd_costs"]["rollouts"] == 4

@@ -2,10 +2,9 @@
 
 The request goes through the judge layer's own machinery of :class:`rgsd.judges.openai_judge.OpenAIJudge`:
 its OpenAI client and event loop, the SQLite reply cache, retries with backoff, the call/token budget and
-its ``usage`` counters. Only the prompt and the parser are ours. A reply the parser rejects is re-asked
-(``judge.max_reasks`` times, shown its reply and the problem) and then counted as a failure; only parsed
-replies are cached. This is the one place that touches the judge's transport methods (``ensure_loop``,
-``_request``, ``_store``); if the judge layer grows a public "ask" call, only this module changes.
+its ``usage`` counters, through its public transport calls (``ensure_loop``, ``request``, ``store``). Only
+the prompt and the parser are ours. A reply the parser rejects is re-asked (``judge.max_reasks`` times, shown
+its reply and the problem) and then counted as a failure; only parsed replies are cached.
 """
 
 from __future__ import annotations
