@@ -340,26 +340,13 @@ def _run_eval(args: argparse.Namespace) -> int:
 
                 tokenizer = load_tokenizer(args.tokenizer or args.model)
         elif args.model:
-            from rgsd.evaluate.run import generate_responses
+            from rgsd.evaluate.sampling import sample_responses
 
             model, tok = _model(args)
-            if args.samples > 1:  # issue 9: N samples per prompt (rgsd/evaluate/sampling.py)
-                from rgsd.evaluate.sampling import sample_responses
-
-                examples, rollouts = sample_responses(
-                    model, tok, examples, args.samples, temperature=args.temperature,
-                    max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed)
-            else:
-                rollouts = generate_responses(
-                    model,
-                    tok,
-                    examples,
-                    max_new_tokens=args.max_new_tokens,
-                    temperature=args.temperature,
-                    batch_size=args.batch_size,
-                    seed=args.seed,
-                    progress=True,
-                )
+            # --samples responses per prompt (1 = one each; rgsd/evaluate/sampling.py)
+            examples, rollouts = sample_responses(
+                model, tok, examples, args.samples, temperature=args.temperature,
+                max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed, progress=True)
             responses, tokens = [r.text for r in rollouts], [len(r.response_ids) for r in rollouts]
             out.mkdir(parents=True, exist_ok=True)
             with (out / "responses.jsonl").open("w", encoding="utf-8") as fh:  # reusable with --responses

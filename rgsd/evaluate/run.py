@@ -217,29 +217,17 @@ def _criteria_summary(examples: list[Example], grades: list[Grade | None], boots
             continue
         by_id = {v.criterion_id: v.met for v in g.verdicts}
         scored.append(scoring.ScoredResponse.from_example(ex, [by_id.get(c.id) for c in ex.rubric]))
+    empty = {"n": 0, "score": None, "score_std": None, "score_normalized": None, "tags": {}}
     if not scored:
-        return {"n": 0, "score": None, "score_std": None, "score_normalized": None, "tags": {}}
-    if all(m is None for r in scored for m in r.met):  # the judge failed: say that, not "no positive points"
-        return {
-            "n": 0,
-            "score": None,
-            "score_std": None,
-            "score_normalized": None,
-            "tags": {},
-            "n_failures": sum(len(r.met) for r in scored),
-        }
+        return empty
+    failures = sum(m is None for r in scored for m in r.met)
+    if failures == sum(len(r.met) for r in scored):  # the judge failed: say that, not "no positive points"
+        return {**empty, "n_failures": failures}
     try:
         agg = scoring.aggregate(scored, bootstrap_samples=bootstrap, seed=seed)
     except ValueError as err:  # e.g. every verdict failed
         log.warning("nothing to score: %s", err)
-        return {
-            "n": 0,
-            "score": None,
-            "score_std": None,
-            "score_normalized": None,
-            "tags": {},
-            "n_failures": sum(m is None for r in scored for m in r.met),
-        }
+        return {**empty, "n_failures": failures}
     norm = [v for r in scored if (v := _safe(scoring.normalized_score, r.points, r.met)) is not None]
     return {
         "n": agg["n"],

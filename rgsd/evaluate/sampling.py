@@ -27,7 +27,7 @@ def repeat(examples: list[Example], n: int) -> list[Example]:
 def sample_responses(
     model: Any, tokenizer: Any, examples: list[Example], samples: int, *, temperature: float,
     max_new_tokens: int, batch_size: int, seed: int,
-    messages_fn: Callable[[Example], list[dict[str, str]]] | None = None,
+    messages_fn: Callable[[Example], list[dict[str, str]]] | None = None, progress: bool = False,
 ) -> tuple[list[Example], list[Any]]:
     """``samples`` responses per example; returns the repeated examples and their rollouts (same order).
 
@@ -44,7 +44,7 @@ def sample_responses(
     with torch.random.fork_rng(devices=[]):
         rollouts = generate_responses(model, tokenizer, reps, max_new_tokens=max_new_tokens,
                                       temperature=temperature, batch_size=batch_size, seed=seed,
-                                      messages_fn=messages_fn)
+                                      messages_fn=messages_fn, progress=progress)
     return reps, rollouts
 
 
