@@ -1,7 +1,7 @@
 """Ablation study of the demo's RGSD setup: one row per configuration, paired gains with 95% CIs.
 
 Every row trains RGSD from the same base model on the same prompts with the same seed (unless the row varies
-the seed) and is evaluated with the same protocol (:mod:`rgsd.demo_protocol`: the first 16 demo training
+the seed) and is evaluated with the same protocol (:mod:`rgsd.demo.protocol`: the first 16 demo training
 prompts, which are also the training data, and the 16 held-out prompts; 2 samples per prompt at T 0.7, the
 base model 6, 64 new tokens, regex judge). The base model and each teacher context's conditioning gap are
 evaluated once per process. Each finished row is appended to ``OUT/rows.jsonl`` at once (its graded responses
@@ -103,7 +103,7 @@ def run_study(args: argparse.Namespace) -> None:
 
     from rgsd.config import build_config
     from rgsd.demo import RECIPE
-    from rgsd.demo_protocol import (
+    from rgsd.demo.protocol import (
         Protocol,
         eval_sets,
         evaluate_set,
@@ -114,7 +114,7 @@ def run_study(args: argparse.Namespace) -> None:
     )
     from rgsd.judges.regex_judge import RegexJudge
     from rgsd.models import load_model
-    from rgsd.teacher_prompt import teacher_messages
+    from rgsd.method.teacher_prompt import teacher_messages
     from rgsd.train.config import RGSDConfig
     from rgsd.train.trainer import train
 

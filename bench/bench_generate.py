@@ -1,4 +1,4 @@
-"""Rollout throughput of ``rgsd.rollout.generate`` on CPU vs batch size and torch threads.
+"""Rollout throughput of ``rgsd.method.rollout.generate`` on CPU vs batch size and torch threads.
 
 Samples ``--prompts`` demo prompts (cycled) at temperature 0.7 for ``--max-new-tokens`` tokens with the KV cache
 on (transformers' default) and prints generated tokens/s and rollouts/s per (threads, batch size). Bounded: every
@@ -26,8 +26,8 @@ def main() -> None:
 
     from rgsd.data.loaders import load_examples
     from rgsd.models import load_model
-    from rgsd.rollout import chat_prompt_ids, generate
-    from rgsd.teacher_prompt import student_messages
+    from rgsd.method.rollout import chat_prompt_ids, generate
+    from rgsd.method.teacher_prompt import student_messages
 
     model, tok = load_model(args.model)
     exs = load_examples("demo:train").examples + load_examples("demo:heldout").examples

@@ -50,7 +50,7 @@ def worker(
     """Runs in the subprocess: allocate inputs, warm up, time ``reps`` forward+backward passes."""
     import torch
 
-    from rgsd.chunked_loss import chunked_jsd_from_hidden, naive_jsd_from_hidden
+    from rgsd.method.chunked_loss import chunked_jsd_from_hidden, naive_jsd_from_hidden
 
     fn = chunked_jsd_from_hidden if variant == "chunked" else naive_jsd_from_hidden
     dtype = torch.bfloat16 if device == "cuda" else torch.float32

@@ -19,7 +19,7 @@ COMMAND_MODULES = [
     "rgsd.evaluate.cli",  # rgsd eval, rgsd gap
     "rgsd.compare",  # rgsd compare
     "rgsd.evaluate.paired",  # rgsd compare-evals
-    "rgsd.demo",  # rgsd demo
+    "rgsd.demo.run",  # rgsd demo
     "rgsd.diagnose.cli",  # rgsd diagnose
     "rgsd.rubrics.cli",  # rgsd rubrics generate
 ]

@@ -56,7 +56,7 @@ def _bullets(example: Example) -> str:
 
 
 def alt_messages(example: Example, wording: str) -> list[dict[str, str]]:
-    """Alternative teacher wordings, to compare with :func:`rgsd.teacher_prompt.teacher_messages`."""
+    """Alternative teacher wordings, to compare with :func:`rgsd.method.teacher_prompt.teacher_messages`."""
     question = example.prompt[-1]["content"]
     if wording == "plain_suffix":  # short, imperative, no meta words a small model might echo
         return [{"role": "user", "content": f"{question}\n\nIn your answer:\n{_bullets(example)}"}]
@@ -67,7 +67,7 @@ def alt_messages(example: Example, wording: str) -> list[dict[str, str]]:
 
 
 def conditions_for(example: Example, names: list[str]) -> dict[str, list[dict[str, str]]]:
-    from rgsd.teacher_prompt import student_messages, teacher_messages
+    from rgsd.method.teacher_prompt import student_messages, teacher_messages
 
     out = {}
     for name in names:
@@ -117,7 +117,7 @@ def main() -> None:
     import torch
 
     from rgsd.models import load_model
-    from rgsd.rollout import chat_prompt_ids, generate
+    from rgsd.method.rollout import chat_prompt_ids, generate
 
     torch.set_num_threads(args.threads)
     names = args.conditions.split(",")

@@ -3,7 +3,7 @@
 For each prompt, one student rollout (plain prompt, rollout temperature) is scored by the base model twice: as
 the student (plain prompt) and as the teacher (the rubric in the chosen context). The divergence between the two,
 computed exactly as in training (``chunked_jsd_from_hidden(..., diagnostics=True)``), is summarized with
-:class:`rgsd.train.signal.SignalStats`: divergence by response position, the tokens the teacher raises most,
+:class:`rgsd.method.signal.SignalStats`: divergence by response position, the tokens the teacher raises most,
 what a clip would remove, and the sampled-token log-ratio. A context whose signal sits on the first tokens or on
 function words teaches openings; one that raises content words teaches content. Bounded: prompts x
 max_new_tokens generation once, then one forward pass per context.
@@ -38,13 +38,13 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from rgsd.chunked_loss import chunked_jsd_from_hidden
+    from rgsd.method.chunked_loss import chunked_jsd_from_hidden
     from rgsd.data.loaders import load_examples
     from rgsd.models import load_model
-    from rgsd.rollout import chat_prompt_ids, generate
-    from rgsd.teacher_prompt import student_messages, teacher_messages
-    from rgsd.train.alignment import align, gather_hidden
-    from rgsd.train.signal import SignalStats, response_positions
+    from rgsd.method.rollout import chat_prompt_ids, generate
+    from rgsd.method.teacher_prompt import student_messages, teacher_messages
+    from rgsd.method.alignment import align, gather_hidden
+    from rgsd.method.signal import SignalStats, response_positions
     from rgsd.train.teacher import final_hidden
 
     examples = load_examples(args.data).examples[: args.n]

@@ -1,4 +1,4 @@
-"""rgsd.chunked_loss: the chunked, analytic-gradient JSD equals the naive full-logits autograd version."""
+"""rgsd.method.chunked_loss: the chunked, analytic-gradient JSD equals the naive full-logits autograd version."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from rgsd.chunked_loss import chunked_jsd_from_hidden, naive_jsd_from_hidden
-from rgsd.losses import entry_terms
+from rgsd.method.chunked_loss import chunked_jsd_from_hidden, naive_jsd_from_hidden
+from rgsd.method.losses import entry_terms
 
 N, H, V = 23, 16, 64
 

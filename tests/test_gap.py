@@ -21,8 +21,8 @@ from rgsd.evaluate.gap import (  # noqa: E402
     student_t_quantile,
 )
 from rgsd.judges.regex_judge import RegexJudge  # noqa: E402
-from rgsd.rollout import chat_prompt_ids  # noqa: E402
-from rgsd.teacher_prompt import student_messages, teacher_messages  # noqa: E402
+from rgsd.method.rollout import chat_prompt_ids  # noqa: E402
+from rgsd.method.teacher_prompt import student_messages, teacher_messages  # noqa: E402
 
 
 @pytest.fixture(scope="module")

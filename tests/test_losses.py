@@ -1,4 +1,4 @@
-"""rgsd.losses: the direct generalized JSD against an independent float64 brute force (plain Python loops)."""
+"""rgsd.method.losses: the direct generalized JSD against an independent float64 brute force (plain Python loops)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rgsd.losses import generalized_jsd, jsd_per_token
+from rgsd.method.losses import generalized_jsd, jsd_per_token
 
 BETAS = (0.0, 0.3, 0.5, 1.0)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rgsd.models import torch_dtype
-from rgsd.padding import pad_batch
+from rgsd.method.padding import pad_batch
 
 
 def test_right_padding_keeps_natural_positions():

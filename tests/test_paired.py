@@ -13,7 +13,7 @@ import torch
 from rgsd.cli import main
 from rgsd.evaluate.paired import paired_bootstrap, paired_compare, prompt_means
 from rgsd.evaluate.sampling import repeat, sample_summary
-from rgsd.train.signal import SignalStats, response_positions
+from rgsd.method.signal import SignalStats, response_positions
 
 
 def _rec(pid: str, score: float, verdicts=None) -> dict:

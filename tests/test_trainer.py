@@ -9,13 +9,13 @@ import torch
 from conftest import DEMO_TRAIN
 from safetensors.torch import load_file
 
-from rgsd.chunked_loss import chunked_jsd_from_hidden
+from rgsd.method.chunked_loss import chunked_jsd_from_hidden
 from rgsd.config import build_config
 from rgsd.data.loaders import load_examples
 from rgsd.models import load_model
-from rgsd.rollout import chat_prompt_ids
-from rgsd.teacher_prompt import student_messages, teacher_messages
-from rgsd.train.alignment import align, gather_hidden
+from rgsd.method.rollout import chat_prompt_ids
+from rgsd.method.teacher_prompt import student_messages, teacher_messages
+from rgsd.method.alignment import align, gather_hidden
 from rgsd.train.config import RGSDConfig
 from rgsd.train.setup import load_policy
 from rgsd.train.teacher import Teacher, final_hidden, load_frozen_teacher
@@ -133,7 +133,7 @@ def test_chunk_size_does_not_change_training_loss(tiny_model_dir):
 @pytest.mark.parametrize("top_k", [None, 5])
 def test_checkpointed_loss_matches_fused(tiny_model_dir, top_k):
     """The sharding-safe path (head called as a module, chunks recomputed) equals the fused path."""
-    from rgsd.train.sharded_loss import checkpointed_jsd_from_hidden
+    from rgsd.method.sharded_loss import checkpointed_jsd_from_hidden
 
     model, _ = load_model(str(tiny_model_dir))
     head = model.get_output_embeddings()

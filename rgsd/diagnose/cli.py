@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rgsd.data.source_args import add_source_args
-from rgsd.teacher_prompt import PLACEMENTS
+from rgsd.method.teacher_prompt import PLACEMENTS
 
 log = logging.getLogger(__name__)
 EXIT_BAD_INPUT, EXIT_BUDGET = 2, 3

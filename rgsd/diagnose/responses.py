@@ -98,8 +98,8 @@ def generate_for(
     model: Any, tok: Any, examples: list[Example], gen: GenerationSettings
 ) -> tuple[list[tuple[str, int]], list[str], list[int]]:
     """``gen.samples`` responses per example from the plain (rubric-free) prompt."""
-    from rgsd.rollout import chat_prompt_ids, generate
-    from rgsd.teacher_prompt import student_messages
+    from rgsd.method.rollout import chat_prompt_ids, generate
+    from rgsd.method.teacher_prompt import student_messages
 
     prompts = [chat_prompt_ids(tok, student_messages(ex)) for ex in examples for _ in range(gen.samples)]
     rollouts = generate(

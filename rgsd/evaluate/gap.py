@@ -21,7 +21,7 @@ import torch
 
 from rgsd.data.schema import Example
 from rgsd.judges.base import Judge
-from rgsd.padding import pad_batch
+from rgsd.method.padding import pad_batch
 
 
 # ---- self-internalization gap ---------------------------------------------------------------------------
@@ -109,8 +109,8 @@ def self_internalization_gap(
     which case all K samples coincide). ``seed`` reseeds torch's global RNG (wrap the call in
     ``torch.random.fork_rng`` to leave a training RNG untouched).
     """
-    from rgsd.rollout import chat_prompt_ids, generate
-    from rgsd.teacher_prompt import student_messages, teacher_messages
+    from rgsd.method.rollout import chat_prompt_ids, generate
+    from rgsd.method.teacher_prompt import student_messages, teacher_messages
 
     if not examples:
         raise ValueError("no examples to measure the self-internalization gap on")
@@ -246,7 +246,7 @@ def conditioning_gap(
 ) -> ConditioningGap:
     """Generate with and without the rubric (greedy by default), grade both with ``judge``, pair them."""
     from rgsd.evaluate.run import evaluate, generate_responses
-    from rgsd.teacher_prompt import student_messages, teacher_messages
+    from rgsd.method.teacher_prompt import student_messages, teacher_messages
 
     sides = {}
 

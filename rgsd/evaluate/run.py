@@ -97,13 +97,13 @@ def generate_responses(
     messages_fn: Callable[[Example], list[dict[str, str]]] | None = None,
     progress: bool = False,
 ) -> list[Any]:
-    """One response per example (a :class:`rgsd.rollout.Rollout` each). ``temperature=0`` is greedy.
+    """One response per example (a :class:`rgsd.method.rollout.Rollout` each). ``temperature=0`` is greedy.
 
     ``messages_fn`` builds the chat (default: the plain student prompt; pass ``teacher_messages`` for the
     rubric-conditioned model).
     """
-    from rgsd.rollout import chat_prompt_ids, generate
-    from rgsd.teacher_prompt import student_messages
+    from rgsd.method.rollout import chat_prompt_ids, generate
+    from rgsd.method.teacher_prompt import student_messages
 
     build = messages_fn or student_messages
     prompts = [chat_prompt_ids(tokenizer, build(ex)) for ex in examples]

@@ -45,8 +45,8 @@ def build_dataset(examples: list, tokenizer: Any, cfg: GRPORunConfig, world_size
     """
     from datasets import Dataset
 
-    from rgsd.rollout import chat_prompt_ids
-    from rgsd.teacher_prompt import student_messages
+    from rgsd.method.rollout import chat_prompt_ids
+    from rgsd.method.teacher_prompt import student_messages
 
     rows, skipped = [], 0
     for ex in examples:

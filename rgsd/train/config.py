@@ -125,7 +125,7 @@ class RGSDConfig(ModelArgs):
     ema_decay: float = _f(0.99, "EMA decay when teacher = ema.")
     teacher_placement: Literal["user_suffix", "system", "user_prefix"] = _f(
         "user_suffix", "Where the rubric goes in the teacher prompt (user_prefix: as key points before the "
-                       "question, see rgsd/teacher_prompt.py).")
+                       "question, see rgsd/method/teacher_prompt.py).")
     teacher_style: Literal["full", "compact"] = _f(
         "full", "full: criteria introduced as hidden evaluation criteria to meet without mentioning them; "
                 "compact: a bare bullet list (works better on very small models, e.g. the offline SmolLM2).")

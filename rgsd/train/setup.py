@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from rgsd.data.schema import Example
-from rgsd.rollout import Rollout, generate
+from rgsd.method.rollout import Rollout, generate
 from rgsd.train.config import DataArgs, ModelArgs, RGSDConfig
 
 log = logging.getLogger(__name__)

@@ -24,18 +24,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rgsd.chunked_loss import chunked_jsd_from_hidden
+from rgsd.method.chunked_loss import chunked_jsd_from_hidden
 from rgsd.config import save_config
 from rgsd.costs import CostRecord
 from rgsd.data.schema import Example
-from rgsd.rollout import Rollout, chat_prompt_ids
-from rgsd.teacher_prompt import student_messages, teacher_messages
+from rgsd.method.rollout import Rollout, chat_prompt_ids
+from rgsd.method.teacher_prompt import student_messages, teacher_messages
 from rgsd.train import checkpoint, setup
-from rgsd.train.alignment import align, gather_hidden, loss_mask, thinking_end_id
+from rgsd.method.alignment import align, gather_hidden, loss_mask, thinking_end_id
 from rgsd.train.config import RGSDConfig
 from rgsd.train.distributed import fsdp_root, local_param_count
-from rgsd.train.sharded_loss import checkpointed_jsd_from_hidden
-from rgsd.train.signal import SignalStats, response_positions
+from rgsd.method.sharded_loss import checkpointed_jsd_from_hidden
+from rgsd.method.signal import SignalStats, response_positions
 from rgsd.train.teacher import check_hidden_is_final, final_hidden
 
 log = logging.getLogger(__name__)

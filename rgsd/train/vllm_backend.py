@@ -4,7 +4,7 @@ TRL's class does the engine work: server mode (``trl vllm-serve --model M`` on s
 to rank 0, completions scattered back) or colocate mode (a vLLM engine inside each training process), and
 the weight push: it gathers FSDP2 shards (``full_tensor``), merges LoRA adapters once with the full weights
 gathered, maps ``modules_to_save`` names and streams everything inside one weight update. rgsd only hands it
-the policy before each step's generation and turns its completions into :class:`~rgsd.rollout.Rollout`.
+the policy before each step's generation and turns its completions into :class:`~rgsd.method.rollout.Rollout`.
 
 VLLMGeneration reads an Accelerate ``Accelerator`` for process information and the sharding kind (it checks
 ``state.fsdp_plugin.fsdp_version``), so one is built here over the process group rgsd already opened; it
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from rgsd.rollout import Rollout, eos_ids
+from rgsd.method.rollout import Rollout, eos_ids
 
 
 class VLLMGenerator:

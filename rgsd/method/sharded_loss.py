@@ -1,6 +1,6 @@
 """The chunked divergence for sharded models (FSDP2).
 
-:func:`rgsd.chunked_loss.chunked_jsd_from_hidden` reads the LM head's weight tensor directly, which is fast
+:func:`rgsd.method.chunked_loss.chunked_jsd_from_hidden` reads the LM head's weight tensor directly, which is fast
 but sees only a shard when FSDP partitions the weights. This variant calls the head *module* on
 each chunk (so the framework's hooks gather the weight) and wraps every chunk in activation checkpointing,
 so at most one chunk's logits live at a time; backward recomputes that chunk's logits. It costs one more
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from rgsd.losses import jsd_per_token
+from rgsd.method.losses import jsd_per_token
 
 
 def checkpointed_jsd_from_hidden(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from rgsd.padding import pad_batch
+from rgsd.method.padding import pad_batch
 
 
 @dataclass

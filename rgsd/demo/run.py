@@ -6,7 +6,7 @@
 3. evaluation of the trained model on the same prompts;
 4. optionally (``--with-grpo``) the judge-based GRPO baseline and the comparison table.
 Every evaluation samples ``--eval-samples`` responses per prompt at the rollout temperature; gaps and gains are
-paired differences over prompts with a bootstrap 95% CI (``rgsd.demo_protocol``). The judge is the offline
+paired differences over prompts with a bootstrap 95% CI (``rgsd.demo.protocol``). The judge is the offline
 ``regex`` judge: a pattern check standing in for an LLM judge; every report says so.
 """
 
@@ -77,10 +77,10 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     import torch
 
     from rgsd.config import build_config
-    from rgsd.demo_protocol import Protocol, eval_sets, evaluate_set, paired, run_summary, subset_data
+    from rgsd.demo.protocol import Protocol, eval_sets, evaluate_set, paired, run_summary, subset_data
     from rgsd.judges.regex_judge import RegexJudge
     from rgsd.models import load_model
-    from rgsd.teacher_prompt import teacher_messages
+    from rgsd.method.teacher_prompt import teacher_messages
     from rgsd.train.config import RGSDConfig
     from rgsd.train.trainer import train
 
@@ -152,7 +152,7 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     summary["target"] = target(cond["train"], gain["train"])
     summary["wall_time_s"] = time.perf_counter() - wall0
     (s.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    from rgsd.demo_report import print_table, write_report
+    from rgsd.demo.report import print_table, write_report
 
     write_report(summary, s.out)
     print_table(summary)

@@ -16,7 +16,7 @@ capped entries zeroed): ``d loss / d z = g - p * sum_v g_v``, where
 With a loss temperature ``T`` the logits are divided by ``T`` first and the gradient gets a factor ``1 / T``.
 
 With ``diagnostics=True`` the loop also returns, at almost no cost (from buffers it already holds), the signal
-diagnostics of :mod:`rgsd.train.signal`: the unclipped divergence per position, whether any entry of a position
+diagnostics of :mod:`rgsd.method.signal`: the unclipped divergence per position, whether any entry of a position
 was clipped, the divergence mass the clip removed, the teacher-minus-student log-probability of the sampled token,
 and the summed teacher-minus-student probability per vocabulary entry (which tokens the teacher raises).
 
@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from rgsd.losses import check_loss_options, jsd_per_token, upcast
+from rgsd.method.losses import check_loss_options, jsd_per_token, upcast
 
 __all__ = ["chunked_jsd_from_hidden", "naive_jsd_from_hidden"]
 
@@ -386,7 +386,7 @@ def chunked_jsd_from_hidden(
             gradients when they require grad (full fine-tuning, tied embeddings) and none when frozen (LoRA).
         teacher_head: the teacher's output layer (may be the very same object as ``student_head``); never
             receives gradient.
-        beta, clip, clip_mode, top_k: as in :func:`rgsd.losses.jsd_per_token`.
+        beta, clip, clip_mode, top_k: as in :func:`rgsd.method.losses.jsd_per_token`.
         chunk_size: positions per chunk; peak extra memory is a few ``chunk_size x V`` float32 buffers.
         student_bias, teacher_bias: optional ``[V]`` biases when the heads are given as bare weights.
         temperature: loss temperature; both sides' logits are divided by it (1.0 = untempered).

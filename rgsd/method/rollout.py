@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from rgsd.padding import pad_batch
+from rgsd.method.padding import pad_batch
 
 
 @dataclass

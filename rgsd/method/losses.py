@@ -25,7 +25,7 @@ TRL's GKD does). ``T = 1`` is the untempered comparison. The RGSD paper does not
 and the clip applies to the tempered terms.
 
 This module holds the direct form (full logits in memory) used on small inputs, as the reference in tests and as
-the "naive" baseline; :mod:`rgsd.chunked_loss` computes the same quantity from hidden states chunk by chunk.
+the "naive" baseline; :mod:`rgsd.method.chunked_loss` computes the same quantity from hidden states chunk by chunk.
 """
 
 from __future__ import annotations
