@@ -1,0 +1,57 @@
+"""JudgeOptions: every option of a judge, defined once.
+
+Every command that talks to a judge (``eval``, ``gap``, ``compare``, ``diagnose`` with role prefixes such as
+``--reference-``, ``rubrics generate``, and GRPO's config) builds its judge flags from these fields: the same
+name, choices, default and help text everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+JudgeKind = Literal["openai", "regex", "none"]
+JudgeMode = Literal["per-criterion", "batched", "holistic"]
+
+
+def _f(default: Any, help: str, **metadata: Any) -> Any:  # noqa: A002 - "help" reads best in the definitions
+    return field(default=default, metadata={"help": help, **metadata})
+
+
+@dataclass
+class JudgeOptions:
+    """Where the judge is, how it is asked, what it may spend, and what it costs."""
+
+    judge: JudgeKind = _f(
+        "openai", "openai: any OpenAI-compatible endpoint; regex: the offline pattern stand-in (criteria need a "
+                  "'pattern'); none: skip the judged part (where a command allows it).")
+    judge_model: str | None = _f(
+        None, "Model name sent to the endpoint (required for openai); 'a,b,c' = a panel of judges.")
+    judge_base_url: str | None = _f(
+        None, "Endpoint, e.g. http://127.0.0.1:8000/v1 (a panel: one URL, or one per model, comma-separated).")
+    judge_api_key_env: str = _f("OPENAI_API_KEY", "Environment variable holding the API key.")
+    judge_mode: JudgeMode = _f(
+        "per-criterion", "per-criterion: one request per criterion; batched: all criteria of a response in one "
+                         "request; holistic: one 1-10 rating per response (no per-criterion verdicts).")
+    judge_concurrency: int = _f(8, "Judge requests in flight at once.")
+    judge_timeout: float = _f(60.0, "Seconds per judge request.")
+    judge_max_retries: int = _f(5, "Retries of one request on 429/5xx/timeouts.")
+    judge_max_reasks: int = _f(2, "Re-asks of an unreadable reply before it counts as a failure.")
+    judge_temperature: float = _f(0.0, "Sampling temperature of the judge.")
+    judge_max_tokens: int = _f(1024, "Longest judge reply in tokens.")
+    judge_max_calls: int | None = _f(None, "Stop cleanly once the judge sent this many requests (null = no cap).")
+    judge_max_tokens_budget: int | None = _f(
+        None, "Stop cleanly once the judge used this many tokens (null = no cap).")
+    judge_cache: str = _f(
+        "auto", "SQLite cache of judge replies: a path, 'auto' (a file in the output folder) or 'none'.")
+    judge_panel_rule: Literal["majority", "unanimous"] = _f(
+        "majority", "How a panel (judge_model a,b,c) decides a verdict; it stands only if a majority answered.")
+    judge_structured: Literal["auto", "on", "off"] = _f(
+        "auto", "auto: request a JSON schema (response_format), falling back to plain JSON when the endpoint "
+                "refuses it; on: always; off: never.")
+    judge_max_failure_rate: float = _f(
+        0.05, "Fail the command (exit 4) when more than this share of verdicts are judge failures.")
+    judge_price_in: float | None = _f(None, "Judge price, dollars per million prompt tokens.")
+    judge_price_out: float | None = _f(None, "Judge price, dollars per million completion tokens.")
+    judge_prices: str | None = _f(
+        None, "YAML price table: MODEL: {input: $/Mtok, output: $/Mtok} (and 'default').")
