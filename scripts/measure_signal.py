@@ -45,7 +45,7 @@ def main() -> None:
     from rgsd.method.teacher_prompt import student_messages, teacher_messages
     from rgsd.method.alignment import align, gather_hidden
     from rgsd.method.signal import SignalStats, response_positions
-    from rgsd.train.teacher import final_hidden
+    from rgsd.method.hidden import final_hidden
 
     examples = load_examples(args.data).examples[: args.n]
     model, tok = load_model(args.model)

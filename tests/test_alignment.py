@@ -10,7 +10,7 @@ from rgsd.models import load_model
 from rgsd.method.rollout import chat_prompt_ids
 from rgsd.method.teacher_prompt import student_messages, teacher_messages
 from rgsd.method.alignment import align, gather_hidden, loss_mask, thinking_end_id
-from rgsd.train.teacher import final_hidden
+from rgsd.method.hidden import final_hidden
 
 
 def _examples() -> list[Example]:

@@ -39,8 +39,8 @@ def _assert_same(a, b, rtol=1e-5, atol=1e-6):
     loss_a, stats_a, grads_a = a
     loss_b, stats_b, grads_b = b
     torch.testing.assert_close(loss_a, loss_b, rtol=rtol, atol=atol)
-    torch.testing.assert_close(stats_a["clipped_fraction"], stats_b["clipped_fraction"], rtol=0, atol=1e-6)
-    assert stats_a["n_tokens"] == stats_b["n_tokens"] == N
+    torch.testing.assert_close(stats_a.clipped_fraction, stats_b.clipped_fraction, rtol=0, atol=1e-6)
+    assert stats_a.n_tokens == stats_b.n_tokens == N
     for ga, gb in zip(grads_a, grads_b):
         assert (ga is None) == (gb is None)
         if ga is not None:
@@ -77,7 +77,7 @@ def test_chunked_equals_naive(beta, clip_mode, top_k, chunk_size):
     want = _run(naive_jsd_from_hidden, s_h, t_h, s_head, t_head, scale=0.37, **kw)
     _assert_same(got, want)
     if clip is not None:
-        assert 0.0 < want[1]["clipped_fraction"].item() < 1.0, "clip value does not exercise clipping"
+        assert 0.0 < want[1].clipped_fraction.item() < 1.0, "clip value does not exercise clipping"
 
 
 @pytest.mark.parametrize("chunk_size", [1, N])
@@ -178,12 +178,12 @@ def test_no_grad_mode_and_empty_input():
     ref, ref_stats = naive_jsd_from_hidden(s_h, t_h, s_head, t_head, clip=0.01)
     assert not loss.requires_grad
     torch.testing.assert_close(loss, ref.detach(), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(stats["clipped_fraction_sum"], ref_stats["clipped_fraction_sum"])
+    torch.testing.assert_close(stats.clipped_fraction_sum, ref_stats.clipped_fraction_sum)
 
     empty = s_h[:0]
     loss, stats = chunked_jsd_from_hidden(empty, t_h[:0], s_head, t_head)
     loss.backward()
-    assert loss.item() == 0.0 and stats["n_tokens"] == 0 and stats["clipped_fraction"].item() == 0.0
+    assert loss.item() == 0.0 and stats.n_tokens == 0 and stats.clipped_fraction.item() == 0.0
     assert torch.all(s_head.weight.grad == 0)
 
 
@@ -304,9 +304,8 @@ def test_diagnostics_against_float64_reference(clip_mode):
     targets = torch.randint(0, V, (N,), generator=torch.Generator().manual_seed(0))
     _, stats = chunked_jsd_from_hidden(s_h, t_h, s_head, t_head, beta=0.5, clip=clip, clip_mode=clip_mode,
                                        chunk_size=6, temperature=temp, targets=targets, diagnostics=True)
-    d = stats["diag"]
     div = terms.sum(-1)
-    torch.testing.assert_close(d["divergence"].double(), div, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(stats.divergence.double(), div, rtol=1e-5, atol=1e-6)
     if clip_mode == "entry":
         anyc = (terms > clip).any(-1)
         removed = (terms - clip).clamp(min=0).sum(-1)
@@ -314,9 +313,9 @@ def test_diagnostics_against_float64_reference(clip_mode):
         anyc = div > clip
         removed = (div - clip).clamp(min=0)
     assert 0 < int(anyc.sum()) < N
-    assert torch.equal(d["any_clipped"], anyc)
-    torch.testing.assert_close(d["removed"].double(), removed, rtol=1e-4, atol=1e-6)
+    assert torch.equal(stats.any_clipped, anyc)
+    torch.testing.assert_close(stats.removed.double(), removed, rtol=1e-4, atol=1e-6)
     lr = tl.log_softmax(-1).gather(1, targets[:, None]) - sl.log_softmax(-1).gather(1, targets[:, None])
-    torch.testing.assert_close(d["target_logratio"].double(), lr.squeeze(1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(stats.target_logratio.double(), lr.squeeze(1), rtol=1e-5, atol=1e-5)
     raise_ref = (tl.softmax(-1) - sl.softmax(-1)).sum(0)
-    torch.testing.assert_close(d["raise"].double(), raise_ref, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(stats.raised.double(), raise_ref, rtol=1e-4, atol=1e-5)

@@ -192,7 +192,7 @@ def test_fsdp2_unequal_work_across_ranks_matches_single(tmp_path):
     from rgsd.method.rollout import chat_prompt_ids, generate
     from rgsd.method.teacher_prompt import student_messages
     from rgsd.method.alignment import loss_mask, thinking_end_id
-    from rgsd.train.trainer import step_indices
+    from rgsd.data.order import step_indices
 
     model_dir = _thinking_model(tmp_path / "model")
     model, tok = load_model(str(model_dir))

@@ -16,11 +16,10 @@ from rgsd.data.schema import Criterion, Example  # noqa: E402
 from rgsd.evaluate.gap import (  # noqa: E402
     conditioning_gap,
     paired_difference,
-    self_internalization_gap,
-    sequence_logprobs,
     student_t_quantile,
 )
 from rgsd.judges.regex_judge import RegexJudge  # noqa: E402
+from rgsd.method.probe import self_internalization_gap, sequence_logprobs  # noqa: E402
 from rgsd.method.rollout import chat_prompt_ids  # noqa: E402
 from rgsd.method.teacher_prompt import student_messages, teacher_messages  # noqa: E402
 

@@ -17,9 +17,11 @@ from rgsd.method.rollout import chat_prompt_ids
 from rgsd.method.teacher_prompt import student_messages, teacher_messages
 from rgsd.method.alignment import align, gather_hidden
 from rgsd.train.config import RGSDConfig
-from rgsd.train.setup import load_policy
-from rgsd.train.teacher import Teacher, final_hidden, load_frozen_teacher
-from rgsd.train.trainer import StudentLoss, train
+from rgsd.method.hidden import final_hidden
+from rgsd.method.student_loss import StudentLoss
+from rgsd.train.setup import load_policy, loss_options
+from rgsd.train.teacher import Teacher, load_frozen_teacher
+from rgsd.train.trainer import train
 
 
 def _cfg(tmp_path, model_dir, **kw) -> RGSDConfig:
@@ -80,12 +82,12 @@ def test_loss_decreases_on_fixed_batch(tiny_model_dir):
     ab = align(s, t, responses, [[True] * 4] * 3, tok.pad_token_id)
     t_hidden = gather_hidden(teacher.hidden(model, ab.teacher.input_ids, ab.teacher.attention_mask),
                              ab.teacher.positions)
-    wrapper = StudentLoss(model)
+    wrapper = StudentLoss(model, loss_options(cfg))
     opt = torch.optim.AdamW([p for p in wrapper.parameters() if p.requires_grad], lr=1e-4)
     losses = []
     for _ in range(5):
         loss, _ = wrapper(ab.student.input_ids, ab.student.attention_mask, ab.student.positions, t_hidden,
-                          teacher.head(model), cfg)
+                          teacher.head(model))
         (loss / ab.n_tokens).backward()
         opt.step()
         opt.zero_grad()
@@ -152,7 +154,7 @@ def test_checkpointed_loss_matches_fused(tiny_model_dir, top_k):
 
 
 def test_step_indices_cover_each_epoch_once_and_depend_only_on_step():
-    from rgsd.train.trainer import step_indices
+    from rgsd.data.order import step_indices
 
     order = [i for step in range(5) for i in step_indices(step, 10, 4, seed=3)]
     assert sorted(order[:10]) == list(range(10)) and sorted(order[10:20]) == list(range(10))

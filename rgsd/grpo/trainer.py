@@ -18,7 +18,7 @@ from rgsd.costs import CostRecord
 from rgsd.grpo.callbacks import CostCallback, make_trainer_class, quiet_console
 from rgsd.grpo.config import GRPORunConfig
 from rgsd.grpo.trackers import ConfigToTrackers, apply_project
-from rgsd.train.checkpoint import truncate_metrics
+from rgsd.runlog import truncate_metrics
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def build_dataset(examples: list, tokenizer: Any, cfg: GRPORunConfig, world_size
 
     Prompts are never truncated (same rule as RGSD); the number skipped is returned. With ``data_order:
     rgsd`` the rows are laid out step by step in the order ``rgsd train`` visits them (its seeded
-    :func:`rgsd.train.trainer.step_indices`), and TRL reads them unshuffled, so both methods see the same
+    :func:`rgsd.data.order.step_indices`), and TRL reads them unshuffled, so both methods see the same
     prompts at every step (exactly so when neither skips a prompt for length).
     """
     from datasets import Dataset
@@ -61,7 +61,7 @@ def build_dataset(examples: list, tokenizer: Any, cfg: GRPORunConfig, world_size
             }
         )
     if cfg.data_order == "rgsd" and rows:
-        from rgsd.train.trainer import step_indices
+        from rgsd.data.order import step_indices
 
         global_batch = cfg.prompts_per_step(world_size)
         rows = [
@@ -169,7 +169,7 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
     from rgsd.config import save_config
     from rgsd.grpo.rewards import RubricReward
     from rgsd.models import load_tokenizer, resolve_model_path
-    from rgsd.train.setup import load_training_examples
+    from rgsd.data.training import load_training_examples
 
     cfg.validate()
     out = Path(cfg.output_dir)

@@ -15,8 +15,8 @@ capped entries zeroed): ``d loss / d z = g - p * sum_v g_v``, where
 ``g_v = -q_v`` for ``beta = 0`` and ``g_v = p_v (log p_v - log q_v + 1)`` for ``beta = 1``.
 With a loss temperature ``T`` the logits are divided by ``T`` first and the gradient gets a factor ``1 / T``.
 
-With ``diagnostics=True`` the loop also returns, at almost no cost (from buffers it already holds), the signal
-diagnostics of :mod:`rgsd.method.signal`: the unclipped divergence per position, whether any entry of a position
+With ``diagnostics=True`` the loop also fills, at almost no cost (from buffers it already holds), the signal
+diagnostics of :class:`rgsd.method.losses.LossStats` (read by :mod:`rgsd.method.signal`): the unclipped divergence per position, whether any entry of a position
 was clipped, the divergence mass the clip removed, the teacher-minus-student log-probability of the sampled token,
 and the summed teacher-minus-student probability per vocabulary entry (which tokens the teacher raises).
 
@@ -26,13 +26,14 @@ and the summed teacher-minus-student probability per vocabulary entry (which tok
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from rgsd.method.losses import check_loss_options, jsd_per_token, upcast
+from rgsd.method.losses import LossOptions, LossStats, jsd_per_token, upcast
 
 __all__ = ["chunked_jsd_from_hidden", "naive_jsd_from_hidden"]
 
@@ -213,6 +214,25 @@ def _logits(
     return out.copy_(F.linear(h, w, None if b is None else b.to(h.dtype)))
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """Everything the chunk loop needs besides the tensors: the options and which gradients to build."""
+
+    beta: float
+    clip: float | None
+    clip_mode: str
+    top_k: int | None
+    chunk_size: int
+    temperature: float
+    targets: torch.Tensor | None
+    diagnostics: bool
+    need_h: bool
+    need_w: bool
+    need_b: bool
+    s_dtype: torch.dtype
+    t_dtype: torch.dtype
+
+
 def _run_chunks(
     s_h: torch.Tensor,
     s_w: torch.Tensor,
@@ -220,16 +240,16 @@ def _run_chunks(
     t_h: torch.Tensor,
     t_w: torch.Tensor,
     t_b: torch.Tensor | None,
-    opts: dict,
-) -> tuple[torch.Tensor, torch.Tensor, tuple]:
-    """Loop over chunks; returns (loss_sum, clipped_fraction_sum, (grad_h, grad_w_fp32, grad_b_fp32))."""
+    plan: _Plan,
+) -> tuple[torch.Tensor, torch.Tensor, tuple, dict | None]:
+    """Loop over chunks; returns (loss_sum, clipped_fraction_sum, (grad_h, grad_w_fp32, grad_b_fp32), diagnostics)."""
     beta, clip, clip_mode, top_k, chunk, temp = (
-        opts[k] for k in ("beta", "clip", "clip_mode", "top_k", "chunk_size", "temperature")
+        plan.beta, plan.clip, plan.clip_mode, plan.top_k, plan.chunk_size, plan.temperature
     )
-    targets = opts.get("targets")
-    diag_parts: list[dict] | None = [] if opts.get("diagnostics") else None
-    need_h, need_w, need_b = opts["need_h"], opts["need_w"], opts["need_b"]
-    s_dt, t_dt = opts["s_dtype"], opts["t_dtype"]
+    targets = plan.targets
+    diag_parts: list[dict] | None = [] if plan.diagnostics else None
+    need_h, need_w, need_b = plan.need_h, plan.need_w, plan.need_b
+    s_dt, t_dt = plan.s_dtype, plan.t_dtype
     need_any = need_h or need_w or need_b
     n, hid = s_h.shape
     vocab = s_w.shape[0]
@@ -314,9 +334,8 @@ def _run_chunks(
             else:
                 grad_w += dzc.t() @ h
         del dz, dzc
-    if diag_parts is not None:
-        opts["diag_out"] = _merge_diag(diag_parts)
-    return loss_sum, frac_sum, (grad_h, grad_w, grad_b)
+    diag = _merge_diag(diag_parts) if diag_parts is not None else None
+    return loss_sum, frac_sum, (grad_h, grad_w, grad_b), diag
 
 
 def _merge_diag(parts: list[dict]) -> dict:
@@ -331,20 +350,23 @@ def _merge_diag(parts: list[dict]) -> dict:
 
 
 class _ChunkedJSD(torch.autograd.Function):
-    """Forward computes loss and gradients chunk by chunk; backward scales the stored gradients."""
+    """Forward computes loss and gradients chunk by chunk; backward scales the stored gradients.
+
+    The diagnostics (a dict of detached tensors, or None) leave as a third, non-tensor output.
+    """
 
     @staticmethod
-    def forward(ctx, s_h, s_w, s_b, t_h, t_w, t_b, opts):  # type: ignore[override]
+    def forward(ctx, s_h, s_w, s_b, t_h, t_w, t_b, plan):  # type: ignore[override]
         with torch.autocast(s_h.device.type, enabled=False):
-            loss_sum, frac_sum, grads = _run_chunks(s_h, s_w, s_b, t_h, t_w, t_b, opts)
+            loss_sum, frac_sum, grads, diag = _run_chunks(s_h, s_w, s_b, t_h, t_w, t_b, plan)
         ctx.grads = grads
         ctx.dtypes = (s_h.dtype, s_w.dtype, None if s_b is None else s_b.dtype)
         ctx.mark_non_differentiable(frac_sum)
-        return loss_sum, frac_sum
+        return loss_sum, frac_sum, diag
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_loss, _grad_frac):  # type: ignore[override]
+    def backward(ctx, grad_loss, _grad_frac, _grad_diag):  # type: ignore[override]
         if ctx.grads is None:
             raise RuntimeError("chunked_jsd_from_hidden: backward can run only once (no retain_graph reuse)")
         grads, ctx.grads = ctx.grads, None
@@ -376,7 +398,7 @@ def chunked_jsd_from_hidden(
     temperature: float = 1.0,
     targets: torch.Tensor | None = None,
     diagnostics: bool = False,
-) -> tuple[torch.Tensor, dict]:
+) -> tuple[torch.Tensor, LossStats]:
     """Summed generalized JSD over ``N`` positions, computed from final hidden states in chunks.
 
     Args:
@@ -391,56 +413,57 @@ def chunked_jsd_from_hidden(
         student_bias, teacher_bias: optional ``[V]`` biases when the heads are given as bare weights.
         temperature: loss temperature; both sides' logits are divided by it (1.0 = untempered).
         targets: ``[N]`` the sampled token id at each position (for the ``target_logratio`` diagnostic).
-        diagnostics: also return the signal diagnostics (see the module docstring) in ``stats["diag"]``:
+        diagnostics: also fill the signal diagnostics of the returned :class:`~rgsd.method.losses.LossStats`:
             ``divergence`` ``[N]`` (unclipped, per position), ``any_clipped`` ``[N]`` bool, ``removed`` ``[N]``
             (divergence the clip removed), ``target_logratio`` (``[N]``, with ``targets``; log q - log p of
-            the sampled token) and ``raise`` ``[V]`` (sum over positions of q - p; absent with ``top_k``).
+            the sampled token) and ``raised`` ``[V]`` (sum over positions of q - p; ``None`` with ``top_k``).
 
     Returns:
         ``(loss_sum, stats)``: ``loss_sum`` is a float32 scalar, the SUM over positions (divide by the global
-        token count yourself); ``stats`` holds ``clipped_fraction`` (detached 0-dim tensor, mean over
-        positions of the share of vocabulary entries that hit the cap), ``clipped_fraction_sum`` (its sum, for
-        reduction across micro-batches/ranks) and ``n_tokens`` (int). Gradients come back in each input's dtype. Double backward is not supported.
+        token count yourself); ``stats`` (a :class:`~rgsd.method.losses.LossStats`) holds ``clipped_fraction``
+        (detached 0-dim tensor, mean over positions of the share of vocabulary entries that hit the cap),
+        ``clipped_fraction_sum`` (its sum, for reduction across micro-batches/ranks) and ``n_tokens`` (int).
+        Gradients come back in each input's dtype. Double backward is not supported.
         Under FSDP the head weight must be the full (unsharded) tensor.
     """
     s_w, s_b = _unpack_head(student_head, student_bias, "student_head")
     t_w, t_b = _unpack_head(teacher_head, teacher_bias, "teacher_head")
     _check_inputs(student_hidden, teacher_hidden, s_w, s_b, t_w, t_b)
-    check_loss_options(beta, clip, clip_mode, top_k, s_w.shape[0], temperature)
-    if not (isinstance(chunk_size, int) and chunk_size >= 1):
-        raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
+    LossOptions(beta=beta, clip=clip, clip_mode=clip_mode, top_k=top_k, chunk_size=chunk_size,
+                temperature=temperature).check_vocab(s_w.shape[0])
     if targets is not None and tuple(targets.shape) != (student_hidden.shape[0],):
         raise ValueError(f"targets shape {tuple(targets.shape)} != ({student_hidden.shape[0]},)")
 
     grad_on = torch.is_grad_enabled()
-    opts = {
-        "beta": float(beta),
-        "clip": None if clip is None else float(clip),
-        "clip_mode": clip_mode,
-        "top_k": top_k,
-        "chunk_size": chunk_size,
-        "temperature": float(temperature),
-        "targets": targets,
-        "diagnostics": bool(diagnostics),
-        "need_h": grad_on and student_hidden.requires_grad,
-        "need_w": grad_on and s_w.requires_grad,
-        "need_b": grad_on and s_b is not None and s_b.requires_grad,
-        "s_dtype": _compute_dtype(student_hidden),
-        "t_dtype": _compute_dtype(teacher_hidden),
-    }
-    if opts["need_h"] or opts["need_w"] or opts["need_b"]:
-        loss_sum, frac_sum = _ChunkedJSD.apply(student_hidden, s_w, s_b, teacher_hidden, t_w, t_b, opts)
+    plan = _Plan(
+        beta=float(beta),
+        clip=None if clip is None else float(clip),
+        clip_mode=clip_mode,
+        top_k=top_k,
+        chunk_size=chunk_size,
+        temperature=float(temperature),
+        targets=targets,
+        diagnostics=bool(diagnostics),
+        need_h=grad_on and student_hidden.requires_grad,
+        need_w=grad_on and s_w.requires_grad,
+        need_b=grad_on and s_b is not None and s_b.requires_grad,
+        s_dtype=_compute_dtype(student_hidden),
+        t_dtype=_compute_dtype(teacher_hidden),
+    )
+    if plan.need_h or plan.need_w or plan.need_b:
+        loss_sum, frac_sum, diag = _ChunkedJSD.apply(student_hidden, s_w, s_b, teacher_hidden, t_w, t_b, plan)
     else:
         with torch.no_grad(), torch.autocast(student_hidden.device.type, enabled=False):
-            loss_sum, frac_sum, _ = _run_chunks(student_hidden, s_w, s_b, teacher_hidden, t_w, t_b, opts)
+            loss_sum, frac_sum, _, diag = _run_chunks(student_hidden, s_w, s_b, teacher_hidden, t_w, t_b, plan)
     n = student_hidden.shape[0]
-    stats = {
-        "clipped_fraction": frac_sum.detach() / max(n, 1),
-        "clipped_fraction_sum": frac_sum.detach(),
-        "n_tokens": n,
-    }
-    if "diag_out" in opts:
-        stats["diag"] = opts.pop("diag_out")
+    stats = LossStats(
+        n_tokens=n,
+        clipped_fraction=frac_sum.detach() / max(n, 1),
+        clipped_fraction_sum=frac_sum.detach(),
+    )
+    if diag is not None:
+        stats.divergence, stats.any_clipped, stats.removed = diag["divergence"], diag["any_clipped"], diag["removed"]
+        stats.target_logratio, stats.raised = diag.get("target_logratio"), diag.get("raise")
     return loss_sum, stats
 
 
@@ -458,11 +481,14 @@ def naive_jsd_from_hidden(
     student_bias: torch.Tensor | None = None,
     teacher_bias: torch.Tensor | None = None,
     temperature: float = 1.0,
-) -> tuple[torch.Tensor, dict]:
+    targets: torch.Tensor | None = None,
+    diagnostics: bool = False,
+) -> tuple[torch.Tensor, LossStats]:
     """Same contract as :func:`chunked_jsd_from_hidden`, but materializes both full ``[N, V]`` logit tensors
-    and differentiates with plain autograd (``chunk_size`` is ignored; no diagnostics). Reference for tests
-    and benchmarks."""
-    del chunk_size
+    and differentiates with plain autograd. Reference for tests and benchmarks. ``chunk_size`` is ignored;
+    ``targets`` and ``diagnostics`` are accepted for the shared contract, but no diagnostics are computed
+    (their fields stay ``None``)."""
+    del chunk_size, targets, diagnostics
     s_w, s_b = _unpack_head(student_head, student_bias, "student_head")
     t_w, t_b = _unpack_head(teacher_head, teacher_bias, "teacher_head")
     _check_inputs(student_hidden, teacher_hidden, s_w, s_b, t_w, t_b)
@@ -472,5 +498,4 @@ def naive_jsd_from_hidden(
     loss, frac = jsd_per_token(s_logits, t_logits, beta, clip, clip_mode, top_k, temperature)
     n = student_hidden.shape[0]
     frac_sum = frac.sum()
-    stats = {"clipped_fraction": frac_sum / max(n, 1), "clipped_fraction_sum": frac_sum, "n_tokens": n}
-    return loss.sum(), stats
+    return loss.sum(), LossStats(n_tokens=n, clipped_fraction=frac_sum / max(n, 1), clipped_fraction_sum=frac_sum)

@@ -24,19 +24,27 @@ divergence compares the distributions the rollouts were sampled from when ``T`` 
 TRL's GKD does). ``T = 1`` is the untempered comparison. The RGSD paper does not say which; this is our choice,
 and the clip applies to the tempered terms.
 
-This module holds the direct form (full logits in memory) used on small inputs, as the reference in tests and as
-the "naive" baseline; :mod:`rgsd.method.chunked_loss` computes the same quantity from hidden states chunk by chunk.
+This module holds the contract every implementation shares: the options (:class:`LossOptions`, validated once,
+here) and the statistics every implementation returns (:class:`LossStats`), and the direct form (full logits in
+memory) used on small inputs, as the reference in tests and as the "naive" baseline. From hidden states:
+:func:`rgsd.method.chunked_loss.naive_jsd_from_hidden` (reference), :func:`~rgsd.method.chunked_loss.chunked_jsd_from_hidden`
+(fused, the default) and :func:`rgsd.method.sharded_loss.checkpointed_jsd_from_hidden` (sharded weights) all take
+``(student_hidden, teacher_hidden, student_head, teacher_head, beta, clip, clip_mode, top_k, chunk_size, *,
+student_bias, teacher_bias, temperature, targets, diagnostics)`` and return ``(loss_sum, LossStats)``.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 __all__ = [
     "CLIP_MODES",
+    "LossOptions",
+    "LossStats",
     "check_loss_options",
     "entry_terms",
     "generalized_jsd",
@@ -45,22 +53,84 @@ __all__ = [
 ]
 
 CLIP_MODES = ("entry", "token")
+LOSS_IMPLS = ("auto", "fused", "checkpointed")
+
+
+@dataclass(frozen=True)
+class LossOptions:
+    """The divergence's options; constructing one validates them (the only place they are checked).
+
+    ``impl`` picks the implementation inside :class:`rgsd.method.student_loss.StudentLoss` (``auto`` = fused,
+    or checkpointed when the weights are sharded); ``diagnostics`` asks for the signal diagnostics.
+    """
+
+    beta: float = 0.5
+    clip: float | None = None
+    clip_mode: str = "entry"
+    top_k: int | None = None
+    chunk_size: int = 1024
+    temperature: float = 1.0
+    impl: str = "auto"
+    diagnostics: bool = False
+
+    def __post_init__(self) -> None:
+        temperature, beta, clip, clip_mode, top_k = self.temperature, self.beta, self.clip, self.clip_mode, self.top_k
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"loss temperature must be a finite number > 0, got {temperature!r}")
+        if not (isinstance(beta, (int, float)) and 0.0 <= float(beta) <= 1.0):
+            raise ValueError(f"beta must be a number in [0, 1], got {beta!r}")
+        if clip is not None and not (isinstance(clip, (int, float)) and math.isfinite(clip) and clip > 0):
+            raise ValueError(f"clip must be None or a finite number > 0, got {clip!r}")
+        if clip_mode not in CLIP_MODES:
+            raise ValueError(f"clip_mode must be one of {CLIP_MODES}, got {clip_mode!r}")
+        if top_k is not None and not (isinstance(top_k, int) and top_k >= 1):
+            raise ValueError(f"top_k must be None or an int >= 1, got {top_k!r}")
+        if not (isinstance(self.chunk_size, int) and self.chunk_size >= 1):
+            raise ValueError(f"chunk_size must be an int >= 1, got {self.chunk_size!r}")
+        if self.impl not in LOSS_IMPLS:
+            raise ValueError(f"loss impl must be one of {LOSS_IMPLS}, got {self.impl!r}")
+
+    def check_vocab(self, vocab: int) -> None:
+        """The one check that needs the vocabulary size: ``top_k <= vocab``."""
+        if self.top_k is not None and self.top_k > vocab:
+            raise ValueError(f"top_k must be None or an int in [1, vocab size {vocab}], got {self.top_k!r}")
 
 
 def check_loss_options(
     beta: float, clip: float | None, clip_mode: str, top_k: int | None, vocab: int, temperature: float = 1.0
 ) -> None:
     """Raise ``ValueError`` naming the bad option when the loss options are out of range."""
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"loss temperature must be a finite number > 0, got {temperature!r}")
-    if not (isinstance(beta, (int, float)) and 0.0 <= float(beta) <= 1.0):
-        raise ValueError(f"beta must be a number in [0, 1], got {beta!r}")
-    if clip is not None and not (isinstance(clip, (int, float)) and math.isfinite(clip) and clip > 0):
-        raise ValueError(f"clip must be None or a finite number > 0, got {clip!r}")
-    if clip_mode not in CLIP_MODES:
-        raise ValueError(f"clip_mode must be one of {CLIP_MODES}, got {clip_mode!r}")
-    if top_k is not None and not (isinstance(top_k, int) and 1 <= top_k <= vocab):
-        raise ValueError(f"top_k must be None or an int in [1, vocab size {vocab}], got {top_k!r}")
+    LossOptions(beta=beta, clip=clip, clip_mode=clip_mode, top_k=top_k, temperature=temperature).check_vocab(vocab)
+
+
+@dataclass
+class LossStats:
+    """What every loss implementation returns beside the summed loss.
+
+    Always present: ``n_tokens``, ``clipped_fraction_sum`` (summed over positions; for reduction across
+    micro-batches and ranks) and ``clipped_fraction`` (its mean over positions), both detached.
+
+    The signal diagnostics (see :mod:`rgsd.method.signal`) are ``None`` unless asked for and computed; only the
+    fused loss (:func:`rgsd.method.chunked_loss.chunked_jsd_from_hidden`) computes them, the naive and the
+    checkpointed ones leave them ``None``:
+    ``divergence`` ``[N]`` unclipped per position, ``any_clipped`` ``[N]`` bool, ``removed`` ``[N]`` (the
+    divergence the clip removed), ``target_logratio`` (log q - log p of the sampled token; only with targets,
+    and with ``top_k`` only for the positions whose sampled token is in the teacher's top-k) and ``raised``
+    ``[V]`` (sum over positions of q - p; ``None`` with ``top_k``).
+    """
+
+    n_tokens: int
+    clipped_fraction: torch.Tensor | float
+    clipped_fraction_sum: torch.Tensor | float
+    divergence: torch.Tensor | None = None
+    any_clipped: torch.Tensor | None = None
+    removed: torch.Tensor | None = None
+    target_logratio: torch.Tensor | None = None
+    raised: torch.Tensor | None = None
+
+    @property
+    def has_diagnostics(self) -> bool:
+        return self.divergence is not None
 
 
 def upcast(x: torch.Tensor) -> torch.Tensor:

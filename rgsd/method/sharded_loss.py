@@ -13,7 +13,9 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from rgsd.method.losses import jsd_per_token
+from rgsd.method.losses import LossStats, jsd_per_token
+
+__all__ = ["checkpointed_jsd_from_hidden"]
 
 
 def checkpointed_jsd_from_hidden(
@@ -26,9 +28,23 @@ def checkpointed_jsd_from_hidden(
     clip_mode: str = "entry",
     top_k: int | None = None,
     chunk_size: int = 1024,
+    *,
+    student_bias: torch.Tensor | None = None,
+    teacher_bias: torch.Tensor | None = None,
     temperature: float = 1.0,
-) -> tuple[torch.Tensor, dict]:
-    """Summed generalized JSD over ``N`` positions (same contract as ``chunked_jsd_from_hidden``)."""
+    targets: torch.Tensor | None = None,
+    diagnostics: bool = False,
+) -> tuple[torch.Tensor, LossStats]:
+    """Summed generalized JSD over ``N`` positions (same contract as ``chunked_jsd_from_hidden``).
+
+    The heads must be modules (the sharding hooks gather their weights), so ``student_bias``/``teacher_bias``
+    must be ``None``. The signal diagnostics are not computed here: with ``diagnostics=True`` their fields
+    of the returned :class:`~rgsd.method.losses.LossStats` stay ``None`` (``targets`` is then unused).
+    ``clipped_fraction`` and ``clipped_fraction_sum`` are Python floats.
+    """
+    del targets, diagnostics
+    if student_bias is not None or teacher_bias is not None:
+        raise ValueError("checkpointed_jsd_from_hidden calls the heads as modules: pass no separate bias")
 
     def chunk_loss(h_s: torch.Tensor, h_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
@@ -44,4 +60,4 @@ def checkpointed_jsd_from_hidden(
         loss, frac = checkpoint(chunk_loss, h_s, h_t, use_reentrant=False)
         total = total + loss
         clipped += float(frac)
-    return total, {"clipped_fraction": clipped / max(n, 1), "n_tokens": n}
+    return total, LossStats(n_tokens=n, clipped_fraction=clipped / max(n, 1), clipped_fraction_sum=clipped)

@@ -1,7 +1,7 @@
 """Signal diagnostics: what the teacher's divergence actually asks the student to change.
 
-The chunked loss (``chunked_jsd_from_hidden(..., diagnostics=True)``) returns per-position vectors it already
-had in memory; :class:`SignalStats` accumulates them over a step's micro-batches and turns them into the
+The fused loss (``chunked_jsd_from_hidden(..., diagnostics=True)``) fills the diagnostic fields of its
+:class:`~rgsd.method.losses.LossStats` from per-position vectors it already had in memory; :class:`SignalStats` accumulates them over a step's micro-batches and turns them into the
 ``signal_*`` fields of ``metrics.jsonl``:
 
 * ``signal_divergence_by_position``: mean unclipped divergence per response-position bucket (``"0-7"``, ...):
@@ -20,9 +20,12 @@ They are rank-local (the main process's share of the batch) to stay free of extr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
+
+from rgsd.method.losses import LossStats
 
 __all__ = ["BUCKETS", "SignalStats", "response_positions"]
 
@@ -54,10 +57,13 @@ class SignalStats:
         self.logratio_n = 0
         self.raised: torch.Tensor | None = None
 
-    def add(self, stats: dict[str, Any], positions: list[int]) -> None:
-        """Add one micro-batch: ``stats`` from the loss (needs ``stats["diag"]``), ``positions`` from
-        :func:`response_positions` of the same micro-batch. A loss without diagnostics is ignored."""
-        diag = stats.get("diag")
+    def add(self, stats: LossStats | Mapping[str, Any], positions: list[int]) -> None:
+        """Add one micro-batch: ``stats`` from the loss, ``positions`` from :func:`response_positions` of the
+        same micro-batch. A loss without diagnostics is ignored.
+
+        ``stats`` may also be the older mapping ``{"diag": {"divergence": ..., "raise": ...}}``.
+        """
+        diag = _diagnostics(stats)
         if diag is None:
             return
         div = diag["divergence"].double().cpu()
@@ -72,10 +78,10 @@ class SignalStats:
         self.any_clipped += int(diag["any_clipped"].sum())
         self.removed += float(diag["removed"].double().sum())
         self.total += float(div.sum())
-        if "target_logratio" in diag:
+        if diag.get("target_logratio") is not None:
             self.logratio_sum += float(diag["target_logratio"].double().sum())
             self.logratio_n += int(diag["target_logratio"].numel())
-        if "raise" in diag:
+        if diag.get("raise") is not None:
             r = diag["raise"].double().cpu()
             self.raised = r if self.raised is None else self.raised + r
 
@@ -100,3 +106,13 @@ class SignalStats:
                 [tokenizer.decode([int(i)]), round(float(v), 5)] for v, i in zip(vals, ids)
             ]
         return out
+
+
+def _diagnostics(stats: LossStats | Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The diagnostic vectors by name, or None when the loss computed none."""
+    if isinstance(stats, LossStats):
+        if not stats.has_diagnostics:
+            return None
+        return {"divergence": stats.divergence, "any_clipped": stats.any_clipped, "removed": stats.removed,
+                "target_logratio": stats.target_logratio, "raise": stats.raised}
+    return stats.get("diag")

@@ -121,13 +121,6 @@ def load(run, path: Path) -> tuple[dict, CostRecord]:
     return saved["state"], CostRecord.from_dict(saved["cost"])
 
 
-def truncate_metrics(path: Path, step: int) -> None:
-    """Keep only the metric lines of steps <= ``step``."""
-    if path.exists():
-        lines = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= step]
-        path.write_text("".join(ln + "\n" for ln in lines))
-
-
 def save_final(run, out_dir: Path, cost: CostRecord) -> Path:
     """Save the trained model to ``output_dir/final`` (LoRA: the adapter; full: all weights) + tokenizer."""
     final = save_model(run.wrapper, run.tokenizer, Path(out_dir) / "final", run.dist)

@@ -134,10 +134,6 @@ def fsdp_root(model: nn.Module):
     return root if isinstance(root, FSDPModule) else None
 
 
-def is_sharded(model: nn.Module) -> bool:
-    return fsdp_root(model) is not None
-
-
 def local_param_count(model: nn.Module) -> int:
     """Parameters this rank holds (its local shards under FSDP2)."""
     n = 0

@@ -14,8 +14,12 @@ import torch
 from torch import nn
 
 from rgsd.data.schema import Example
+from rgsd.data.training import load_training_examples
+from rgsd.method.losses import LossOptions
+from rgsd.method.probe import self_internalization_gap
 from rgsd.method.rollout import Rollout, generate
-from rgsd.train.config import DataArgs, ModelArgs, RGSDConfig
+from rgsd.method.student_loss import StudentLoss
+from rgsd.train.config import ModelArgs, RGSDConfig
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +70,11 @@ def load_policy(cfg: ModelArgs) -> tuple[nn.Module, Any]:
     return model, tok
 
 
-def load_training_examples(cfg: DataArgs) -> list[Example]:
-    from rgsd.data.loaders import load_examples, require_unique_ids
-    from rgsd.data.source_args import config_source_kwargs
-
-    examples = require_unique_ids(load_examples(cfg.data, format=cfg.format, polarity=cfg.polarity,
-                                                 **config_source_kwargs(cfg))).examples
-    return examples[: cfg.max_examples] if cfg.max_examples else examples
+def loss_options(cfg: RGSDConfig) -> LossOptions:
+    """The divergence's options from the run config (validated here, once, before any model is loaded)."""
+    return LossOptions(beta=cfg.beta, clip=cfg.clip, clip_mode=cfg.clip_mode, top_k=cfg.top_k,
+                       chunk_size=cfg.loss_chunk_size, temperature=cfg.loss_temperature_value(),
+                       impl=cfg.loss_impl, diagnostics=cfg.signal_diagnostics)
 
 
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
@@ -97,8 +99,8 @@ def prepare_run(cfg: RGSDConfig, resume: bool = False) -> Run:
 
     from rgsd.train.distributed import init_distributed, shard_fsdp2
     from rgsd.train.teacher import Teacher, load_frozen_teacher
-    from rgsd.train.trainer import StudentLoss
 
+    options = loss_options(cfg)
     dist = init_distributed(cfg.sharding)
     sharding = "ddp" if cfg.sharding == "none" and dist.world > 1 else cfg.sharding
     compute = resolve_dtype(cfg)
@@ -118,7 +120,7 @@ def prepare_run(cfg: RGSDConfig, resume: bool = False) -> Run:
         if frozen is not None:
             frozen.to(dist.device)
     teacher = Teacher(model, cfg.teacher, cfg.use_lora, cfg.ema_decay, frozen_model=frozen)
-    wrapper: nn.Module = StudentLoss(model, sharded=sharding == "fsdp2")
+    wrapper: nn.Module = StudentLoss(model, options, sharded=sharding == "fsdp2")
     if sharding == "ddp":
         from torch.nn.parallel import DistributedDataParallel
 
@@ -158,8 +160,6 @@ def make_probe_fn(cfg: RGSDConfig, tok) -> Callable[[nn.Module, list[Example], i
     """Self-internalization gap on a fixed probe set, with its own RNG so training sampling is unchanged."""
 
     def probe(model: nn.Module, examples: list[Example], step: int) -> float:
-        from rgsd.evaluate.gap import self_internalization_gap
-
         # fork every RNG the probe's reseeding touches (CUDA included), so the training stream is unchanged
         devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=devices):
