@@ -115,6 +115,17 @@ def test_field_names_are_trls_where_trl_has_the_field():
     assert {"per_device_train_batch_size", "beta", "max_completion_length", "run_name", "project"} <= ours - not_trl
 
 
+def test_trl_private_api_is_as_written_against():
+    """rgsd/grpo/trl_shim.py relies on TRL internals; a TRL that changes them must fail here, loudly."""
+    import trl
+
+    from rgsd.grpo.trl_shim import TRL_VERSION, private_api_problems, timed_grpo_trainer_class
+
+    problems = private_api_problems()
+    assert not problems, f"trl {trl.__version__} (shim written against {TRL_VERSION}): " + "; ".join(problems)
+    assert timed_grpo_trainer_class().generation_time == 0.0
+
+
 def test_tracker_names_default_from_the_output_folder_and_the_config_is_logged(monkeypatch):
     from rgsd.grpo.trackers import ConfigToTrackers, apply_project
 
@@ -139,8 +150,11 @@ def test_tracker_names_default_from_the_output_folder_and_the_config_is_logged(m
         def flush(self):
             pass
 
-    class TensorBoardCallback:
-        tb_writer = Writer()
+    from transformers.integrations import TensorBoardCallback as PublicTensorBoardCallback
+
+    class TensorBoardCallback(PublicTensorBoardCallback):
+        def __init__(self):  # the real one needs tensorboard installed
+            self.tb_writer = Writer()
 
     class Handler:
         callbacks = [TensorBoardCallback()]
@@ -153,7 +167,7 @@ def test_tracker_names_default_from_the_output_folder_and_the_config_is_logged(m
     cb.on_train_begin(None, State(), None)
     import yaml
 
-    logged = yaml.safe_load(TensorBoardCallback.tb_writer.texts["rgsd_config"].strip("`\n"))
+    logged = yaml.safe_load(Handler.callbacks[0].tb_writer.texts["rgsd_config"].strip("`\n"))
     assert logged["judge"] == "regex" and logged["output_dir"] == "runs/exp7" and logged["beta"] == 0.0
 
 

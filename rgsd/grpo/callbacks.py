@@ -1,7 +1,8 @@
-"""Bookkeeping around TRL's ``GRPOTrainer``: cost record, ``metrics.jsonl``, console lines, timed generation.
+"""Bookkeeping around TRL's ``GRPOTrainer``: cost record, ``metrics.jsonl``, console lines.
 
-Generation time comes from a ``GRPOTrainer`` subclass that times TRL's ``_generate`` hook; scoring time from
-the reward function; optimization is the rest of each optimizer step (log-prob passes, backward, optimizer).
+Generation time comes from the trainer's ``generation_time`` (:func:`rgsd.grpo.trl_shim.timed_grpo_trainer_class`);
+scoring time from the reward function; optimization is the rest of each optimizer step (log-prob passes,
+backward, optimizer).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ _COUNTERS = (
 class CostCallback(TrainerCallback):
     """Keeps the run's :class:`CostRecord`, ``metrics.jsonl`` and console lines (a ``TrainerCallback``).
 
-    Per optimizer step: generation time comes from the trainer's timed ``_generate``, scoring time from the
+    Per optimizer step: generation time comes from the trainer's ``generation_time``, scoring time from the
     reward function, optimization = the rest of the step (log-prob passes, backward, optimizer). Counts are
     summed over processes; times are this process's wall clock.
     """
@@ -165,23 +166,6 @@ class CostCallback(TrainerCallback):
     def finish(self) -> None:
         self.cost.wall_time = self._base_wall + time.perf_counter() - self._t0
         self.cost.save(self.out / "costs.json")
-
-
-def make_trainer_class() -> type:
-    """``trl.GRPOTrainer`` with its generation wall time added up in ``generation_time``."""
-    from trl import GRPOTrainer
-
-    class TimedGRPOTrainer(GRPOTrainer):
-        generation_time = 0.0
-
-        def _generate(self, prompts: list):  # noqa: D401 - TRL's hook
-            t0 = time.perf_counter()
-            try:
-                return super()._generate(prompts)
-            finally:
-                self.generation_time += time.perf_counter() - t0
-
-    return TimedGRPOTrainer
 
 
 def quiet_console(trainer: Any) -> None:

@@ -37,11 +37,14 @@ class ConfigToTrackers(TrainerCallback):
         if not state.is_world_process_zero or self.trainer is None:
             return
         import yaml
+        from transformers.integrations import TensorBoardCallback, WandbCallback
 
         for cb in self.trainer.callback_handler.callbacks:
-            name = type(cb).__name__
-            if name == "TensorBoardCallback" and getattr(cb, "tb_writer", None) is not None:
+            if isinstance(cb, TensorBoardCallback) and getattr(cb, "tb_writer", None) is not None:
                 cb.tb_writer.add_text("rgsd_config", "```\n" + yaml.safe_dump(self.values, sort_keys=False) + "```")
                 cb.tb_writer.flush()
-            elif name == "WandbCallback" and getattr(cb, "_wandb", None) is not None and cb._wandb.run is not None:
-                cb._wandb.config.update({"rgsd": self.values}, allow_val_change=True)
+            elif isinstance(cb, WandbCallback):
+                import wandb
+
+                if wandb.run is not None:  # the run WandbCallback started
+                    wandb.run.config.update({"rgsd": self.values}, allow_val_change=True)

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from rgsd.costs import CostRecord
-from rgsd.grpo.callbacks import CostCallback, make_trainer_class, quiet_console
+from rgsd.grpo.callbacks import CostCallback, quiet_console
 from rgsd.grpo.config import GRPORunConfig
 from rgsd.grpo.trackers import ConfigToTrackers, apply_project
+from rgsd.grpo.trl_shim import timed_grpo_trainer_class
 from rgsd.runlog import truncate_metrics
 
 log = logging.getLogger(__name__)
@@ -234,7 +235,7 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
                             judge_model=cfg.judge_model if cfg.judge == "openai" else None)
     trackers = ConfigToTrackers(cfg)
     apply_project(cfg.tracker_names()[1], list(cfg.report_to), explicit=cfg.project is not None)
-    trainer = make_trainer_class()(
+    trainer = timed_grpo_trainer_class()(
         model=model_path,
         reward_funcs=reward,
         args=trl_config(cfg, _dtype(cfg)),
