@@ -62,8 +62,8 @@ def _peak_gib(device: str) -> float | None:
 def loss_step_rows(shape: dict, device: str, dtype: torch.dtype) -> list[dict]:
     """Time and peak memory of one RGSD step per loss implementation."""
     from rgsd.method.chunked_loss import chunked_jsd_from_hidden
-    from rgsd.method.losses import jsd_per_token
     from rgsd.method.hidden import final_hidden
+    from rgsd.method.losses import jsd_per_token
 
     model = _qwen(shape, dtype=dtype, device=device)
     model.config.use_cache = False

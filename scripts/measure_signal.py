@@ -38,14 +38,14 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from rgsd.method.chunked_loss import chunked_jsd_from_hidden
     from rgsd.data.loaders import load_examples
-    from rgsd.models import load_model
-    from rgsd.method.rollout import chat_prompt_ids, generate
-    from rgsd.method.teacher_prompt import student_messages, teacher_messages
     from rgsd.method.alignment import align, gather_hidden
-    from rgsd.method.signal import SignalStats, response_positions
+    from rgsd.method.chunked_loss import chunked_jsd_from_hidden
     from rgsd.method.hidden import final_hidden
+    from rgsd.method.rollout import chat_prompt_ids, generate
+    from rgsd.method.signal import SignalStats, response_positions
+    from rgsd.method.teacher_prompt import student_messages, teacher_messages
+    from rgsd.models import load_model
 
     examples = load_examples(args.data).examples[: args.n]
     model, tok = load_model(args.model)

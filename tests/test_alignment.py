@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from rgsd.method.chunked_loss import chunked_jsd_from_hidden
 from rgsd.data.schema import Criterion, Example
-from rgsd.models import load_model
+from rgsd.method.alignment import align, gather_hidden, loss_mask, thinking_end_id
+from rgsd.method.chunked_loss import chunked_jsd_from_hidden
+from rgsd.method.hidden import final_hidden
 from rgsd.method.rollout import chat_prompt_ids
 from rgsd.method.teacher_prompt import student_messages, teacher_messages
-from rgsd.method.alignment import align, gather_hidden, loss_mask, thinking_end_id
-from rgsd.method.hidden import final_hidden
+from rgsd.models import load_model
 
 
 def _examples() -> list[Example]:

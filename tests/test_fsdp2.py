@@ -188,11 +188,11 @@ def test_fsdp2_unequal_work_across_ranks_matches_single(tmp_path):
     from conftest import DEMO_TRAIN as data
 
     from rgsd.data.loaders import load_examples
-    from rgsd.models import load_model
+    from rgsd.data.order import step_indices
+    from rgsd.method.alignment import loss_mask, thinking_end_id
     from rgsd.method.rollout import chat_prompt_ids, generate
     from rgsd.method.teacher_prompt import student_messages
-    from rgsd.method.alignment import loss_mask, thinking_end_id
-    from rgsd.data.order import step_indices
+    from rgsd.models import load_model
 
     model_dir = _thinking_model(tmp_path / "model")
     model, tok = load_model(str(model_dir))

@@ -174,9 +174,9 @@ def test_tracker_names_default_from_the_output_folder_and_the_config_is_logged(m
 # ---- two real GRPO steps with the regex judge, then a resume -----------------------------------------------
 def test_grpo_regex_two_steps_then_resume(tiny_model_dir, tmp_path):
     from rgsd.cli import main
+    from rgsd.data.order import step_indices
     from rgsd.grpo.trainer import train_grpo
     from rgsd.models import load_model
-    from rgsd.data.order import step_indices
 
     out = tmp_path / "regex"
     cfg = small(tiny_model_dir, out, save_steps=2, per_device_train_batch_size=G)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rgsd.models import torch_dtype
 from rgsd.method.padding import pad_batch
+from rgsd.models import torch_dtype
 
 
 def test_right_padding_keeps_natural_positions():

@@ -9,16 +9,16 @@ import torch
 from conftest import DEMO_TRAIN
 from safetensors.torch import load_file
 
-from rgsd.method.chunked_loss import chunked_jsd_from_hidden
 from rgsd.config import build_config
 from rgsd.data.loaders import load_examples
-from rgsd.models import load_model
-from rgsd.method.rollout import chat_prompt_ids
-from rgsd.method.teacher_prompt import student_messages, teacher_messages
 from rgsd.method.alignment import align, gather_hidden
-from rgsd.train.config import RGSDConfig
+from rgsd.method.chunked_loss import chunked_jsd_from_hidden
 from rgsd.method.hidden import final_hidden
+from rgsd.method.rollout import chat_prompt_ids
 from rgsd.method.student_loss import StudentLoss
+from rgsd.method.teacher_prompt import student_messages, teacher_messages
+from rgsd.models import load_model
+from rgsd.train.config import RGSDConfig
 from rgsd.train.setup import load_policy, loss_options
 from rgsd.train.teacher import Teacher, load_frozen_teacher
 from rgsd.train.trainer import train

@@ -17,6 +17,7 @@ import numpy as np
 
 from rgsd.data.schema import Example
 from rgsd.judges.base import Judge
+
 # the probe's home is the method; re-exported for the evaluators (rgsd eval --gap, diagnose) and the API
 from rgsd.method.probe import InternalizationGap, self_internalization_gap, sequence_logprobs  # noqa: F401
 

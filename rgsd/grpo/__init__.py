@@ -1,12 +1,14 @@
 """Judge-based GRPO baseline (TRL's GRPOTrainer with a rubric judge as reward), for comparing against RGSD."""
 
+from pathlib import Path
+
 from rgsd.grpo.config import GRPORunConfig
 
 __all__ = ["GRPORunConfig", "train_grpo"]
 
 
-def train_grpo(cfg: GRPORunConfig, resume: bool = False):  # noqa: ANN201 - lazy: keeps the import light
+def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
     """Run GRPO and return the run folder; see :func:`rgsd.grpo.trainer.train_grpo`."""
-    from rgsd.grpo.trainer import train_grpo as _train
+    from rgsd.grpo import trainer  # lazy: keeps `import rgsd.grpo` light
 
-    return _train(cfg, resume=resume)
+    return trainer.train_grpo(cfg, resume=resume)

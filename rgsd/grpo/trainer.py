@@ -168,9 +168,9 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
     from transformers.trainer_utils import get_last_checkpoint
 
     from rgsd.config import save_config
+    from rgsd.data.training import load_training_examples
     from rgsd.grpo.rewards import RubricReward
     from rgsd.models import load_tokenizer, resolve_model_path
-    from rgsd.data.training import load_training_examples
 
     cfg.validate()
     out = Path(cfg.output_dir)

@@ -3,7 +3,7 @@
 The teacher is the base model reading the rubric; the student reads the plain prompt. Two placements are
 attested for RGSD: appended to the last user turn (``"user_suffix"``, the default here) or as a system message
 (``"system"``). Penalty criteria are rendered as things to avoid; weights are hidden unless asked for.
-A third placement is ours (issue 9): ``"user_prefix"`` puts the criteria as key points *before* the question in
+A third placement is ours: ``"user_prefix"`` puts the criteria as key points *before* the question in
 the same user turn, so the last thing the teacher reads is the question itself. Measured on SmolLM2-135M
 (docs/ablations.md), a rubric after the question is read as feedback ("You're right, I'll make sure to ...")
 and the divergence sits on the response's opening tokens; training on it lowered the rubric score. In a system

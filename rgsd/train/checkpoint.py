@@ -18,12 +18,17 @@ import json
 import random
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from rgsd.costs import CostRecord
+
+if TYPE_CHECKING:
+    from rgsd.train.distributed import Dist
+    from rgsd.train.setup import Run
 
 
 def _student(wrapper: nn.Module) -> nn.Module:
@@ -47,7 +52,7 @@ def _reshard(wrapper: nn.Module) -> None:
             m.reshard()
 
 
-def save_model(wrapper: nn.Module, tokenizer, folder: Path, dist) -> Path:
+def save_model(wrapper: nn.Module, tokenizer: Any, folder: Path, dist: Dist) -> Path:
     """Write a loadable model folder (full weights, or the LoRA adapter only) plus the tokenizer."""
     from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
@@ -69,7 +74,7 @@ def _resume_state(wrapper: nn.Module, optimizer, teacher) -> dict:
     return {"model": model_sd, "optim": optim_sd, "ema": dict(teacher.shadow)}
 
 
-def save(run, out_dir: Path, state: dict, cost: CostRecord, keep: int | None) -> Path:
+def save(run: Run, out_dir: Path, state: dict, cost: CostRecord, keep: int | None) -> Path:
     """Write ``checkpoints/step-NNNNNN/`` (model folder + resume state) on every rank; prune old ones."""
     import torch.distributed.checkpoint as dcp
 
@@ -93,7 +98,7 @@ def save(run, out_dir: Path, state: dict, cost: CostRecord, keep: int | None) ->
     return path
 
 
-def load(run, path: Path) -> tuple[dict, CostRecord]:
+def load(run: Run, path: Path) -> tuple[dict, CostRecord]:
     """Restore weights, optimizer, EMA shadow, scheduler and this rank's RNG states from ``path``."""
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import set_state_dict
@@ -121,7 +126,7 @@ def load(run, path: Path) -> tuple[dict, CostRecord]:
     return saved["state"], CostRecord.from_dict(saved["cost"])
 
 
-def save_final(run, out_dir: Path, cost: CostRecord) -> Path:
+def save_final(run: Run, out_dir: Path, cost: CostRecord) -> Path:
     """Save the trained model to ``output_dir/final`` (LoRA: the adapter; full: all weights) + tokenizer."""
     final = save_model(run.wrapper, run.tokenizer, Path(out_dir) / "final", run.dist)
     if run.dist.is_main:

@@ -126,7 +126,7 @@ def shard_fsdp2(model: nn.Module, compute_dtype: torch.dtype | None = None) -> n
     return model
 
 
-def fsdp_root(model: nn.Module):
+def fsdp_root(model: nn.Module) -> nn.Module | None:
     """The FSDP2 root module inside ``model`` (None when not sharded)."""
     from torch.distributed.fsdp import FSDPModule
 

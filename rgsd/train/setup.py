@@ -20,13 +20,14 @@ from rgsd.method.probe import self_internalization_gap
 from rgsd.method.rollout import Rollout, generate
 from rgsd.method.student_loss import StudentLoss
 from rgsd.train.config import ModelArgs, RGSDConfig
+from rgsd.train.distributed import Dist
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Run:
-    dist: Any  # rgsd.train.distributed.Dist
+    dist: Dist
     wrapper: nn.Module  # StudentLoss (DDP-wrapped under ddp); under fsdp2 its .lm holds the sharded model
     student: nn.Module  # the model generation, probes and the teacher read (the sharded module under fsdp2)
     tokenizer: Any
@@ -141,7 +142,7 @@ def prepare_run(cfg: RGSDConfig, resume: bool = False) -> Run:
                sharding=sharding, compute_dtype=compute)
 
 
-def make_generate_fn(cfg: RGSDConfig, tok, dist, model: nn.Module
+def make_generate_fn(cfg: RGSDConfig, tok: Any, dist: Dist, model: nn.Module
                      ) -> Callable[[nn.Module, list[list[int]]], list[Rollout]]:
     """On-policy sampling: transformers generate on the (sharded) student, or vLLM through TRL."""
     if cfg.generation_backend.startswith("vllm"):
@@ -156,7 +157,7 @@ def make_generate_fn(cfg: RGSDConfig, tok, dist, model: nn.Module
     return gen
 
 
-def make_probe_fn(cfg: RGSDConfig, tok) -> Callable[[nn.Module, list[Example], int], float]:
+def make_probe_fn(cfg: RGSDConfig, tok: Any) -> Callable[[nn.Module, list[Example], int], float]:
     """Self-internalization gap on a fixed probe set, with its own RNG so training sampling is unchanged."""
 
     def probe(model: nn.Module, examples: list[Example], step: int) -> float:

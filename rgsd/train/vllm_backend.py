@@ -16,15 +16,19 @@ this was built on).
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from rgsd.method.rollout import Rollout, eos_ids
+from rgsd.train.config import RGSDConfig
+from rgsd.train.distributed import Dist
 
 
 class VLLMGenerator:
     """Callable ``(model, prompts) -> rollouts`` with a weight sync before each call."""
 
-    def __init__(self, cfg, tokenizer, dist, model: nn.Module):
+    def __init__(self, cfg: RGSDConfig, tokenizer: Any, dist: Dist, model: nn.Module) -> None:
         from accelerate import Accelerator
         from accelerate.utils import FullyShardedDataParallelPlugin
         from trl.generation.vllm_generation import VLLMGeneration
