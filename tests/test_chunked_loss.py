@@ -319,3 +319,35 @@ def test_diagnostics_against_float64_reference(clip_mode):
     torch.testing.assert_close(stats.target_logratio.double(), lr.squeeze(1), rtol=1e-5, atol=1e-5)
     raise_ref = (tl.softmax(-1) - sl.softmax(-1)).sum(0)
     torch.testing.assert_close(stats.raised.double(), raise_ref, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- one contract, one statistics type
+@pytest.mark.parametrize("impl", ["naive", "fused", "checkpointed"])
+def test_every_implementation_returns_loss_stats(impl):
+    """Same arguments, same LossStats; only the fused loss fills the signal diagnostics (others leave None)."""
+    from rgsd.method.losses import LossStats
+    from rgsd.method.sharded_loss import checkpointed_jsd_from_hidden
+
+    fn = {"naive": naive_jsd_from_hidden, "fused": chunked_jsd_from_hidden,
+          "checkpointed": checkpointed_jsd_from_hidden}[impl]
+    s_h, t_h, s_head, t_head = _setup(7)
+    targets = torch.randint(0, V, (N,), generator=torch.Generator().manual_seed(1))
+    loss, stats = fn(s_h, t_h, s_head, t_head, beta=0.5, clip=0.01, clip_mode="entry", top_k=None, chunk_size=5,
+                     temperature=1.0, targets=targets, diagnostics=True)
+    ref, _ = naive_jsd_from_hidden(s_h, t_h, s_head, t_head, clip=0.01)
+    assert isinstance(stats, LossStats) and stats.n_tokens == N
+    torch.testing.assert_close(loss.detach(), ref.detach(), rtol=1e-5, atol=1e-6)
+    assert float(stats.clipped_fraction) == pytest.approx(float(stats.clipped_fraction_sum) / N)
+    assert stats.has_diagnostics == (impl == "fused")
+    if impl == "fused":
+        assert stats.divergence.shape == (N,) and stats.raised.shape == (V,) and stats.target_logratio.shape == (N,)
+
+
+@pytest.mark.parametrize("bad,match", [({"clip": 0.0}, "clip"), ({"clip": float("inf")}, "clip"),
+                                       ({"clip_mode": "vocab"}, "clip_mode"), ({"temperature": 0}, "temperature"),
+                                       ({"chunk_size": 0}, "chunk_size"), ({"impl": "magic"}, "impl")])
+def test_loss_options_are_validated_when_built(bad, match):
+    from rgsd.method.losses import LossOptions
+
+    with pytest.raises(ValueError, match=match):
+        LossOptions(**bad)

@@ -160,3 +160,19 @@ def test_step_indices_cover_each_epoch_once_and_depend_only_on_step():
     assert sorted(order[:10]) == list(range(10)) and sorted(order[10:20]) == list(range(10))
     assert step_indices(3, 10, 4, seed=3) == order[12:16]  # same answer whatever came before (resume)
     assert step_indices(0, 10, 4, seed=4) != step_indices(0, 10, 4, seed=3)
+
+
+def _modules_after_import(module: str, prefixes: tuple[str, ...]) -> list[str]:
+    import subprocess
+    import sys
+
+    code = f"import sys, {module}; print([m for m in sys.modules if m.startswith({prefixes!r})])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return eval(out)
+
+
+def test_layers_train_reads_no_evaluator_and_grpo_reads_no_train():
+    """The method sits below both trainers: rgsd.train needs no evaluator, and rgsd.grpo's trainer no module of
+    rgsd.train (its config still borrows rgsd.train.config's argument groups)."""
+    assert _modules_after_import("rgsd.train.trainer", ("rgsd.evaluate.", "rgsd.diagnose", "rgsd.demo")) == []
+    assert set(_modules_after_import("rgsd.grpo.trainer", ("rgsd.train.",))) <= {"rgsd.train.config"}
