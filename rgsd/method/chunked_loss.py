@@ -16,8 +16,8 @@ capped entries zeroed): ``d loss / d z = g - p * sum_v g_v``, where
 With a loss temperature ``T`` the logits are divided by ``T`` first and the gradient gets a factor ``1 / T``.
 
 With ``diagnostics=True`` the loop also fills, at almost no cost (from buffers it already holds), the signal
-diagnostics of :class:`rgsd.method.losses.LossStats` (read by :mod:`rgsd.method.signal`): the unclipped divergence per position, whether any entry of a position
-was clipped, the divergence mass the clip removed, the teacher-minus-student log-probability of the sampled token,
+diagnostics of :class:`rgsd.method.losses.LossStats` (read by :mod:`rgsd.method.signal`): the unclipped
+divergence per position, whether any entry of a position was clipped, the divergence mass the clip removed, the teacher-minus-student log-probability of the sampled token,
 and the summed teacher-minus-student probability per vocabulary entry (which tokens the teacher raises).
 
 :func:`naive_jsd_from_hidden` is the straightforward full-logits version (reference for tests and benchmark).
@@ -242,7 +242,10 @@ def _run_chunks(
     t_b: torch.Tensor | None,
     plan: _Plan,
 ) -> tuple[torch.Tensor, torch.Tensor, tuple, dict | None]:
-    """Loop over chunks; returns (loss_sum, clipped_fraction_sum, (grad_h, grad_w_fp32, grad_b_fp32), diagnostics)."""
+    """Loop over chunks.
+
+    Returns ``(loss_sum, clipped_fraction_sum, (grad_h, grad_w_fp32, grad_b_fp32), diagnostics or None)``.
+    """
     beta, clip, clip_mode, top_k, chunk, temp = (
         plan.beta, plan.clip, plan.clip_mode, plan.top_k, plan.chunk_size, plan.temperature
     )
@@ -462,7 +465,8 @@ def chunked_jsd_from_hidden(
         clipped_fraction_sum=frac_sum.detach(),
     )
     if diag is not None:
-        stats.divergence, stats.any_clipped, stats.removed = diag["divergence"], diag["any_clipped"], diag["removed"]
+        stats.divergence, stats.any_clipped = diag["divergence"], diag["any_clipped"]
+        stats.removed = diag["removed"]
         stats.target_logratio, stats.raised = diag.get("target_logratio"), diag.get("raise")
     return loss_sum, stats
 

@@ -102,7 +102,8 @@ def train_step(run: setup.Run, plan: StepPlan, step: int, cost: CostRecord) -> S
     dist, wrapper, tok, teacher, student = run.dist, run.wrapper, run.tokenizer, run.teacher, run.student
     dev, world, rank, autocast = dist.device, dist.world, dist.rank, plan.autocast
     # 1. this rank's prompts for the step (rank-major slices of the global batch)
-    idx = step_indices(step, len(plan.items), plan.global_batch, plan.seed)[rank * plan.per_rank : (rank + 1) * plan.per_rank]
+    order = step_indices(step, len(plan.items), plan.global_batch, plan.seed)
+    idx = order[rank * plan.per_rank : (rank + 1) * plan.per_rank]
     batch = [plan.items[i] for i in idx for _ in range(plan.rollouts_per_prompt)]
 
     # 2. on-policy rollouts from the student, plain prompt
@@ -249,8 +250,8 @@ def _train(cfg: RGSDConfig, run: setup.Run) -> Path:
         # bookkeeping and logging (the statistics are global sums over ranks)
         global_tokens = st.scored_tokens
         state["dropped_unclosed_thinking"] += int(st.dropped)
-        cost.add(prompts_seen=st.prompts * world, rollouts=int(st.rollouts), generated_tokens=int(st.response_tokens),
-                 teacher_scored_tokens=global_tokens)
+        cost.add(prompts_seen=st.prompts * world, rollouts=int(st.rollouts),
+                 generated_tokens=int(st.response_tokens), teacher_scored_tokens=global_tokens)
         state["step"] = step + 1
         cost.wall_time = time.perf_counter() - start_wall
         metrics = {
