@@ -18,11 +18,11 @@ from rgsd.evaluate.gap import (  # noqa: E402
     paired_difference,
     self_internalization_gap,
     sequence_logprobs,
-    student_t_quantile,
 )
 from rgsd.judges.regex_judge import RegexJudge  # noqa: E402
 from rgsd.method.rollout import chat_prompt_ids  # noqa: E402
 from rgsd.method.teacher_prompt import student_messages, teacher_messages  # noqa: E402
+from rgsd.stats import student_t_quantile  # noqa: E402
 
 
 @pytest.fixture(scope="module")

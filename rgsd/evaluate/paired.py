@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from rgsd import scoring
+from rgsd.stats import paired_summary
 
-__all__ = ["compare_dirs", "paired_bootstrap", "paired_compare", "prompt_means", "read_records", "render"]
+__all__ = ["compare_dirs", "paired_compare", "prompt_means", "read_records", "render"]
 
-BOOTSTRAP = 10_000
 
 
 def read_records(eval_dir: str | Path) -> list[dict[str, Any]]:
@@ -65,18 +65,6 @@ def prompt_means(
     return {k: float(np.mean(v)) for k, v in acc.items()}
 
 
-def paired_bootstrap(diffs: list[float] | np.ndarray, samples: int = BOOTSTRAP, seed: int = 0) -> dict[str, Any]:
-    """Mean of the paired differences and its percentile-bootstrap 95% CI (resampling prompts)."""
-    d = np.asarray(diffs, dtype=float)
-    if d.size == 0:
-        return {"mean": None, "ci95": [None, None], "n": 0}
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, d.size, size=(samples, d.size))].mean(1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return {"mean": float(d.mean()), "ci95": [float(lo), float(hi)], "n": int(d.size),
-            "better": int((d > 0).sum()), "worse": int((d < 0).sum())}
-
-
 def paired_compare(
     a: list[dict[str, Any]], b: list[dict[str, Any]], crit_tags: dict[str, list[str]] | None = None,
     key: str = "score_normalized", seed: int = 0,
@@ -89,7 +77,7 @@ def paired_compare(
         "only_b": len(set(mb) - set(ma)),
         "mean_a": float(np.mean([ma[i] for i in shared])) if shared else None,
         "mean_b": float(np.mean([mb[i] for i in shared])) if shared else None,
-        "diff": paired_bootstrap([mb[i] - ma[i] for i in shared], seed=seed),
+        "diff": paired_summary([mb[i] - ma[i] for i in shared], seed=seed),
         "tags": {},
     }
     if crit_tags:
@@ -97,7 +85,7 @@ def paired_compare(
             ta, tb = prompt_means(a, crit_tags=crit_tags, tag=tag), prompt_means(b, crit_tags=crit_tags, tag=tag)
             ids = sorted(set(ta) & set(tb))
             if ids:
-                out["tags"][tag] = paired_bootstrap([tb[i] - ta[i] for i in ids], seed=seed)
+                out["tags"][tag] = paired_summary([tb[i] - ta[i] for i in ids], seed=seed)
     return out
 
 
