@@ -43,7 +43,7 @@ class Usage:
         return d
 
 
-class _WallClock:
+class WallClock:
     """Adds to ``usage.wall_time`` only while at least one grading is active (overlaps counted once)."""
 
     def __init__(self, usage: Usage) -> None:
@@ -51,7 +51,7 @@ class _WallClock:
         self.active = 0
         self.started = 0.0
 
-    def __enter__(self) -> "_WallClock":
+    def __enter__(self) -> "WallClock":
         if self.active == 0:
             self.started = time.perf_counter()
         self.active += 1
