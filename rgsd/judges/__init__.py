@@ -73,7 +73,7 @@ def make_judge(
     if len(urls) == 1:
         urls = urls * len(models)
     if len(urls) != len(models):
-        raise ValueError(f"--base-url: {len(urls)} URLs for {len(models)} judge models (give one, or one per model)")
+        raise ValueError(f"--judge-base-url: {len(urls)} URLs for {len(models)} judge models (give one, or one per model)")
     members = []
     for m, url in zip(models, urls):
         # One cache connection per member: each member runs on its own event loop thread.

@@ -23,16 +23,11 @@ from rgsd.judges.asking import ask, ask_json
 from rgsd.judges.base import Grade, Verdict
 from rgsd.judges.parse import ParseError, parse_batched, parse_holistic, parse_verdict
 from rgsd.judges.prompts import batched_messages, holistic_messages, per_criterion_messages
-from rgsd.judges.transport import (
-    STRUCTURED,
-    JudgeConfigError,
-    JudgeTransport,
-    JudgeUnavailable,
-    read_completion,
-)
+from rgsd.judges.transport import JudgeConfigError, JudgeTransport, JudgeUnavailable
 from rgsd.judges.usage import WallClock
 
-__all__ = ["MODES", "STRUCTURED", "JudgeConfigError", "JudgeUnavailable", "OpenAIJudge", "read_completion"]
+# The errors are the transport's; importable from here as before.
+__all__ = ["MODES", "JudgeConfigError", "JudgeUnavailable", "OpenAIJudge"]
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ without it, once, and the judge remembers it (:attr:`JudgeTransport.structured_s
 requests from then on. ``"on"`` always sends the schema and never falls back (a refusal is a failed request);
 ``"off"`` never sends one. The caller's parser stays the only judge of the reply either way.
 
-The API key is read from an environment variable, never written anywhere, and redacted from every message
-that could quote it.
+The API key is read from an environment variable, never written anywhere, and redacted wherever it could
+be quoted.
 """
 
 from __future__ import annotations
@@ -274,14 +274,12 @@ class JudgeTransport:
         use_cache: bool = True,
         structured: str | None = None,
     ) -> Reply:
-        """One logical request: cache lookup (``use_cache``), then up to ``1 + max_retries`` attempts.
+        """One logical request, on the judge's loop: cache lookup (``use_cache``), then ``1 + max_retries`` tries.
 
-        ``response_format`` is the JSON schema to send where the structured mode allows it; ``structured``
-        overrides the judge's mode for this request (``None`` = the judge's). Must run on the judge's loop
-        (use :meth:`run`). The caller parses the reply and calls :meth:`store` only for replies it accepted,
-        so a malformed reply is never replayed from the cache. Raises :class:`JudgeUnavailable` after the
-        retries, :class:`JudgeConfigError` for a rejected key/URL/model and
-        :class:`~rgsd.judges.usage.BudgetExhausted` before a request the budget does not allow.
+        ``response_format``: the JSON schema, sent as the structured mode allows; ``structured`` overrides the
+        judge's mode for this request. The caller parses the reply and calls :meth:`store` only for what it
+        accepted, so a malformed reply is never replayed. Raises :class:`JudgeUnavailable` after the retries,
+        :class:`JudgeConfigError` (key/URL/model rejected), :class:`~rgsd.judges.usage.BudgetExhausted`.
         """
         mode = self.structured if structured is None else structured
         _check_structured(mode)

@@ -74,7 +74,6 @@ class Budget:
 
     max_calls: int | None = None
     max_tokens: int | None = None
-    exhausted: bool = False
     # A judge panel shares one budget: the caps then apply to the sum over all its members' usage.
     pool: list[Usage] = field(default_factory=list, repr=False)
 
@@ -92,12 +91,10 @@ class Budget:
                 total = total + u
             usage = total
         if self.max_calls is not None and usage.calls >= self.max_calls:
-            self.exhausted = True
             raise BudgetExhausted(
                 f"judge call budget exhausted ({usage.calls} of max {self.max_calls} calls)"
             )
         if self.max_tokens is not None and usage.total_tokens >= self.max_tokens:
-            self.exhausted = True
             raise BudgetExhausted(
                 f"judge token budget exhausted ({usage.total_tokens} of max {self.max_tokens} tokens)"
             )
