@@ -54,8 +54,8 @@ class JudgeOptions:
     judge_panel_rule: Literal["majority", "unanimous"] = _f(
         "majority", "How a panel (judge_model a,b,c) decides a verdict; it stands only if a majority answered.")
     judge_structured: Literal["auto", "on", "off"] = _f(
-        "auto", "auto: request a JSON schema (response_format), falling back to plain JSON when the endpoint "
-                "refuses it; on: always; off: never.")
+        "auto", "auto: request a JSON schema (response_format), falling back to plain JSON once the endpoint "
+                "refuses it; on: always, never falling back (a refusal is a judge failure); off: never.")
     judge_max_failure_rate: float = _f(
         0.05, "Fail the command (exit 4) when more than this share of verdicts are judge failures.")
     judge_price_in: float | None = _f(None, "Judge price, dollars per million prompt tokens.")
