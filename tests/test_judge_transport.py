@@ -218,3 +218,27 @@ def test_prices(tmp_path):
     assert table is not None and table.default.input == 1.0 and table.default.output == 2.0
     with pytest.raises(ValueError, match="price-in"):
         prices(JudgeOptions(judge_price_in=1.0))
+
+
+# ---- rubric generation takes the judge's structured mode ------------------------------------------------------
+def test_rubric_generation_uses_the_judges_structured_mode(tmp_path):
+    from rubric_server import GeneratorServer
+
+    from rgsd.rubrics.generate import Settings, generate_rubrics
+    from rgsd.rubrics.inputs import Task
+
+    tasks = [Task(f"p{i}", [{"role": "user", "content": f"question {i} about colds"}], None, f"in:{i}")
+             for i in range(3)]
+    with GeneratorServer(reject_response_format=True) as s:
+        j = build_judge(JudgeOptions(judge_model="gen", judge_base_url=s.url, judge_cache="none"), tmp_path)
+        report = generate_rubrics(tasks, tmp_path / "a.jsonl", j, Settings())
+        j.close()
+        assert report.generated == 3 and not report.failed
+        assert [("response_format" in b) for b in s.requests] == [True, False, False, False]
+    with GeneratorServer(reject_response_format=True) as s:
+        opts = JudgeOptions(judge_model="gen", judge_base_url=s.url, judge_cache="none", judge_structured="on")
+        j = build_judge(opts, tmp_path)
+        report = generate_rubrics(tasks, tmp_path / "b.jsonl", j, Settings())
+        j.close()
+        assert report.generated == 0 and len(report.failed) == 3 and s.count == 3
+        assert all(f["error"].startswith("request failed: HTTP 400") for f in report.failed)
