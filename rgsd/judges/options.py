@@ -8,7 +8,7 @@ name, choices, default and help text everywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 JudgeKind = Literal["openai", "regex", "none"]
 JudgeMode = Literal["per-criterion", "batched", "holistic"]
@@ -21,6 +21,14 @@ def _f(default: Any, help: str, **metadata: Any) -> Any:  # noqa: A002 - "help" 
 @dataclass
 class JudgeOptions:
     """Where the judge is, how it is asked, what it may spend, and what it costs."""
+
+    # The names ``rgsd eval`` used before every judge option started with ``judge_`` (one release).
+    DEPRECATED: ClassVar[dict[str, str]] = {
+        name: f"judge_{name}"
+        for name in ("mode", "concurrency", "base_url", "api_key_env", "max_retries", "max_reasks", "max_calls",
+                     "max_tokens_budget", "cache", "panel_rule", "structured", "max_failure_rate", "price_in",
+                     "price_out", "prices")
+    }
 
     judge: JudgeKind = _f(
         "openai", "openai: any OpenAI-compatible endpoint; regex: the offline pattern stand-in (criteria need a "
