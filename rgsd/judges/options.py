@@ -63,3 +63,54 @@ class JudgeOptions:
     judge_price_out: float | None = _f(None, "Judge price, dollars per million completion tokens.")
     judge_prices: str | None = _f(
         None, "YAML price table: MODEL: {input: $/Mtok, output: $/Mtok} (and 'default').")
+
+
+# ---- TEMP (H4): minimal builder until H3's build_judge/check/prices land; the integrator keeps H3's -------------
+def check(opts: JudgeOptions) -> None:
+    """Reject impossible judge options with a message naming the flag."""
+    for name in ("judge_max_retries", "judge_max_reasks", "judge_max_calls", "judge_max_tokens_budget"):
+        value = getattr(opts, name)
+        if value is not None and value < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+    for name in ("judge_concurrency", "judge_max_tokens"):
+        if getattr(opts, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(opts, name)}")
+    if not opts.judge_timeout > 0:
+        raise ValueError(f"--judge-timeout must be > 0 seconds, got {opts.judge_timeout}")
+    if not 0 <= opts.judge_max_failure_rate <= 1:
+        raise ValueError(f"--judge-max-failure-rate must be from 0 to 1, got {opts.judge_max_failure_rate}")
+
+
+def prices(opts: JudgeOptions) -> Any:
+    """The price table of the price options (None when no price was given)."""
+    from rgsd.costs import load_prices
+
+    table = load_prices(opts.judge_prices, opts.judge_price_in, opts.judge_price_out)
+    return table if table else None
+
+
+def build_judge(opts: JudgeOptions, out_dir: Any, *, cache_name: str = "judge_cache.sqlite") -> Any:
+    """The judge the options describe (``None`` for judge 'none'); cache 'auto' = ``out_dir / cache_name``."""
+    from pathlib import Path
+
+    if opts.judge == "none":
+        return None
+    from rgsd.judges import make_judge
+
+    if opts.judge == "openai" and not opts.judge_model:
+        raise ValueError("--judge-model is required with --judge openai (the model name the endpoint serves)")
+    check(opts)
+    cache: Any = opts.judge_cache
+    if cache == "none" or (cache == "auto" and out_dir is None):
+        cache = None
+    elif cache == "auto":
+        cache = Path(out_dir) / cache_name
+    structured = "auto" if opts.judge_structured == "on" else opts.judge_structured  # TEMP: today's judge knows auto|off
+    return make_judge(
+        opts.judge, opts.judge_model, cache_path=cache, max_calls=opts.judge_max_calls,
+        max_tokens_budget=opts.judge_max_tokens_budget,
+        **({"panel_rule": opts.judge_panel_rule, "structured": structured} if opts.judge == "openai" else {}),
+        base_url=opts.judge_base_url, api_key_env=opts.judge_api_key_env, mode=opts.judge_mode,
+        concurrency=opts.judge_concurrency, max_retries=opts.judge_max_retries, timeout=opts.judge_timeout,
+        temperature=opts.judge_temperature, max_tokens=opts.judge_max_tokens, max_reasks=opts.judge_max_reasks,
+    )
