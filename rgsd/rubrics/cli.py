@@ -49,8 +49,10 @@ class RubricShape:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``rgsd rubrics`` with its ``generate`` subcommand."""
-    top = subparsers.add_parser("rubrics", help="write rubrics for prompts with an LLM")
-    sub = top.add_subparsers(dest="rubrics_command", metavar="SUBCOMMAND", parser_class=CommandParser)
+    top = subparsers.add_parser("rubrics", help="write rubrics for prompts with an LLM",
+                                usage="%(prog)s SUBCOMMAND [OPTIONS]")
+    sub = top.add_subparsers(dest="rubrics_command", metavar="SUBCOMMAND", parser_class=CommandParser,
+                             prog=top.prog)
     top.set_defaults(func=lambda args: (top.print_help(), 2)[1])
     add_command(
         sub, "generate", [GenerateInput, RubricShape, JudgeOptions], run_generate,
