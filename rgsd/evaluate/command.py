@@ -56,6 +56,7 @@ def reject_unused(opts: JudgeOptions, names: tuple[str, ...], command: str, pref
 
 
 def require_out(out: str) -> Path:
+    """The output folder (the field has no usable default, so an empty one is refused here)."""
     if not out:
         raise ValueError("--out is required (the output folder)")
     return Path(out)

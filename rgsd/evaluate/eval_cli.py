@@ -77,17 +77,18 @@ def _responses(e: EvalArgs, data: EvalDataArgs, gen: GenerationArgs, examples: l
 
 def run(args: argparse.Namespace) -> int:
     from rgsd.judges.openai_judge import JudgeConfigError
-    from rgsd.judges.options import build_judge, prices
+    from rgsd.judges.options import build_judge, check, prices
 
     quiet_http_logs()
     try:
         e, data, gen, jo = (options(args, c) for c in (EvalArgs, EvalDataArgs, GenerationArgs, JudgeOptions))
         out = require_out(gen.out)
         require_kind(jo, ("openai", "regex"), "rgsd eval")
+        check(jo)  # before generating: a bad judge option should not cost a generation pass
+        price_table = prices(jo)
         examples = load_eval_examples(data)
         examples, responses, tokens, tokenizer, skipped = _responses(e, data, gen, examples, out)
         out.mkdir(parents=True, exist_ok=True)
-        price_table = prices(jo)
         judge = build_judge(jo, out)
     except (ValueError, JudgeConfigError) as err:  # DataError and ConfigError are ValueErrors
         print(f"error: {err}", file=sys.stderr)
