@@ -15,14 +15,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rgsd.data.options import EvalDataArgs
-from rgsd.evaluate.command import close, quiet_http_logs, reject_unused, require_kind, require_out
+from rgsd.evaluate.command import Placement, close, quiet_http_logs, reject_unused, require_kind, require_out
 from rgsd.judges.options import JudgeOptions, check
-from rgsd.method.teacher_prompt import PLACEMENTS
 from rgsd.options import add_command, arg, options, prefixed, unprefixed
 
 log = logging.getLogger(__name__)
 EXIT_BAD_INPUT, EXIT_BUDGET = 2, 3
-Placement = Literal[PLACEMENTS]  # type: ignore[valid-type]
 
 
 @dataclass
@@ -93,7 +91,7 @@ def role_judge_options(args: argparse.Namespace) -> dict[str, JudgeOptions]:
     return roles
 
 
-def build_role(opts: JudgeOptions, role: str, out: Path) -> Any:
+def role_judge(opts: JudgeOptions, role: str, out: Path) -> Any:
     """The judge of a role (None when skipped); 'auto' caches in OUT/cache/ROLE.sqlite."""
     from rgsd.judges.options import build_judge
 
@@ -186,7 +184,7 @@ def _run(args: argparse.Namespace) -> int:
         gen.validate()
         out.mkdir(parents=True, exist_ok=True)
         for role, opts in roles.items():
-            built[role] = build_role(opts, role, out)
+            built[role] = role_judge(opts, role, out)
         for role in ("pairwise", "classifier"):
             if built[role] is not None:
                 from rgsd.diagnose.asking import require_llm_judge

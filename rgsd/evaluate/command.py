@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from rgsd.data.options import EvalDataArgs
 from rgsd.judges.options import JudgeOptions
+from rgsd.method.teacher_prompt import PLACEMENTS
 from rgsd.options import arg
 
 EXIT_BAD_INPUT, EXIT_BUDGET, EXIT_JUDGE_FAILED = 2, 3, 4
@@ -24,6 +25,8 @@ EXIT_CODES_HELP = (
     "larger budget and the same --judge-cache); 4 judge failed (every verdict failed, or more than "
     "--judge-max-failure-rate of them)"
 )
+
+Placement = Literal[PLACEMENTS]  # type: ignore[valid-type]  # where the rubric goes in the teacher prompt
 
 
 @dataclass

@@ -17,6 +17,7 @@ from rgsd.evaluate.command import (
     EXIT_CODES_HELP,
     EXIT_JUDGE_FAILED,
     GenerationArgs,
+    Placement,
     close,
     judge_failed,
     load_eval_examples,
@@ -27,10 +28,7 @@ from rgsd.evaluate.command import (
     require_out,
 )
 from rgsd.judges.options import JudgeOptions
-from rgsd.method.teacher_prompt import PLACEMENTS
 from rgsd.options import add_command, arg, options
-
-Placement = Literal[PLACEMENTS]  # type: ignore[valid-type]
 
 
 @dataclass
