@@ -356,3 +356,14 @@ def test_eval_refuses_judge_none(tmp_path, capsys):
     args[args.index("openai")] = "none"
     assert main(args) == 2
     assert "--judge none: rgsd eval needs openai or regex" in capsys.readouterr().err
+
+
+def test_options_from_a_yaml_file_which_flags_override(tmp_path):
+    config = tmp_path / "eval.yaml"
+    with JudgeServer(RULE) as s:
+        config.write_text(f"dataset_name: {write_data(tmp_path)}\njudge: openai\njudge_model: m\n"
+                          f"judge_base_url: {s.url}\njudge_mode: batched\nout: {tmp_path / 'out'}\n")
+        args = ["eval", "--config", str(config), "--responses", str(write_responses(tmp_path))]
+        assert main(args) == 0 and s.count == 3  # batched, from the file
+        assert main(args + ["--judge-mode", "per-criterion", "--judge-cache", "none"]) == 0
+        assert s.count == 3 + 9  # the flag wins: one request per criterion
