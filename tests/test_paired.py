@@ -49,6 +49,9 @@ def test_compare_evals_cli(tmp_path, capsys):
     assert "B - A" in capsys.readouterr().out
     assert main(["compare-evals", str(tmp_path / "a"), str(tmp_path / "missing")]) == 2
     assert "missing/results.jsonl: file: not found" in capsys.readouterr().err
+    with pytest.warns(FutureWarning, match="'data' is deprecated"):  # the old name of --dataset-name
+        assert main(["compare-evals", str(tmp_path / "a"), str(tmp_path / "b"), "--data", str(tmp_path / "no")]) == 2
+    assert "no: file: not found" in capsys.readouterr().err
 
 
 def test_sample_summary_and_repeat():
@@ -89,7 +92,7 @@ def test_signal_stats_buckets_and_shares():
 
 def test_cli_eval_multi_sample(tmp_path):
     out = tmp_path / "out"
-    code = main(["eval", "--data", "demo:heldout", "--limit", "3", "--model", "tiny-random", "--judge", "regex",
+    code = main(["eval", "--dataset-name", "demo:heldout", "--limit", "3", "--model", "tiny-random", "--judge", "regex",
                  "--samples", "2", "--temperature", "0.7", "--max-new-tokens", "3", "--out", str(out)])
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())

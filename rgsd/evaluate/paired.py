@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from rgsd import scoring
+from rgsd.options import add_command, arg, options
 from rgsd.stats import paired_summary
 
 __all__ = ["compare_dirs", "paired_compare", "prompt_means", "read_records", "render"]
@@ -139,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     try:
-        res = compare_dirs(args.a_dir, args.b_dir, args.data, args.seed)
+        opts = options(args, PairedArgs)
+        res = compare_dirs(args.a_dir, args.b_dir, opts.dataset_name, opts.seed)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -148,22 +151,30 @@ def run(args: argparse.Namespace) -> int:
         return 2
     text = render(res)
     print(text)
-    if args.out:
-        out = Path(args.out)
+    if opts.out:
+        out = Path(opts.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "paired.json").write_text(json.dumps(res, indent=2) + "\n")
         (out / "paired.md").write_text(text + "\n")
     return 0
 
 
+@dataclass
+class PairedArgs:
+    """``rgsd compare-evals`` options (besides the two folders)."""
+
+    DEPRECATED: ClassVar[dict[str, str]] = {"data": "dataset_name"}
+
+    dataset_name: str | None = arg(None, "The evaluated rubric data, for per-tag differences.")
+    out: str | None = arg(None, "Write paired.json and paired.md here.")
+    seed: int = arg(0, "Bootstrap seed.")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``rgsd compare-evals``."""
-    p = sub.add_parser("compare-evals", help="Paired difference (B - A) of two `rgsd eval` folders, with a "
-                       "bootstrap 95%% CI over prompts, per tag with --data.", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "compare-evals", [PairedArgs], run,
+                    help="Paired difference (B - A) of two `rgsd eval` folders, with a bootstrap 95%% CI over "
+                    "prompts, per tag with --dataset-name.", description=__doc__)
     p.add_argument("a_dir", help="baseline eval folder (results.jsonl)")
     p.add_argument("b_dir", help="the other eval folder, on the same prompts")
-    p.add_argument("--data", default=None, help="the evaluated dataset, for per-tag differences")
-    p.add_argument("--out", default=None, help="write paired.json and paired.md here")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.set_defaults(func=run)
+    p.usage = "%(prog)s A_DIR B_DIR [OPTIONS]"

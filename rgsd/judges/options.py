@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     from rgsd.costs import PriceTable
@@ -27,6 +27,14 @@ def _f(default: Any, help: str, **metadata: Any) -> Any:  # noqa: A002 - "help" 
 @dataclass
 class JudgeOptions:
     """Where the judge is, how it is asked, what it may spend, and what it costs."""
+
+    # The names ``rgsd eval`` used before every judge option started with ``judge_`` (one release).
+    DEPRECATED: ClassVar[dict[str, str]] = {
+        name: f"judge_{name}"
+        for name in ("mode", "concurrency", "base_url", "api_key_env", "max_retries", "max_reasks", "max_calls",
+                     "max_tokens_budget", "cache", "panel_rule", "structured", "max_failure_rate", "price_in",
+                     "price_out", "prices")
+    }
 
     judge: JudgeKind = _f(
         "openai", "openai: any OpenAI-compatible endpoint; regex: the offline pattern stand-in (criteria need a "
