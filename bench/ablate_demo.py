@@ -113,8 +113,8 @@ def run_study(args: argparse.Namespace) -> None:
         subset_data,
     )
     from rgsd.judges.regex_judge import RegexJudge
-    from rgsd.models import load_model
     from rgsd.method.teacher_prompt import teacher_messages
+    from rgsd.models import load_model
     from rgsd.train.config import RGSDConfig
     from rgsd.train.trainer import train
 
@@ -281,7 +281,8 @@ def pooled_table(out: Path) -> str:
 
 def _seed_pooled(out: Path, base: str, row_dirs: list[Path], split: str) -> str:
     """Per-prompt gain against ``OUT/{base}_{split}.jsonl``, averaged over the rows' saved responses, with CI."""
-    from rgsd.evaluate.paired import paired_bootstrap, prompt_means
+    from rgsd.evaluate.paired import prompt_means
+    from rgsd.stats import paired_summary
 
     files = [d / f"eval_{split}.jsonl" for d in row_dirs]
     if not (out / f"{base}_{split}.jsonl").exists() or not all(f.exists() for f in files):
@@ -289,7 +290,7 @@ def _seed_pooled(out: Path, base: str, row_dirs: list[Path], split: str) -> str:
     ref = prompt_means(_read(out / f"{base}_{split}.jsonl"))
     per_seed = [prompt_means(_read(f)) for f in files]
     ids = sorted(set(ref).intersection(*per_seed))
-    return _ci(paired_bootstrap([sum(m[i] for m in per_seed) / len(per_seed) - ref[i] for i in ids]))
+    return _ci(paired_summary([sum(m[i] for m in per_seed) / len(per_seed) - ref[i] for i in ids]))
 
 
 def main() -> None:

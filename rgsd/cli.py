@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rubric-Guided Self-Distillation: train on rubric data without a judge, evaluate with one.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from rgsd.options import CommandParser
+
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)

@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from rgsd.data.schema import Example
-
-BOOTSTRAP_SAMPLES = 1000
+from rgsd.stats import BOOTSTRAP_SAMPLES, bootstrap_means
 
 
 def _pairs(points: Sequence[float], met: Sequence[bool | None]) -> list[tuple[float, bool]]:
@@ -136,13 +135,7 @@ class ScoredResponse:
 
 def bootstrap_std(values: Sequence[float], samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> float:
     """Std of the clipped mean over ``samples`` resamples with replacement (HealthBench's error bar)."""
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.size == 0:
-        raise ValueError("no values to bootstrap")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, arr.size, size=(samples, arr.size))
-    means = np.clip(arr[idx].mean(axis=1), 0.0, 1.0)
-    return float(means.std())
+    return float(np.clip(bootstrap_means(values, samples, seed), 0.0, 1.0).std())
 
 
 def _clipped_stats(values: list[float], samples: int, seed: int) -> dict[str, float]:

@@ -133,7 +133,7 @@ def _fence_in(response: str) -> str | None:
 def quoting_policy(policy: Policy, times: int | None = None, first_asks: bool = False) -> Policy:
     """A judge that first quotes the response's fenced block, then gives ``policy``'s verdict as bare JSON.
 
-    The hostile case of issue 11: a graded response carrying a fenced ``{"criteria_met": true}``. With
+    The hostile case: a graded response carrying a fenced ``{"criteria_met": true}``. With
     ``times`` set, only the first ``times`` requests are answered that way; with ``first_asks``, only the
     first request of each conversation (a re-ask then gets a clean answer, whatever the arrival order).
     """

@@ -211,3 +211,25 @@ def test_unreadable_pairwise_replies_are_reasked_counted_and_left_out(tmp_path):
     assert res["outcomes"] == {("p1", 0): (None, None)} and len(res["failures"]) == 2
     assert judge.usage.failures == 2 and judge.usage.reasks == 2
     assert metrics.pairwise_summary(res["outcomes"])["win_rate"] is None
+
+
+def test_reference_panel_from_build_judge_shares_one_budget(tmp_path):
+    from rgsd.diagnose.core import BudgetStop
+    from rgsd.judges.options import JudgeOptions, build_judge
+
+    with DiagnoseServer(Rules(verdict=verdict, pairwise=pairwise_rule, category=Classifier())) as server:
+        opts = JudgeOptions(judge_model="ref-a,ref-b,ref-c", judge_base_url=server.url, judge_max_calls=20,
+                            judge_concurrency=2, judge_max_retries=1)
+        panel = build_judge(opts, tmp_path / "cache", cache_name="reference.sqlite")
+        proxy = make_judge("openai", "proxy", cache_path=tmp_path / "cache" / "proxy.sqlite", base_url=server.url)
+        base = responses("base", 0, None)
+        run = [responses("run/step-10", 10, None), responses("run/step-20", 20, None)]
+        try:
+            with pytest.raises(BudgetStop):
+                diagnose(EXAMPLES, base, {"run": run}, Judges(proxy, panel.members), Options(n_boot=50))
+        finally:
+            panel.close()
+            proxy.close()
+        # 3 checkpoints x 5 criteria x 3 members = 45 requests without a cap; the panel's cap is their sum
+        assert sum(n for m, n in server.by_model.items() if m.startswith("ref")) == 20
+        assert panel.usage.calls == 20

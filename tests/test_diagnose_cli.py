@@ -98,12 +98,12 @@ def test_discovery_of_both_layouts_and_explicit_lists(tiny_model_dir, tmp_path):
 
 def _args(url: str, run: Path, out: Path, *extra: str) -> list[str]:
     return [
-        "diagnose", "--run", str(run), "--data", str(DEMO_TRAIN), "--limit", "2", "--out", str(out),
+        "diagnose", "--run", str(run), "--dataset-name", str(DEMO_TRAIN), "--limit", "2", "--out", str(out),
         "--max-new-tokens", "8", "--batch-size", "4", "--sig-k", "1", "--sig-prompts", "1",
         "--sig-max-new-tokens", "4", "--judge", "regex",
-        "--reference-judge", "openai", "--reference-judge-model", "ref-a,ref-b", "--reference-base-url", url,
-        "--pairwise-judge", "openai", "--pairwise-judge-model", "pw", "--pairwise-base-url", url,
-        "--classifier-judge", "openai", "--classifier-judge-model", "cls", "--classifier-base-url", url,
+        "--reference-judge", "openai", "--reference-judge-model", "ref-a,ref-b", "--reference-judge-base-url", url,
+        "--pairwise-judge", "openai", "--pairwise-judge-model", "pw", "--pairwise-judge-base-url", url,
+        "--classifier-judge", "openai", "--classifier-judge-model", "cls", "--classifier-judge-base-url", url,
         *extra,
     ]
 
@@ -160,7 +160,7 @@ def test_rgsd_layout_end_to_end_and_cached_rerun(tiny_model_dir, tmp_path, monke
         _check_rerun_is_free(monkeypatch, capsys, server, args, out, diag)
 
         # a new reference model with a budget of 2 calls: stops with exit 3 and a message, no traceback
-        budget = _args(server.url, run, out, "--reference-max-calls", "2")
+        budget = _args(server.url, run, out, "--reference-judge-max-calls", "2")
         budget[budget.index("ref-a,ref-b")] = "ref-c"
         assert main(budget) == 3
         assert "judge budget exhausted" in capsys.readouterr().err
@@ -211,7 +211,7 @@ def test_real_grpo_run_two_checkpoints_end_to_end(tiny_model_dir, tmp_path, monk
 def test_bad_input_exits_2_with_a_message(tiny_model_dir, tmp_path, capsys):
     from rgsd.cli import main
 
-    base = ["diagnose", "--data", str(DEMO_TRAIN), "--out", str(tmp_path / "o"), "--judge", "regex",
+    base = ["diagnose", "--dataset-name", str(DEMO_TRAIN), "--out", str(tmp_path / "o"), "--judge", "regex",
             "--reference-judge", "regex"]
     assert main(base + ["--run", str(tmp_path / "missing")]) == 2
     assert "missing: run: not a folder" in capsys.readouterr().err
@@ -224,3 +224,26 @@ def test_bad_input_exits_2_with_a_message(tiny_model_dir, tmp_path, capsys):
     (run / "metrics.jsonl").write_text('{"step": 1}\n{oops\n')
     assert main(base + ["--run", str(run), "--limit", "1", "--max-new-tokens", "4", "--sig-k", "0"]) == 2
     assert "metrics.jsonl:2: record: malformed JSON" in capsys.readouterr().err
+
+
+def test_judge_roles_take_the_judge_flags_and_refuse_what_they_cannot_use(tmp_path, capsys):
+    from rgsd.cli import main
+
+    base = ["diagnose", "--dataset-name", str(DEMO_TRAIN), "--out", str(tmp_path / "o"), "--judge", "regex",
+            "--reference-judge", "regex", "--run", str(tmp_path / "missing")]
+    assert main(base + ["--pairwise-judge", "regex"]) == 2
+    assert "--pairwise-judge regex: rgsd diagnose needs openai or none" in capsys.readouterr().err
+    assert main(base + ["--judge", "none"]) == 2
+    assert "--judge none: rgsd diagnose needs openai or regex" in capsys.readouterr().err
+    assert main(base + ["--reference-judge-price-in", "1", "--reference-judge-price-out", "2"]) == 2
+    assert "--reference-judge-price-in is not used by rgsd diagnose" in capsys.readouterr().err
+    assert main(base + ["--reference-judge-mode", "holistic"]) == 2
+    assert "--reference-judge-mode holistic gives no per-criterion verdicts" in capsys.readouterr().err
+    assert main(base + ["--reference-judge", "openai", "--reference-judge-max-retries", "-1"]) == 2
+    assert "--reference-judge-max-retries must be >= 0" in capsys.readouterr().err
+    # the old names, for one release: the role's own, and diagnose's --panel-rule (all = unanimous)
+    with pytest.warns(FutureWarning, match="'reference_base_url' is deprecated"):
+        assert main(base + ["--reference-base-url", "http://127.0.0.1:9/v1"]) == 2
+    with pytest.warns(FutureWarning, match="--panel-rule is deprecated"):
+        assert main(base + ["--panel-rule", "all"]) == 2
+    assert "missing: run: not a folder" in capsys.readouterr().err

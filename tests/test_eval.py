@@ -15,7 +15,7 @@ from judge_server import POLICIES, JudgeServer, judging_policy  # noqa: E402
 
 from rgsd.cli import main  # noqa: E402
 from rgsd.data.schema import Criterion, Example  # noqa: E402
-from rgsd.evaluate.cli import match_responses, read_responses  # noqa: E402
+from rgsd.evaluate.responses import match_responses, read_responses  # noqa: E402
 from rgsd.evaluate.run import evaluate  # noqa: E402
 from rgsd.judges.cache import JudgeCache  # noqa: E402
 from rgsd.judges.openai_judge import OpenAIJudge  # noqa: E402
@@ -177,7 +177,7 @@ def test_cli_eval_openai_judge_cache_and_budget(server, tmp_path, capsys):
     out = tmp_path / "out"
     args = [
         "eval",
-        "--data",
+        "--dataset-name",
         str(data),
         "--responses",
         str(resp),
@@ -185,14 +185,14 @@ def test_cli_eval_openai_judge_cache_and_budget(server, tmp_path, capsys):
         "openai",
         "--judge-model",
         "m",
-        "--base-url",
+        "--judge-base-url",
         server.url,
         "--out",
         str(out),
-        "--concurrency",
+        "--judge-concurrency",
         "1",
     ]
-    assert main(args + ["--max-calls", "3"]) == 3
+    assert main(args + ["--judge-max-calls", "3"]) == 3
     assert "judge budget exhausted" in capsys.readouterr().err
     partial = json.loads((out / "summary.json").read_text())
     assert partial["complete"] is False and server.count == 3
@@ -257,7 +257,7 @@ def test_cli_reports_bad_input_with_exit_code_2(tmp_path, capsys):
         main(
             [
                 "eval",
-                "--data",
+                "--dataset-name",
                 str(data),
                 "--responses",
                 str(resp),
@@ -290,7 +290,7 @@ def test_cli_eval_with_a_tiny_model_and_the_regex_judge(tiny_dir, tmp_path):
     code = main(
         [
             "eval",
-            "--data",
+            "--dataset-name",
             str(data),
             "--model",
             str(tiny_dir),
@@ -333,7 +333,7 @@ def test_healthbench_physician_answers_against_the_loopback_judge(tmp_path):
         code = main(
             [
                 "eval",
-                "--data",
+                "--dataset-name",
                 str(HEALTHBENCH / "healthbench_sample30.jsonl"),
                 "--limit",
                 "6",
@@ -342,11 +342,11 @@ def test_healthbench_physician_answers_against_the_loopback_judge(tmp_path):
                 "--skip-missing",
                 "--judge",
                 "openai",
-                "--base-url",
+                "--judge-base-url",
                 server.url,
                 "--judge-model",
                 "keyword",
-                "--mode",
+                "--judge-mode",
                 "batched",
                 "--out",
                 str(out),

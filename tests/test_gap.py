@@ -16,12 +16,12 @@ from rgsd.data.schema import Criterion, Example  # noqa: E402
 from rgsd.evaluate.gap import (  # noqa: E402
     conditioning_gap,
     paired_difference,
-    student_t_quantile,
 )
 from rgsd.judges.regex_judge import RegexJudge  # noqa: E402
 from rgsd.method.probe import self_internalization_gap, sequence_logprobs  # noqa: E402
 from rgsd.method.rollout import chat_prompt_ids  # noqa: E402
 from rgsd.method.teacher_prompt import student_messages, teacher_messages  # noqa: E402
+from rgsd.stats import student_t_quantile  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def test_cli_gap(tiny, tmp_path):
     code = main(
         [
             "gap",
-            "--data",
+            "--dataset-name",
             str(data),
             "--model",
             str(path),
@@ -184,8 +184,8 @@ def test_cli_gap(tiny, tmp_path):
         and len(report["self_internalization_gap"]["per_example"]) == 2
     )
     assert (out / "with_rubric/summary.json").exists() and (out / "without_rubric/report.md").exists()
-    assert (
-        main(
+    with pytest.warns(FutureWarning, match="'data' is deprecated"):  # the old name, for one release
+        code = main(
             [
                 "gap",
                 "--data",
@@ -202,6 +202,13 @@ def test_cli_gap(tiny, tmp_path):
                 str(tmp_path / "g2"),
             ]
         )
-        == 0
-    )
+    assert code == 0
     assert "conditioning_gap" not in json.loads((tmp_path / "g2/gap.json").read_text())
+
+
+def test_cli_gap_refuses_judge_options_it_would_ignore(tmp_path, capsys):
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(e.to_dict()) + "\n" for e in examples()))
+    args = ["gap", "--dataset-name", str(data), "--judge", "regex", "--out", str(tmp_path / "g")]
+    assert main(args + ["--judge-price-in", "1", "--judge-price-out", "2"]) == 2
+    assert "--judge-price-in is not used by rgsd gap" in capsys.readouterr().err

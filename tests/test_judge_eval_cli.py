@@ -1,4 +1,4 @@
-"""`rgsd eval` against hostile or dead judges, panels, prices and bad input (issue 11), over loopback HTTP:
+"""`rgsd eval` against hostile or dead judges, panels, prices and bad input, over loopback HTTP:
 clean exit codes, a message that names the cause, results kept."""
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ def write_responses(tmp_path: Path, responses: dict[str, str] = RESPONSES) -> Pa
 
 def eval_args(tmp_path: Path, url: str, *extra: str, model: str = "m") -> list[str]:
     return [
-        "eval", "--data", str(write_data(tmp_path)), "--responses", str(write_responses(tmp_path)),
-        "--judge", "openai", "--judge-model", model, "--base-url", url, "--out", str(tmp_path / "out"),
-        "--max-retries", "1", *extra,
+        "eval", "--dataset-name", str(write_data(tmp_path)), "--responses", str(write_responses(tmp_path)),
+        "--judge", "openai", "--judge-model", model, "--judge-base-url", url, "--out", str(tmp_path / "out"),
+        "--judge-max-retries", "1", *extra,
     ]
 
 
@@ -94,9 +94,9 @@ def test_failures_above_the_threshold_fail_the_command(tmp_path, capsys):
         return "I cannot say" if "banana" in body["messages"][0]["content"].split("RUBRIC ITEM")[1] else RULE(body)
 
     with JudgeServer(policy) as s:
-        assert main(eval_args(tmp_path, s.url, "--max-reasks", "0")) == 4
-        assert "3 of 9 verdicts (33.3%) are judge failures, above --max-failure-rate 0.05" in capsys.readouterr().err
-        assert main(eval_args(tmp_path, s.url, "--max-reasks", "0", "--max-failure-rate", "0.5")) == 0
+        assert main(eval_args(tmp_path, s.url, "--judge-max-reasks", "0")) == 4
+        assert "3 of 9 verdicts (33.3%) are judge failures, above --judge-max-failure-rate 0.05" in capsys.readouterr().err
+        assert main(eval_args(tmp_path, s.url, "--judge-max-reasks", "0", "--judge-max-failure-rate", "0.5")) == 0
     s_ = summary(tmp_path)
     assert s_["failure_rate"] == pytest.approx(1 / 3) and s_["n_judge_failures"] == 3
     met = {r["id"]: [v["met"] for v in r["verdicts"]] for r in records(tmp_path)}
@@ -123,7 +123,7 @@ def test_401_mid_run_keeps_results_and_the_rerun_finishes(tmp_path, capsys, monk
     monkeypatch.setenv("RGSD_KEY", secret)
     revoked = Reply(status=401, echo_key=True)
     with JudgeServer(fail_after(RULE, 3, revoked)) as s:
-        args = eval_args(tmp_path, s.url, "--concurrency", "1", "--api-key-env", "RGSD_KEY")
+        args = eval_args(tmp_path, s.url, "--judge-concurrency", "1", "--judge-api-key-env", "RGSD_KEY")
         assert main(args) == 2
         err = capsys.readouterr().err
         assert "HTTP 401" in err and "1 of 3 examples graded" in err and secret not in err and "[redacted]" in err
@@ -136,7 +136,7 @@ def test_401_mid_run_keeps_results_and_the_rerun_finishes(tmp_path, capsys, monk
         port = s.port
     # A fresh key on the same endpoint (the cache key has the base URL): the rerun pays only the pending.
     with JudgeServer(RULE, port=port) as s:
-        assert main(eval_args(tmp_path, s.url, "--api-key-env", "RGSD_KEY")) == 0
+        assert main(eval_args(tmp_path, s.url, "--judge-api-key-env", "RGSD_KEY")) == 0
         assert s.count == 6 and summary(tmp_path)["complete"] is True
 
 
@@ -144,16 +144,16 @@ def test_401_mid_run_keeps_results_and_the_rerun_finishes(tmp_path, capsys, monk
 @pytest.mark.parametrize(
     "extra,message",
     [
-        (["--max-retries", "-1"], "--max-retries must be >= 0"),
-        (["--max-reasks", "-2"], "--max-reasks must be >= 0"),
+        (["--judge-max-retries", "-1"], "--judge-max-retries must be >= 0"),
+        (["--judge-max-reasks", "-2"], "--judge-max-reasks must be >= 0"),
         (["--judge-timeout", "0"], "--judge-timeout must be > 0"),
         (["--limit", "0"], "--limit must be >= 1"),
         (["--limit", "-3"], "--limit must be >= 1"),
-        (["--max-calls", "-1"], "--max-calls must be >= 0"),
-        (["--concurrency", "0"], "--concurrency must be >= 1"),
-        (["--max-failure-rate", "1.5"], "--max-failure-rate must be from 0 to 1"),
-        (["--price-in", "1"], "--price-in and --price-out go together"),
-        (["--price-in", "-1", "--price-out", "1"], "expected a price >= 0"),
+        (["--judge-max-calls", "-1"], "--judge-max-calls must be >= 0"),
+        (["--judge-concurrency", "0"], "--judge-concurrency must be >= 1"),
+        (["--judge-max-failure-rate", "1.5"], "--judge-max-failure-rate must be from 0 to 1"),
+        (["--judge-price-in", "1"], "--price-in and --price-out go together"),
+        (["--judge-price-in", "-1", "--judge-price-out", "1"], "expected a price >= 0"),
     ],
 )
 def test_bad_options_are_rejected_with_a_message(tmp_path, capsys, extra, message):
@@ -164,7 +164,7 @@ def test_bad_options_are_rejected_with_a_message(tmp_path, capsys, extra, messag
 
 def test_duplicate_example_ids_are_refused_with_both_lines(tmp_path, capsys):
     args = eval_args(tmp_path, dead_url())
-    args[args.index("--data") + 1] = str(write_data(tmp_path, ["A", "B", "A"]))
+    args[args.index("--dataset-name") + 1] = str(write_data(tmp_path, ["A", "B", "A"]))
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "data.jsonl:3: id: duplicate example id 'A' (first at" in err and "data.jsonl:1)" in err
@@ -188,7 +188,7 @@ def test_non_utf8_responses_and_data_name_file_and_line(tmp_path, capsys):
     resp.write_bytes(resp.read_bytes() + b'{"prompt_id": "D", "response": "caf\xe9"}\n')
     assert main(args) == 2
     assert f"{resp}:4: encoding: not UTF-8 (byte 0xe9" in capsys.readouterr().err
-    data = Path(args[args.index("--data") + 1])
+    data = Path(args[args.index("--dataset-name") + 1])
     data.write_bytes(data.read_bytes().replace(b"Fruit?", b"Fruit\xff?", 1))
     assert main(args) == 2
     err = capsys.readouterr().err
@@ -225,7 +225,7 @@ def test_panel_majority_unanimity_and_agreement(tmp_path, capsys):
         assert [m["model"] for m in panel["members"]] == ["j1", "j2", "j3"]
         assert s["judge"]["calls"] == 27
         # Unanimity: every verdict has a dissenter -> all failures, the command fails (exit 4).
-        args_u = eval_args(tmp_path, urls, "--panel-rule", "unanimous", "--cache", "none", model="j1,j2,j3")
+        args_u = eval_args(tmp_path, urls, "--judge-panel-rule", "unanimous", "--judge-cache", "none", model="j1,j2,j3")
         assert main(args_u) == 4
         assert summary(tmp_path)["n_judge_failures"] == 9
         assert "no unanimous verdict" in records(tmp_path)[0]["verdicts"][0]["explanation"]
@@ -240,13 +240,13 @@ def test_panel_verdict_stands_only_if_a_majority_answered(tmp_path):
         assert s["panel"]["members"][2]["usage"]["failures"] == 9  # the dead member's failures are counted
         met = {r["id"]: [v["met"] for v in r["verdicts"]] for r in records(tmp_path)}
         assert met["A"] == [True, False, True]
-        assert main(eval_args(tmp_path, f"{a.url},{dead},{dead}", "--cache", "none", model="j1,j2,j3")) == 4
+        assert main(eval_args(tmp_path, f"{a.url},{dead},{dead}", "--judge-cache", "none", model="j1,j2,j3")) == 4
         assert summary(tmp_path)["n_judge_failures"] == 9
 
 
 def test_prices_turn_tokens_into_dollars(tmp_path, capsys):
     with JudgeServer(RULE) as s:
-        assert main(eval_args(tmp_path, s.url, "--price-in", "2.5", "--price-out", "10")) == 0
+        assert main(eval_args(tmp_path, s.url, "--judge-price-in", "2.5", "--judge-price-out", "10")) == 0
         u = summary(tmp_path)["judge"]
         expect = (u["prompt_tokens"] * 2.5 + u["completion_tokens"] * 10) / 1e6
         assert u["prompt_tokens"] > 0 and summary(tmp_path)["judge_cost_usd"] == pytest.approx(expect)
@@ -254,7 +254,7 @@ def test_prices_turn_tokens_into_dollars(tmp_path, capsys):
     prices = tmp_path / "prices.yaml"
     prices.write_text("j1: {input: 1.0, output: 2.0}\nj2: {input: 3.0, output: 4.0}\n")
     with JudgeServer(RULE) as a, JudgeServer(RULE) as b:
-        args = eval_args(tmp_path, f"{a.url},{b.url}", "--prices", str(prices), "--cache", "none", model="j1,j2")
+        args = eval_args(tmp_path, f"{a.url},{b.url}", "--judge-prices", str(prices), "--judge-cache", "none", model="j1,j2")
         assert main(args) == 0
         s = summary(tmp_path)
         m1, m2 = (m["usage"] for m in s["panel"]["members"])
@@ -263,7 +263,7 @@ def test_prices_turn_tokens_into_dollars(tmp_path, capsys):
         assert [m["cost_usd"] for m in s["panel"]["members"]] == pytest.approx([c1, c2])
         assert s["judge_cost_usd"] == pytest.approx(c1 + c2)
     prices.write_text("j1: {input: cheap, output: 2}\n")
-    assert main(eval_args(tmp_path, dead_url(), "--prices", str(prices))) == 2
+    assert main(eval_args(tmp_path, dead_url(), "--judge-prices", str(prices))) == 2
     assert "prices.yaml: j1.input: expected a price >= 0" in capsys.readouterr().err
 
 
@@ -316,3 +316,54 @@ def test_evaluate_raises_judge_rejected_carrying_the_partial_result():
     result = err.value.result
     assert result.complete is False and result.summary["n_graded"] == 1 and len(result.summary["pending_ids"]) == 2
     assert [v["met"] for v in result.records[0]["verdicts"]] == [True, False, True]
+
+
+def exit_code(argv: list[str]) -> int:
+    """``main``'s exit code, also when argparse ends the parse with SystemExit."""
+    try:
+        return main(argv)
+    except SystemExit as err:
+        return int(err.code or 0)
+
+
+# ---- one flag convention: new names, old names with a warning, no abbreviations --------------------------------
+def test_old_flag_names_still_work_with_a_deprecation_warning(tmp_path):
+    old = ["eval", "--data", str(write_data(tmp_path)), "--responses", str(write_responses(tmp_path)),
+           "--judge", "openai", "--judge-model", "m", "--out", str(tmp_path / "out")]
+    with JudgeServer(RULE) as s:
+        with pytest.warns(FutureWarning, match="'base_url' is deprecated .* use 'judge_base_url'"):
+            assert main(old + ["--base-url", s.url, "--mode", "batched", "--concurrency", "2"]) == 0
+        assert s.count == 3  # batched: one request per response
+    assert summary(tmp_path)["judge"]["calls"] == 3
+
+
+def test_judge_mode_is_never_read_as_an_abbreviation(tmp_path, capsys):
+    with JudgeServer(RULE) as s:
+        assert main(eval_args(tmp_path, s.url, "--judge-mode", "batched")) == 0
+        assert s.count == 3 and summary(tmp_path)["judge_name"] == "openai:m"
+    assert exit_code(eval_args(tmp_path, dead_url(), "--judge-mod", "batched")) == 2
+    assert "unrecognized arguments: --judge-mod" in capsys.readouterr().err
+
+
+def test_samples_with_a_responses_file_is_refused(tmp_path, capsys):
+    assert main(eval_args(tmp_path, dead_url(), "--samples", "4")) == 2
+    assert "--samples applies to --model" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_eval_refuses_judge_none(tmp_path, capsys):
+    args = eval_args(tmp_path, dead_url())
+    args[args.index("openai")] = "none"
+    assert main(args) == 2
+    assert "--judge none: rgsd eval needs openai or regex" in capsys.readouterr().err
+
+
+def test_options_from_a_yaml_file_which_flags_override(tmp_path):
+    config = tmp_path / "eval.yaml"
+    with JudgeServer(RULE) as s:
+        config.write_text(f"dataset_name: {write_data(tmp_path)}\njudge: openai\njudge_model: m\n"
+                          f"judge_base_url: {s.url}\njudge_mode: batched\nout: {tmp_path / 'out'}\n")
+        args = ["eval", "--config", str(config), "--responses", str(write_responses(tmp_path))]
+        assert main(args) == 0 and s.count == 3  # batched, from the file
+        assert main(args + ["--judge-mode", "per-criterion", "--judge-cache", "none"]) == 0
+        assert s.count == 3 + 9  # the flag wins: one request per criterion

@@ -1,4 +1,4 @@
-"""Hostile judge replies over real loopback HTTP (issue 11): every recorded verdict is what the judge meant,
+"""Hostile judge replies over real loopback HTTP: every recorded verdict is what the judge meant,
 or a counted failure; nothing crashes; a rerun after faults makes zero calls."""
 
 from __future__ import annotations

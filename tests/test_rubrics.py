@@ -35,8 +35,8 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def generate(server, data, out, *extra: str) -> int:
-    return main(["rubrics", "generate", "--data", str(data), "--out", str(out), "--judge", "openai",
-                 "--judge-model", "gen", "--base-url", server.url, *extra])
+    return main(["rubrics", "generate", "--dataset-name", str(data), "--out", str(out), "--judge", "openai",
+                 "--judge-model", "gen", "--judge-base-url", server.url, *extra])
 
 
 def lines(path: Path) -> list[dict]:
@@ -175,7 +175,7 @@ def test_budget_stop_writes_what_it_has_and_the_rerun_completes(server, tmp_path
     rows = [{"id": f"p{i}", "prompt": f"question {i}"} for i in range(5)]
     data = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "r.jsonl"
-    assert generate(server, data, out, "--max-calls", "2", "--concurrency", "1") == 3
+    assert generate(server, data, out, "--judge-max-calls", "2", "--judge-concurrency", "1") == 3
     assert "budget exhausted" in capsys.readouterr().err
     assert len(lines(out)) == 2 and server.count == 2
     assert generate(server, data, out) == 0
@@ -192,9 +192,9 @@ def test_structured_output_is_sent_and_dropped_when_the_endpoint_rejects_it(tmp_
         assert generate(s, data, tmp_path / "b.jsonl") == 0
         assert s.count == 2 and "response_format" not in s.requests[1]
     with GeneratorServer(reject_response_format=True) as s:
-        assert generate(s, data, tmp_path / "c.jsonl", "--structured", "on") == 1
+        assert generate(s, data, tmp_path / "c.jsonl", "--judge-structured", "on") == 1
     with GeneratorServer() as s:
-        assert generate(s, data, tmp_path / "d.jsonl", "--structured", "off") == 0
+        assert generate(s, data, tmp_path / "d.jsonl", "--judge-structured", "off") == 0
         assert "response_format" not in s.requests[0]
 
 
@@ -236,3 +236,19 @@ def test_bad_input_names_file_line_and_field_and_writes_nothing(server, tmp_path
     assert "in.jsonl:2: prompt: wrong type" in err and "in.jsonl:3: id: duplicate id 'good'" in err
     assert not out.exists() and server.count == 0
     assert generate(server, data, out, "--on-error", "skip") == 0 and len(lines(out)) == 1
+
+
+def test_generator_takes_the_judge_flags_and_refuses_what_it_cannot_use(server, tmp_path, capsys):
+    data = write_jsonl(tmp_path / "in.jsonl", ROWS[:1])
+    assert generate(server, data, tmp_path / "a.jsonl", "--judge", "regex") == 2
+    assert "--judge regex: rgsd rubrics generate needs openai" in capsys.readouterr().err
+    assert generate(server, data, tmp_path / "a.jsonl", "--judge-mode", "batched") == 2
+    assert "--judge-mode is not used by rgsd rubrics generate" in capsys.readouterr().err
+    args = ["rubrics", "generate", "--dataset-name", str(data), "--out", str(tmp_path / "b.jsonl"),
+            "--judge-model", "gen,other", "--judge-base-url", server.url]
+    assert main(args) == 2 and "asks one model, not a panel" in capsys.readouterr().err
+    assert server.count == 0
+    old = ["rubrics", "generate", "--data", str(data), "--out", str(tmp_path / "c.jsonl"), "--judge-model", "gen"]
+    with pytest.warns(FutureWarning, match="'base_url' is deprecated"):  # the old names, for one release
+        assert main(old + ["--base-url", server.url, "--structured", "off"]) == 0
+    assert "response_format" not in server.requests[0]

@@ -68,7 +68,7 @@ def detect_format(rec: dict) -> str | None:
     return None
 
 
-class _Record:
+class Record:
     """Validation helpers bound to one record; problems accumulate in ``self.problems``."""
 
     def __init__(self, rec: dict):
@@ -194,7 +194,7 @@ def _pick(d: dict, keys: tuple[str, ...]) -> str:
     return next((k for k in keys if k in d), keys[0])
 
 
-def _criteria(r: _Record, fmt: str, rkey: str, policy: str) -> tuple[list[Criterion], dict[str, str]]:
+def _criteria(r: Record, fmt: str, rkey: str, policy: str) -> tuple[list[Criterion], dict[str, str]]:
     crits: list[Criterion] = []
     names = {"text": "", "weight": ""}
     for i, (f, item) in enumerate(r.items(rkey)):
@@ -259,7 +259,7 @@ def parse_record(rec: Any, fmt: str, default_id: str, policy: str) -> tuple[Exam
     """
     if not isinstance(rec, dict):
         raise RecordError([("record", f"wrong type: expected a JSON object, got {type(rec).__name__}")])
-    r = _Record(rec)
+    r = Record(rec)
     metadata: dict[str, Any] = {}
     reference: str | None = None
     if fmt == "rar":

@@ -82,7 +82,7 @@ class LoadResult:
         return len({(i.file, i.line) for i in self.skipped})
 
 
-def _format_issues(issues: list[LoadIssue]) -> str:
+def format_issues(issues: list[LoadIssue]) -> str:
     lines = [str(i) for i in issues[:MAX_LISTED]]
     if len(issues) > MAX_LISTED:
         lines.append(f"... and {len(issues) - MAX_LISTED} more problems")
@@ -96,7 +96,7 @@ def file_error(file: str, field: str, message: str, line: int | None = None) -> 
 
 
 # ---------------------------------------------------------------------------------------------- containers
-class _Malformed:
+class Malformed:
     """A record that could not even be decoded (its message says why; ``field`` names the layer)."""
 
     def __init__(self, message: str, field: str = "record"):
@@ -144,14 +144,14 @@ def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                yield n, _Malformed(_utf8_error(raw, err.start)[1], "encoding")
+                yield n, Malformed(_utf8_error(raw, err.start)[1], "encoding")
                 continue
             if not text.strip():
                 continue  # blank lines are not records
             try:
                 yield n, json.loads(text.rstrip("\r\n"))  # so an error column points into the line
             except json.JSONDecodeError as err:
-                yield n, _Malformed(f"malformed JSON: {err.msg} (column {err.colno})")
+                yield n, Malformed(f"malformed JSON: {err.msg} (column {err.colno})")
 
 
 def _json_list(path: Path) -> Iterator[tuple[int, Any]]:
@@ -232,7 +232,7 @@ def _hf_rows(source: str, kind: str, split: str | None, config_name: str | None 
     yield from enumerate(ds)
 
 
-def _records(source: str, split: str | None, config_name: str | None = None) -> tuple[str, Iterator[tuple[int, Any]]]:
+def numbered_records(source: str, split: str | None, config_name: str | None = None) -> tuple[str, Iterator[tuple[int, Any]]]:
     kind = _container(source)
     if config_name is not None and kind != "hub":
         raise file_error(source, "config_name", "a dataset configuration name applies only to a hub dataset")
@@ -250,14 +250,14 @@ def _map_columns(rec: Any, columns: Mapping[str, str]) -> Any:
 
     A dotted source name reaches into an object (``meta.rubric``). A record without a mapped column is bad.
     """
-    if not isinstance(rec, dict) or isinstance(rec, _Malformed):
+    if not isinstance(rec, dict) or isinstance(rec, Malformed):
         return rec
     out = dict(rec)
     for target, src in columns.items():
         value: Any = rec
         for part in src.split("."):
             if not isinstance(value, dict) or part not in value:
-                return _Malformed(f"missing column {src!r} (mapped to {target})", field=src)
+                return Malformed(f"missing column {src!r} (mapped to {target})", field=src)
             value = value[part]
         out[target] = value
     return out
@@ -350,7 +350,7 @@ def load_examples(
     _check_overrides(overrides, "polarity_overrides")
     source = resolve_source(source)
     label = str(source)
-    unit, records = _records(label, split, config_name)
+    unit, records = numbered_records(label, split, config_name)
     if columns:
         records = ((n, _map_columns(rec, columns)) for n, rec in records)
 
@@ -360,7 +360,7 @@ def load_examples(
     used: set[str] = set()
 
     def handle(n: int, rec: Any) -> None:
-        if isinstance(rec, _Malformed):
+        if isinstance(rec, Malformed):
             result.skipped.append(LoadIssue(label, n, rec.field, rec.message, unit))
             return
         assert fmt is not None
@@ -388,9 +388,9 @@ def load_examples(
     if fmt is None:
         if not pending:
             raise file_error(label, "file", "no records")
-        broken = [LoadIssue(label, n, r.field, r.message, unit) for n, r in pending if isinstance(r, _Malformed)]
+        broken = [LoadIssue(label, n, r.field, r.message, unit) for n, r in pending if isinstance(r, Malformed)]
         if len(broken) == len(pending):  # nothing decodable: those problems are the story, not the format
-            raise DataError(_format_issues(broken), broken)
+            raise DataError(format_issues(broken), broken)
         raise file_error(
             label,
             "format",
@@ -401,7 +401,7 @@ def load_examples(
     result.unused_overrides = sorted(set(overrides) - used)
     result.skipped.sort(key=lambda i: (i.line is None, i.line or 0))
     if result.skipped and on_error == "strict":
-        raise DataError(_format_issues(result.skipped), result.skipped)
+        raise DataError(format_issues(result.skipped), result.skipped)
     return result
 
 
@@ -434,5 +434,5 @@ def require_unique_ids(result: LoadResult, on_error: str = "strict") -> LoadResu
         result.sources = [src for _, src in kept]
         result.skipped = sorted(result.skipped + issues, key=lambda i: (i.line is None, i.line or 0))
     elif issues:
-        raise DataError(_format_issues(issues), issues)
+        raise DataError(format_issues(issues), issues)
     return result

@@ -9,80 +9,111 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from rgsd.data.source_args import add_source_args
-from rgsd.method.teacher_prompt import PLACEMENTS
+from rgsd.data.options import EvalDataArgs
+from rgsd.evaluate.command import Placement, close, quiet_http_logs, reject_unused, require_kind, require_out
+from rgsd.judges.options import JudgeOptions, check
+from rgsd.options import add_command, arg, options, prefixed, unprefixed
 
 log = logging.getLogger(__name__)
 EXIT_BAD_INPUT, EXIT_BUDGET = 2, 3
-ROLES = ("proxy", "reference", "pairwise", "classifier")
 
 
-def _opt(role: str, name: str) -> str:
-    """CLI spelling: the proxy (training) judge keeps ``rgsd eval``'s names, other roles are prefixed."""
-    return f"--{name}" if role == "proxy" else f"--{role}-{name}"
+@dataclass
+class DiagnoseArgs:
+    """The base model, where results go, how every checkpoint generates, and the measured gap's probe."""
+
+    base: str | None = arg(None, "Base model (default: the 'model' of the runs' config.yaml).")
+    out: str = arg("", "Output folder, required (also holds the response and judge caches).")
+    samples: int = arg(1, "Responses per prompt and checkpoint.")
+    max_new_tokens: int = arg(256, "Longest generated response in tokens.")
+    temperature: float = arg(0.0, "Sampling temperature; 0 = greedy (needs --samples 1).")
+    batch_size: int = arg(8, "Generation batch size.")
+    dtype: str = arg("float32", "Model dtype.")
+    device: str | None = arg(None, "Model device (default: cuda if available, else cpu).")
+    seed: int = arg(0, "Random seed (generation and bootstrap).")
+    taxonomy_max: int = arg(200, "Classify at most this many exploited credits.")
+    sig_source: Literal["auto", "measure"] = arg(
+        "auto", "auto: the run's metrics.jsonl where it logged the gap at that step, else measured.")
+    sig_k: int = arg(2, "Samples per prompt for a measured gap (0 = skip).")
+    sig_prompts: int = arg(8, "Prompts for a measured gap.")
+    sig_max_new_tokens: int = arg(64, "Longest response in tokens for a measured gap.")
+    sig_placement: Placement = arg(
+        "user_suffix", "Rubric placement of the teacher prompt for a measured gap (use the run's).")
+    sig_teacher_style: Literal["full", "compact"] = arg(
+        "full", "Rubric wording of the teacher prompt for a measured gap (use the run's).")
 
 
-def add_role_args(p: argparse.ArgumentParser, role: str) -> None:
-    """The judge options of ``rgsd eval`` for one role (``--judge ...`` for the proxy, ``--reference-judge ...``)."""
-    required = role in ("proxy", "reference")
-    g = p.add_argument_group(f"{role} judge")
-    d = f"{role}_"
-    choices = ["openai", "regex"] if required else ["openai", "none"]
-    g.add_argument(_opt(role, "judge"), dest=d + "judge", choices=choices,
-                   default="openai" if required else "none",
-                   help={"proxy": "the training (proxy) judge", "reference": "the stronger judge or panel",
-                         "pairwise": "rubric-free pairwise judge (none = skip)",
-                         "classifier": "failure-taxonomy classifier (none = skip)"}[role])
-    g.add_argument(_opt(role, "judge-model"), dest=d + "judge_model", default=None,
-                   help="model name(s) at the endpoint" + ("; comma-separated = a panel" if role == "reference" else ""))
-    g.add_argument(_opt(role, "base-url"), dest=d + "base_url", default=None, help="endpoint, e.g. http://127.0.0.1:8000/v1")
-    g.add_argument(_opt(role, "api-key-env"), dest=d + "api_key_env", default="OPENAI_API_KEY",
-                   help="environment variable holding the API key")
-    if role in ("proxy", "reference"):
-        g.add_argument(_opt(role, "mode"), dest=d + "mode", choices=["per-criterion", "batched"], default="per-criterion")
-    g.add_argument(_opt(role, "concurrency"), dest=d + "concurrency", type=int, default=8, help="requests in flight")
-    g.add_argument(_opt(role, "judge-timeout"), dest=d + "judge_timeout", type=float, default=60.0)
-    g.add_argument(_opt(role, "max-retries"), dest=d + "max_retries", type=int, default=5)
-    g.add_argument(_opt(role, "max-reasks"), dest=d + "max_reasks", type=int, default=2,
-                   help="re-asks of an unreadable reply before it counts as a failure")
-    g.add_argument(_opt(role, "judge-temperature"), dest=d + "judge_temperature", type=float, default=0.0)
-    g.add_argument(_opt(role, "judge-max-tokens"), dest=d + "judge_max_tokens", type=int, default=1024)
-    g.add_argument(_opt(role, "max-calls"), dest=d + "max_calls", type=int, default=None)
-    g.add_argument(_opt(role, "max-tokens-budget"), dest=d + "max_tokens_budget", type=int, default=None)
-    g.add_argument(_opt(role, "cache"), dest=d + "cache", default="auto",
-                   help=f"SQLite reply cache: a path, 'auto' (OUT/cache/{role}.sqlite) or 'none'")
+def role_options(prefix: str, **defaults: Any) -> type:
+    """JudgeOptions of one role (``--reference-judge-model`` ...); the role's old names warn, like the proxy's."""
+    cls = prefixed(JudgeOptions, prefix, **defaults)
+    cls.DEPRECATED = {f"{prefix}_{old}": f"{prefix}_{new}" for old, new in JudgeOptions.DEPRECATED.items()}
+    return cls
 
 
-def build_role(args: argparse.Namespace, role: str, out: Path) -> list[Any]:
-    """The judge(s) of a role (several for a reference panel; empty for a skipped role)."""
-    from rgsd.judges import make_judge
-
-    a = lambda name: getattr(args, f"{role}_{name}")  # noqa: E731
-    kind = a("judge")
-    if kind == "none":
-        return []
-    if kind == "regex":
-        return [make_judge("regex")]
-    models = [m.strip() for m in (a("judge_model") or "").split(",") if m.strip()]
-    if not models:
-        raise ValueError(f"{_opt(role, 'judge-model')} is required with {_opt(role, 'judge')} openai")
-    cache = a("cache")
-    cache_path = None if cache == "none" else (out / "cache" / f"{role}.sqlite" if cache == "auto" else cache)
-    return [
-        make_judge(
-            "openai", m, cache_path=cache_path, max_calls=a("max_calls"), max_tokens_budget=a("max_tokens_budget"),
-            base_url=a("base_url"), api_key_env=a("api_key_env"), mode=getattr(args, f"{role}_mode", "per-criterion"),
-            concurrency=a("concurrency"), max_retries=a("max_retries"), timeout=a("judge_timeout"),
-            temperature=a("judge_temperature"), max_tokens=a("judge_max_tokens"), max_reasks=a("max_reasks"),
-        )
-        for m in models
-    ]
+# The reference panel rejects a credit only when every member does (unanimous), as --panel-rule all did.
+ROLE_OPTIONS = {"reference": role_options("reference", judge_panel_rule="unanimous"),
+                "pairwise": role_options("pairwise", judge="none"),
+                "classifier": role_options("classifier", judge="none")}
+KINDS = {"proxy": ("openai", "regex"), "reference": ("openai", "regex"), "pairwise": ("openai", "none"),
+         "classifier": ("openai", "none")}
+UNUSED = ("judge_max_failure_rate", "judge_price_in", "judge_price_out", "judge_prices")  # diagnose reports no cost
+UNUSED_ASKING = UNUSED + ("judge_mode", "judge_panel_rule")  # pairwise and classifier ask one model for JSON
+PANEL_RULES = {"unanimous": "all", "majority": "majority"}  # judge_panel_rule -> diagnose.core's name
 
 
-def _checkpoints(args: argparse.Namespace) -> tuple[Any, dict[str, list[Any]], list[str]]:
+def _prefix(role: str) -> str:
+    return "" if role == "proxy" else f"{role}-"
+
+
+def role_judge_options(args: argparse.Namespace) -> dict[str, JudgeOptions]:
+    """Each role's options, checked for what diagnose can use (``ValueError`` names the flag)."""
+    roles = {"proxy": options(args, JudgeOptions)}
+    roles.update({role: unprefixed(args, JudgeOptions, role) for role in ROLE_OPTIONS})
+    if args.legacy_panel_rule is not None:
+        warnings.warn("--panel-rule is deprecated and will be removed in the next release; use "
+                      "--reference-judge-panel-rule (all = unanimous)", FutureWarning, stacklevel=2)
+        rule = {"all": "unanimous", "majority": "majority"}[args.legacy_panel_rule]
+        roles["reference"] = replace(roles["reference"], judge_panel_rule=rule)
+    for role, opts in roles.items():
+        require_kind(opts, KINDS[role], "rgsd diagnose", _prefix(role))
+        asking = role in ("pairwise", "classifier")
+        reject_unused(opts, UNUSED_ASKING if asking else UNUSED, "rgsd diagnose", _prefix(role))
+        if opts.judge != "none":
+            _named(role, check, opts)
+        if not asking and opts.judge_mode == "holistic":
+            raise ValueError(f"--{_prefix(role)}judge-mode holistic gives no per-criterion verdicts: rgsd diagnose "
+                             "needs per-criterion or batched")
+    return roles
+
+
+def role_judge(opts: JudgeOptions, role: str, out: Path) -> Any:
+    """The judge of a role (None when skipped); 'auto' caches in OUT/cache/ROLE.sqlite."""
+    from rgsd.judges.options import build_judge
+
+    return _named(role, build_judge, opts, out / "cache", cache_name=f"{role}.sqlite")
+
+
+def _named(role: str, fn: Any, *a: Any, **kw: Any) -> Any:
+    """``fn(*a, **kw)``, its ``ValueError`` naming the role's flag (``--reference-judge-model``, not ``--judge-model``)."""
+    try:
+        return fn(*a, **kw)
+    except ValueError as err:
+        if role == "proxy":
+            raise
+        raise ValueError(str(err).replace("--judge", f"--{role}-judge")) from None
+
+
+def _members(judge: Any) -> list[Any]:
+    """A reference panel's members (graded one by one; they share the panel's cache and budget)."""
+    return list(getattr(judge, "members", None) or ([] if judge is None else [judge]))
+
+
+def _checkpoints(args: argparse.Namespace, base: str | None) -> tuple[Any, dict[str, list[Any]], list[str]]:
     from rgsd.diagnose.checkpoints import Checkpoint, base_model_of, discover, parse_checkpoint_list
 
     notes: list[str] = []
@@ -102,7 +133,6 @@ def _checkpoints(args: argparse.Namespace) -> tuple[Any, dict[str, list[Any]], l
         for run, name in zip(run_dirs, names):
             runs[name], skipped = discover(run, name)
             notes += skipped
-    base = args.base
     if base is None:
         bases = {base_model_of(r) for r in run_dirs} - {None}
         if len(bases) != 1:
@@ -131,64 +161,69 @@ def _run(args: argparse.Namespace) -> int:
     from rgsd.judges.openai_judge import JudgeConfigError
     from rgsd.judges.usage import BudgetExhausted
 
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # the HTTP client logs every request at INFO
-        for name in ("httpx", "httpx2", "httpcore", "httpcore2", "openai"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-    out = Path(args.out)
-    judges: dict[str, list[Any]] = {}
+    quiet_http_logs()
+    built: dict[str, Any] = {}
     try:
         from rgsd.data.loaders import load_examples
-        from rgsd.data.source_args import source_kwargs
 
-        examples = load_examples(args.data, format=args.format, limit=args.limit, **source_kwargs(args)).examples
+        d, data = options(args, DiagnoseArgs), options(args, EvalDataArgs)
+        roles = role_judge_options(args)
+        out = require_out(d.out)
+        if not data.dataset_name:
+            raise ValueError("--dataset-name is required (the evaluation rubric data)")
+        examples = load_examples(data.dataset_name, **data.source_kwargs()).examples
         if not examples:
-            raise ValueError(f"{args.data}: file: no examples")
-        base, runs, notes = _checkpoints(args)
+            raise ValueError(f"{data.dataset_name}: file: no examples")
+        base, runs, notes = _checkpoints(args, d.base)
         gen = GenerationSettings(
-            samples=args.samples, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-            seed=args.seed, batch_size=args.batch_size, sig_k=args.sig_k, sig_prompts=args.sig_prompts,
-            sig_max_new_tokens=args.sig_max_new_tokens, sig_placement=args.sig_placement,
-            sig_style=args.sig_teacher_style,
+            samples=d.samples, max_new_tokens=d.max_new_tokens, temperature=d.temperature,
+            seed=d.seed, batch_size=d.batch_size, sig_k=d.sig_k, sig_prompts=d.sig_prompts,
+            sig_max_new_tokens=d.sig_max_new_tokens, sig_placement=d.sig_placement,
+            sig_style=d.sig_teacher_style,
         )
         gen.validate()
         out.mkdir(parents=True, exist_ok=True)
-        for role in ROLES:
-            judges[role] = build_role(args, role, out)
+        for role, opts in roles.items():
+            built[role] = role_judge(opts, role, out)
         for role in ("pairwise", "classifier"):
-            if judges[role]:
+            if built[role] is not None:
                 from rgsd.diagnose.asking import require_llm_judge
 
-                require_llm_judge(judges[role][0], role)
+                require_llm_judge(built[role], role)
     except (ValueError, JudgeConfigError) as err:
+        _close(built)
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
     import torch
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else None)
+    device = d.device or ("cuda" if torch.cuda.is_available() else None)
     run_dir_of = dict(zip(runs, [Path(r) for r in args.run or []]))
     try:
-        base_resp = responses_for(base, examples, gen, out, dtype=args.dtype, device=device)
+        base_resp = responses_for(base, examples, gen, out, dtype=d.dtype, device=device)
         run_resp = {
             name: [
                 responses_for(
-                    c, examples, gen, out, dtype=args.dtype, device=device,
-                    sig_from_metrics=_sig_from_metrics(run_dir_of.get(name), c.step) if args.sig_source == "auto" else None,
+                    c, examples, gen, out, dtype=d.dtype, device=device,
+                    sig_from_metrics=_sig_from_metrics(run_dir_of.get(name), c.step) if d.sig_source == "auto" else None,
                 )
                 for c in ckpts
             ]
             for name, ckpts in runs.items()
         }
     except (ValueError, RuntimeError) as err:
+        _close(built)
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     all_resp = [base_resp] + [r for rs in run_resp.values() for r in rs]
-    opts = Options(panel_rule=args.panel_rule, seed=args.seed, taxonomy_max=args.taxonomy_max, notes=notes)
+    rule = PANEL_RULES[roles["reference"].judge_panel_rule]
+    opts = Options(panel_rule=rule, seed=d.seed, taxonomy_max=d.taxonomy_max, notes=notes)
+    judges = {"proxy": [built["proxy"]], "reference": _members(built["reference"]),
+              "pairwise": _members(built["pairwise"]), "classifier": _members(built["classifier"])}
     try:
         diag = diagnose(
             examples, base_resp, run_resp,
-            Judges(judges["proxy"][0], judges["reference"],
-                   (judges["pairwise"] or [None])[0], (judges["classifier"] or [None])[0]),
+            Judges(built["proxy"], judges["reference"], built["pairwise"], built["classifier"]),
             opts,
         )
         code = 0
@@ -200,10 +235,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         code = EXIT_BAD_INPUT
     finally:
-        for js in judges.values():
-            for j in js:
-                if hasattr(j, "close"):
-                    j.close()
+        _close(built)
     if code:
         return code
     diag["generation"] = {
@@ -216,8 +248,8 @@ def _run(args: argparse.Namespace) -> int:
                 "usage": j.usage.to_dict() if hasattr(j, "usage") else None} for j in js]
         for role, js in judges.items()
     }
-    diag["judge_calls"] = sum((d["usage"] or {}).get("calls", 0) for js in diag["judges"].values() for d in js)
-    diag["data"] = {"path": str(args.data), "n_examples": len(examples)}
+    diag["judge_calls"] = sum((d_["usage"] or {}).get("calls", 0) for js in diag["judges"].values() for d_ in js)
+    diag["data"] = {"path": data.dataset_name, "n_examples": len(examples)}
     write_report(diag, out)
     print(render_table(diag))
     print(f"generated {diag['generation']['responses_generated']} responses "
@@ -226,42 +258,30 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _close(built: dict[str, Any]) -> None:
+    for judge in built.values():
+        if judge is not None:
+            close(judge)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "diagnose",
+    p = add_command(
+        sub, "diagnose", [EvalDataArgs, DiagnoseArgs, JudgeOptions, *ROLE_OPTIONS.values()], _run,
         help="is a gain real? proxy vs reference judge, exploitation, pairwise preference across checkpoints",
         description="Generate once per checkpoint (cached), then: proxy vs reference scores and their gap's "
         "slope, exploitation rate between checkpoints, failure taxonomy, rubric-free pairwise preference vs "
-        "the base, presence/absence criteria vs length, self-internalization gap and a recommended stop.",
+        "the base, presence/absence criteria vs length, self-internalization gap and a recommended stop.\n\n"
+        "Judges: the proxy (training) judge takes --judge-*; the reference judge or panel --reference-judge-* "
+        "(its --reference-judge-panel-rule: a credit is rejected when every member (unanimous) or most "
+        "(majority) reject it); the rubric-free pairwise judge --pairwise-judge-* and the failure-taxonomy "
+        "classifier --classifier-judge-* (none = skip).",
+        epilog="exit codes: 0 done; 2 bad input or configuration; 3 a judge budget ran out (rerun with a larger "
+        "budget: cached responses are not regenerated and cached judge replies are not paid again)",
     )
     p.add_argument("--run", action="append", help="run folder (RGSD or GRPO layout); repeat for several")
     p.add_argument("--checkpoints", action="append",
                    help="explicit checkpoints instead of discovery: PATH or STEP=PATH, comma-separated or repeated")
-    p.add_argument("--base", default=None, help="base model (default: the 'model' of the runs' config.yaml)")
-    p.add_argument("--data", required=True, help="evaluation rubric data (any supported format)")
-    p.add_argument("--format", default="auto")
-    add_source_args(p)
-    p.add_argument("--limit", type=int, default=None, help="use only the first N examples")
-    p.add_argument("--out", required=True, help="output folder (also holds the response and judge caches)")
-    p.add_argument("--samples", type=int, default=1, help="responses per prompt and checkpoint")
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (needs --samples 1)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--dtype", default="float32")
-    p.add_argument("--device", default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--panel-rule", choices=["all", "majority"], default="all",
-                   help="a credit is rejected by the reference panel when every judge (all) or most reject it")
-    p.add_argument("--taxonomy-max", type=int, default=200, help="classify at most this many exploited credits")
-    p.add_argument("--sig-source", choices=["auto", "measure"], default="auto",
-                   help="auto: the run's metrics.jsonl where it logged the gap at that step, else measured")
-    p.add_argument("--sig-k", type=int, default=2, help="samples per prompt for a measured gap (0 = skip)")
-    p.add_argument("--sig-prompts", type=int, default=8, help="prompts for a measured gap")
-    p.add_argument("--sig-max-new-tokens", type=int, default=64)
-    p.add_argument("--sig-placement", choices=list(PLACEMENTS), default="user_suffix",
-                   help="rubric placement of the teacher prompt for a measured gap (use the run's)")
-    p.add_argument("--sig-teacher-style", choices=["full", "compact"], default="full",
-                   help="rubric wording of the teacher prompt for a measured gap (use the run's)")
-    for role in ROLES:
-        add_role_args(p, role)
-    p.set_defaults(func=_run)
+    # diagnose's own --panel-rule all|majority, now the reference role's judge_panel_rule (one release)
+    p.renames.pop("panel_rule", None)  # not the proxy's judge_panel_rule
+    p.add_argument("--panel-rule", dest="legacy_panel_rule", choices=["all", "majority"], default=None,
+                   help=argparse.SUPPRESS)

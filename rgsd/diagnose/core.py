@@ -36,7 +36,7 @@ class Graded:
 
 @dataclass
 class Judges:
-    """The judge of each role; ``reference`` is one judge or a panel."""
+    """The judge of each role; ``reference`` lists one judge or a panel's members (each graded on its own)."""
 
     proxy: Any
     reference: list[Any]

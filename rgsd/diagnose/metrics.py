@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from rgsd.stats import bootstrap_means, bootstrap_statistic, percentile_ci
+
 Key = tuple[str, int]  # (prompt_id, sample)
 ItemKey = tuple[str, int, str]  # (prompt_id, sample, criterion_id)
 PANEL_RULES = ("all", "majority")
@@ -47,8 +49,7 @@ def bootstrap_mean_ci(
     arr = np.asarray(per_prompt, dtype=np.float64)
     if arr.size == 0:
         return {"mean": None, "ci95": None, "n_prompts": 0}
-    boots = arr[np.random.default_rng(seed).integers(0, arr.size, size=(n_boot, arr.size))].mean(axis=1)
-    lo, hi, mean = float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)), float(arr.mean())
+    (lo, hi), mean = percentile_ci(bootstrap_means(arr, n_boot, seed)), float(arr.mean())
     if clip is not None:
         lo, hi, mean = (min(clip[1], max(clip[0], x)) for x in (lo, hi, mean))
     return {"mean": mean, "ci95": [lo, hi], "n_prompts": int(arr.size)}
@@ -81,13 +82,9 @@ def slope_per_100_steps(
     mat = np.array([[p[k] for k in common] for p in per_prompt], dtype=np.float64)  # [checkpoint, prompt]
     slope = ols_slope(steps, mat.mean(axis=1))
     out["per_100_steps"] = None if slope is None else 100.0 * slope
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(common), size=len(common))
-        s = ols_slope(steps, mat[:, idx].mean(axis=1))
-        boots.append(100.0 * s)  # type: ignore[operator]
-    out["ci95"] = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
+    boots = bootstrap_statistic(len(common), lambda idx: 100.0 * ols_slope(steps, mat[:, idx].mean(axis=1)),  # type: ignore[operator]
+                                n_boot, seed)
+    out["ci95"] = percentile_ci(boots)
     return out
 
 

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,18 +19,10 @@ from rgsd.judges.base import Judge
 
 # the probe's home is the method; re-exported for the evaluators (rgsd eval --gap, diagnose) and the API
 from rgsd.method.probe import InternalizationGap, self_internalization_gap, sequence_logprobs  # noqa: F401
+from rgsd.stats import bootstrap_means, percentile_ci, t_interval
 
 
 # ---- paired differences -----------------------------------------------------------------------------------
-def student_t_quantile(q: float, df: int) -> float:
-    """Quantile of Student's t with ``df`` degrees of freedom (``0.5 < q < 1``), from scipy."""
-    from scipy.stats import t as student_t
-
-    if not 0.5 < q < 1 or df < 1:
-        raise ValueError(f"need 0.5 < q < 1 and df >= 1, got q={q}, df={df}")
-    return float(student_t.ppf(q, df))
-
-
 def paired_difference(
     before: list[float], after: list[float], n_boot: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
@@ -48,15 +39,8 @@ def paired_difference(
         "mean_before": float(np.mean(before)),
         "mean_after": float(np.mean(after)),
     }
-    rng = np.random.default_rng(seed)
-    boots = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
-    out["ci95_bootstrap"] = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
-    if d.size > 1:
-        sd = float(d.std(ddof=1))
-        half = student_t_quantile(0.975, d.size - 1) * sd / math.sqrt(d.size)
-        out["std"], out["ci95_t"] = sd, [mean - half, mean + half]
-    else:
-        out["std"], out["ci95_t"] = None, None
+    out["ci95_bootstrap"] = percentile_ci(bootstrap_means(d, n_boot, seed))
+    out["std"], out["ci95_t"] = t_interval(d)
     return out
 
 

@@ -11,16 +11,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from rgsd import scoring
+from rgsd.options import add_command, arg, options
+from rgsd.stats import paired_summary
 
-__all__ = ["compare_dirs", "paired_bootstrap", "paired_compare", "prompt_means", "read_records", "render"]
+__all__ = ["compare_dirs", "paired_compare", "prompt_means", "read_records", "render"]
 
-BOOTSTRAP = 10_000
 
 
 def read_records(eval_dir: str | Path) -> list[dict[str, Any]]:
@@ -65,18 +67,6 @@ def prompt_means(
     return {k: float(np.mean(v)) for k, v in acc.items()}
 
 
-def paired_bootstrap(diffs: list[float] | np.ndarray, samples: int = BOOTSTRAP, seed: int = 0) -> dict[str, Any]:
-    """Mean of the paired differences and its percentile-bootstrap 95% CI (resampling prompts)."""
-    d = np.asarray(diffs, dtype=float)
-    if d.size == 0:
-        return {"mean": None, "ci95": [None, None], "n": 0}
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, d.size, size=(samples, d.size))].mean(1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return {"mean": float(d.mean()), "ci95": [float(lo), float(hi)], "n": int(d.size),
-            "better": int((d > 0).sum()), "worse": int((d < 0).sum())}
-
-
 def paired_compare(
     a: list[dict[str, Any]], b: list[dict[str, Any]], crit_tags: dict[str, list[str]] | None = None,
     key: str = "score_normalized", seed: int = 0,
@@ -89,7 +79,7 @@ def paired_compare(
         "only_b": len(set(mb) - set(ma)),
         "mean_a": float(np.mean([ma[i] for i in shared])) if shared else None,
         "mean_b": float(np.mean([mb[i] for i in shared])) if shared else None,
-        "diff": paired_bootstrap([mb[i] - ma[i] for i in shared], seed=seed),
+        "diff": paired_summary([mb[i] - ma[i] for i in shared], seed=seed),
         "tags": {},
     }
     if crit_tags:
@@ -97,7 +87,7 @@ def paired_compare(
             ta, tb = prompt_means(a, crit_tags=crit_tags, tag=tag), prompt_means(b, crit_tags=crit_tags, tag=tag)
             ids = sorted(set(ta) & set(tb))
             if ids:
-                out["tags"][tag] = paired_bootstrap([tb[i] - ta[i] for i in ids], seed=seed)
+                out["tags"][tag] = paired_summary([tb[i] - ta[i] for i in ids], seed=seed)
     return out
 
 
@@ -151,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     try:
-        res = compare_dirs(args.a_dir, args.b_dir, args.data, args.seed)
+        opts = options(args, PairedArgs)
+        res = compare_dirs(args.a_dir, args.b_dir, opts.dataset_name, opts.seed)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -160,22 +151,30 @@ def run(args: argparse.Namespace) -> int:
         return 2
     text = render(res)
     print(text)
-    if args.out:
-        out = Path(args.out)
+    if opts.out:
+        out = Path(opts.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "paired.json").write_text(json.dumps(res, indent=2) + "\n")
         (out / "paired.md").write_text(text + "\n")
     return 0
 
 
+@dataclass
+class PairedArgs:
+    """``rgsd compare-evals`` options (besides the two folders)."""
+
+    DEPRECATED: ClassVar[dict[str, str]] = {"data": "dataset_name"}
+
+    dataset_name: str | None = arg(None, "The evaluated rubric data, for per-tag differences.")
+    out: str | None = arg(None, "Write paired.json and paired.md here.")
+    seed: int = arg(0, "Bootstrap seed.")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``rgsd compare-evals``."""
-    p = sub.add_parser("compare-evals", help="Paired difference (B - A) of two `rgsd eval` folders, with a "
-                       "bootstrap 95%% CI over prompts, per tag with --data.", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "compare-evals", [PairedArgs], run,
+                    help="Paired difference (B - A) of two `rgsd eval` folders, with a bootstrap 95%% CI over "
+                    "prompts, per tag with --dataset-name.", description=__doc__)
     p.add_argument("a_dir", help="baseline eval folder (results.jsonl)")
     p.add_argument("b_dir", help="the other eval folder, on the same prompts")
-    p.add_argument("--data", default=None, help="the evaluated dataset, for per-tag differences")
-    p.add_argument("--out", default=None, help="write paired.json and paired.md here")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.set_defaults(func=run)
+    p.usage = "%(prog)s A_DIR B_DIR [OPTIONS]"

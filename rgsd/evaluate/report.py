@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from rgsd.evaluate.run import EvalResult
+from typing import Any
 
 CHART_NAME = "per_tag_scores.png"
 
@@ -51,18 +48,19 @@ def plot_tags(
     return Path(path)
 
 
-def _worst(result: "EvalResult", k: int) -> list[dict[str, Any]]:
-    graded = [r for r in result.records if r.get("score") is not None]
+def _worst(records: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+    graded = [r for r in records if r.get("score") is not None]
     return sorted(graded, key=lambda r: (r["score"], r.get("score_normalized") or 0.0))[:k]
 
 
 def write_report(
-    result: "EvalResult", out_dir: str | Path, worst: int = 5, title: str = "Evaluation report"
+    records: list[dict[str, Any]], summary: dict[str, Any], out_dir: str | Path, worst: int = 5,
+    title: str = "Evaluation report",
 ) -> Path:
     """Write ``report.md`` (and the per-tag chart when there are tag scores) into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    s = result.summary
+    s = summary
     lines = [f"# {title}", ""]
     if s.get("note"):
         lines += [f"> **Note:** {s['note']}", ""]
@@ -116,7 +114,7 @@ def write_report(
             f"| {t} | {_fmt(v['score'])} | {_fmt(v.get('std'))} | {v['n']} |" for t, v in sorted(tags.items())
         ]
         lines.append("")
-    rows = _worst(result, worst)
+    rows = _worst(records, worst)
     if rows:
         lines += [f"## The {len(rows)} lowest-scoring examples", ""]
     for r in rows:

@@ -1,7 +1,7 @@
 """Generate responses, grade them with a judge, score them: the evaluation every command reuses.
 
-:func:`evaluate` grades given responses (in-process API used by the trainer, ``compare`` and the demo);
-:func:`generate_responses` makes them with a model (greedy by default). Scores come from
+:func:`evaluate` grades given responses (the in-process API behind ``rgsd eval``, ``gap``, ``compare``,
+``diagnose`` and the demo); :func:`generate_responses` makes them with a model (greedy by default). Scores come from
 :mod:`rgsd.scoring`: HealthBench score (clipped mean, bootstrap std) and the normalized score, per tag too.
 A judge failure (``met=None``) is excluded from every score and counted (``n_failures``, ``failure_rate``).
 When the judge's budget runs out, the examples graded so far are scored, the rest are listed as pending, and
@@ -70,7 +70,7 @@ class EvalResult:
         if report:
             from rgsd.evaluate.report import write_report
 
-            write_report(self, out)
+            write_report(self.records, self.summary, out)
         return out
 
 

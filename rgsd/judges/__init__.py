@@ -1,9 +1,30 @@
-"""Judges: grade responses against rubrics (an OpenAI-compatible LLM judge, or the offline regex judge)."""
+"""Judges: grade responses against rubrics (an OpenAI-compatible LLM judge, or the offline regex judge).
+
+Commands build their judge from :class:`rgsd.judges.options.JudgeOptions` with
+:func:`rgsd.judges.options.build_judge` (which calls :func:`make_judge`); any other JSON question to an LLM
+judge goes through :func:`rgsd.judges.asking.ask_json`. Both are importable from here.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+_LAZY = {  # imported on first use: the openai SDK is slow to import and the regex judge needs none of it
+    "ask_json": "rgsd.judges.asking",
+    "ask_all": "rgsd.judges.asking",
+    "Answer": "rgsd.judges.asking",
+    "JudgeOptions": "rgsd.judges.options",
+    "build_judge": "rgsd.judges.options",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_judge(
@@ -21,7 +42,7 @@ def make_judge(
     ``cache_path`` (SQLite) and the budget caps apply to the LLM judge; ``openai_options`` are passed to
     :class:`rgsd.judges.openai_judge.OpenAIJudge` (base_url, api_key_env, mode, concurrency, timeout, ...).
     A comma-separated ``model`` (``"a,b,c"``) builds a :class:`rgsd.judges.panel.PanelJudge` voting by
-    ``panel_rule``; ``base_url`` is then one URL for all, or as many comma-separated URLs as models. The
+    ``panel_rule`` (majority or unanimous; ``all`` = unanimous); ``base_url`` is then one URL for all, or as many comma-separated URLs as models. The
     members share the cache and one budget (the caps apply to their sum).
     """
     if kind == "regex":
@@ -52,7 +73,7 @@ def make_judge(
     if len(urls) == 1:
         urls = urls * len(models)
     if len(urls) != len(models):
-        raise ValueError(f"--base-url: {len(urls)} URLs for {len(models)} judge models (give one, or one per model)")
+        raise ValueError(f"--judge-base-url: {len(urls)} URLs for {len(models)} judge models (give one, or one per model)")
     members = []
     for m, url in zip(models, urls):
         # One cache connection per member: each member runs on its own event loop thread.

@@ -1,14 +1,20 @@
-"""JudgeOptions: every option of a judge, defined once.
+"""JudgeOptions: every option of a judge, defined once, and the judge they describe.
 
 Every command that talks to a judge (``eval``, ``gap``, ``compare``, ``diagnose`` with role prefixes such as
 ``--reference-``, ``rubrics generate``, and GRPO's config) builds its judge flags from these fields: the same
-name, choices, default and help text everywhere.
+name, choices, default and help text everywhere, and builds its judge with :func:`build_judge` (after
+:func:`check`) and its price table with :func:`prices`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from rgsd.costs import PriceTable
+    from rgsd.judges.base import Judge
 
 JudgeKind = Literal["openai", "regex", "none"]
 JudgeMode = Literal["per-criterion", "batched", "holistic"]
@@ -21,6 +27,14 @@ def _f(default: Any, help: str, **metadata: Any) -> Any:  # noqa: A002 - "help" 
 @dataclass
 class JudgeOptions:
     """Where the judge is, how it is asked, what it may spend, and what it costs."""
+
+    # The names ``rgsd eval`` used before every judge option started with ``judge_`` (one release).
+    DEPRECATED: ClassVar[dict[str, str]] = {
+        name: f"judge_{name}"
+        for name in ("mode", "concurrency", "base_url", "api_key_env", "max_retries", "max_reasks", "max_calls",
+                     "max_tokens_budget", "cache", "panel_rule", "structured", "max_failure_rate", "price_in",
+                     "price_out", "prices")
+    }
 
     judge: JudgeKind = _f(
         "openai", "openai: any OpenAI-compatible endpoint; regex: the offline pattern stand-in (criteria need a "
@@ -39,19 +53,89 @@ class JudgeOptions:
     judge_max_reasks: int = _f(2, "Re-asks of an unreadable reply before it counts as a failure.")
     judge_temperature: float = _f(0.0, "Sampling temperature of the judge.")
     judge_max_tokens: int = _f(1024, "Longest judge reply in tokens.")
-    judge_max_calls: int | None = _f(None, "Stop cleanly once the judge sent this many requests (null = no cap).")
+    judge_max_calls: int | None = _f(
+        None, "Stop cleanly once the judge sent this many requests (a panel: all members together; null = no cap).")
     judge_max_tokens_budget: int | None = _f(
-        None, "Stop cleanly once the judge used this many tokens (null = no cap).")
+        None, "Stop cleanly once the judge used this many tokens (a panel: all members together; null = no cap).")
     judge_cache: str = _f(
         "auto", "SQLite cache of judge replies: a path, 'auto' (a file in the output folder) or 'none'.")
     judge_panel_rule: Literal["majority", "unanimous"] = _f(
         "majority", "How a panel (judge_model a,b,c) decides a verdict; it stands only if a majority answered.")
     judge_structured: Literal["auto", "on", "off"] = _f(
-        "auto", "auto: request a JSON schema (response_format), falling back to plain JSON when the endpoint "
-                "refuses it; on: always; off: never.")
+        "auto", "auto: request a JSON schema (response_format), falling back to plain JSON once the endpoint "
+                "refuses it; on: always, never falling back (a refusal is a judge failure); off: never.")
     judge_max_failure_rate: float = _f(
         0.05, "Fail the command (exit 4) when more than this share of verdicts are judge failures.")
     judge_price_in: float | None = _f(None, "Judge price, dollars per million prompt tokens.")
     judge_price_out: float | None = _f(None, "Judge price, dollars per million completion tokens.")
     judge_prices: str | None = _f(
         None, "YAML price table: MODEL: {input: $/Mtok, output: $/Mtok} (and 'default').")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check(opts: JudgeOptions) -> None:
+    """Reject impossible judge options: ``ValueError`` naming the flag (``--judge-max-retries must be >= 0``)."""
+    if opts.judge == "openai" and not opts.judge_model:
+        raise ValueError("--judge-model is required with --judge openai (the model name the endpoint serves)")
+    for name in ("judge_max_retries", "judge_max_reasks", "judge_max_calls", "judge_max_tokens_budget"):
+        value = getattr(opts, name)
+        if value is not None and value < 0:
+            raise ValueError(f"{_flag(name)} must be >= 0, got {value}")
+    for name in ("judge_concurrency", "judge_max_tokens"):
+        if getattr(opts, name) < 1:
+            raise ValueError(f"{_flag(name)} must be >= 1, got {getattr(opts, name)}")
+    if not opts.judge_timeout > 0:
+        raise ValueError(f"--judge-timeout must be > 0 seconds, got {opts.judge_timeout}")
+    if not 0 <= opts.judge_max_failure_rate <= 1:
+        raise ValueError(f"--judge-max-failure-rate must be from 0 to 1, got {opts.judge_max_failure_rate}")
+
+
+def prices(opts: JudgeOptions) -> PriceTable | None:
+    """The price table of ``judge_price_in/judge_price_out/judge_prices`` (None when no price was given)."""
+    from rgsd.costs import load_prices
+
+    table = load_prices(opts.judge_prices, opts.judge_price_in, opts.judge_price_out)
+    return table if table else None
+
+
+def build_judge(
+    opts: JudgeOptions, out_dir: str | Path | None, *, cache_name: str = "judge_cache.sqlite"
+) -> Judge | None:
+    """The judge the options describe, after :func:`check` (``None`` for judge 'none').
+
+    ``judge_cache``: 'auto' = ``out_dir / cache_name`` (no cache when ``out_dir`` is None), 'none' = no cache,
+    anything else a path. ``judge_model`` 'a,b,c' builds a :class:`~rgsd.judges.panel.PanelJudge` whose
+    members share the cache file and one budget (``judge_max_calls`` caps the sum over members); a caller
+    that grades members one by one (diagnose's reference panel) takes ``panel.members``.
+    """
+    if opts.judge == "none":
+        return None
+    from rgsd.judges import make_judge
+
+    check(opts)
+    cache: str | Path | None = opts.judge_cache
+    if cache == "none" or (cache == "auto" and out_dir is None):
+        cache = None
+    elif cache == "auto":
+        cache = Path(out_dir) / cache_name  # type: ignore[arg-type]
+    llm = {"panel_rule": opts.judge_panel_rule, "structured": opts.judge_structured} if opts.judge == "openai" else {}
+    return make_judge(
+        opts.judge,
+        opts.judge_model,
+        cache_path=cache,
+        max_calls=opts.judge_max_calls,
+        max_tokens_budget=opts.judge_max_tokens_budget,
+        **llm,
+        base_url=opts.judge_base_url,
+        api_key_env=opts.judge_api_key_env,
+        mode=opts.judge_mode,
+        concurrency=opts.judge_concurrency,
+        max_retries=opts.judge_max_retries,
+        timeout=opts.judge_timeout,
+        temperature=opts.judge_temperature,
+        max_tokens=opts.judge_max_tokens,
+        max_reasks=opts.judge_max_reasks,
+    )

@@ -19,12 +19,18 @@ from rgsd.judges.base import Grade, Verdict
 from rgsd.judges.usage import Usage
 
 RULES: tuple[str, ...] = ("majority", "unanimous")
+RULE_ALIASES = {"all": "unanimous"}  # diagnose's older name for the same rule
 
 
 class PanelJudge:
-    """Combine the grades of several judges (each with ``grade``, ``name`` and optionally ``usage``)."""
+    """Combine the grades of several judges (each with ``grade``, ``name`` and optionally ``usage``).
+
+    ``rule``: one of :data:`RULES` (``"all"`` is read as ``"unanimous"``). Built by
+    :func:`rgsd.judges.make_judge`, the members share one budget; ``members`` may also be graded one by one.
+    """
 
     def __init__(self, members: list[Any], rule: str = "majority") -> None:
+        rule = RULE_ALIASES.get(rule, rule)
         if len(members) < 2:
             raise ValueError("a judge panel needs at least two judges")
         if rule not in RULES:

@@ -43,7 +43,7 @@ class Usage:
         return d
 
 
-class _WallClock:
+class WallClock:
     """Adds to ``usage.wall_time`` only while at least one grading is active (overlaps counted once)."""
 
     def __init__(self, usage: Usage) -> None:
@@ -51,7 +51,7 @@ class _WallClock:
         self.active = 0
         self.started = 0.0
 
-    def __enter__(self) -> "_WallClock":
+    def __enter__(self) -> "WallClock":
         if self.active == 0:
             self.started = time.perf_counter()
         self.active += 1
@@ -74,7 +74,6 @@ class Budget:
 
     max_calls: int | None = None
     max_tokens: int | None = None
-    exhausted: bool = False
     # A judge panel shares one budget: the caps then apply to the sum over all its members' usage.
     pool: list[Usage] = field(default_factory=list, repr=False)
 
@@ -92,12 +91,10 @@ class Budget:
                 total = total + u
             usage = total
         if self.max_calls is not None and usage.calls >= self.max_calls:
-            self.exhausted = True
             raise BudgetExhausted(
                 f"judge call budget exhausted ({usage.calls} of max {self.max_calls} calls)"
             )
         if self.max_tokens is not None and usage.total_tokens >= self.max_tokens:
-            self.exhausted = True
             raise BudgetExhausted(
                 f"judge token budget exhausted ({usage.total_tokens} of max {self.max_tokens} tokens)"
             )

@@ -1,89 +1,105 @@
-"""``rgsd rubrics generate --data IN --out OUT.jsonl --judge openai --judge-model M --base-url URL``."""
+"""``rgsd rubrics generate --dataset-name IN --out OUT.jsonl --judge-model M --judge-base-url URL``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar, Literal
+
+from rgsd.evaluate.command import reject_unused, require_kind
+from rgsd.judges.options import JudgeOptions
+from rgsd.options import CommandParser, add_command, arg, options
+
+COMMAND = "rgsd rubrics generate"
+
+
+@dataclass
+class GenerateInput:
+    """The prompts to write rubrics for, and the output file."""
+
+    DEPRECATED: ClassVar[dict[str, str]] = {"data": "dataset_name", "split": "dataset_train_split",
+                                            "config_name": "dataset_config"}
+
+    dataset_name: str = arg("", "Prompts (required): any supported rubric format, or JSONL/JSON/Parquet/a Hugging "
+                                "Face dataset with a prompt and (optionally) a reference answer.")
+    out: str = arg("", "Canonical JSONL to write (required).")
+    dataset_train_split: str | None = arg(None, "Split of a Hugging Face dataset (e.g. train).")
+    dataset_config: str | None = arg(None, "Configuration (subset) of a Hugging Face dataset.")
+    prompt_column: str | None = arg(None, "Field holding the prompt (string or chat messages).")
+    reference_column: str | None = arg(None, "Field holding the reference answer (a.b reaches into an object).")
+    id_column: str | None = arg(None, "Field holding the example id.")
+    limit: int | None = arg(None, "Use only the first N prompts.")
+    on_error: Literal["strict", "skip"] = arg(
+        "strict", "strict: stop on any bad input record (default); skip: list and skip them.")
+
+
+@dataclass
+class RubricShape:
+    """How many criteria, their weights, and what counts as copying the reference."""
+
+    min_criteria: int = arg(7, "Fewest criteria in a rubric.")
+    max_criteria: int = arg(20, "Most criteria in a rubric.")
+    weights: str = arg("", "Weight ranges per category, e.g. 'Essential=5,Important=3:4,Optional=1:2,Pitfall=-2:-1' "
+                           "(the default).")
+    copy_words: int = arg(10, "Flag a criterion holding this many consecutive words of the reference (0 = off).")
+    drop_copies: bool = arg(False, "Drop flagged copies instead of tagging them.")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``rgsd rubrics`` with its ``generate`` subcommand."""
-    top = subparsers.add_parser("rubrics", help="write rubrics for prompts with an LLM")
-    sub = top.add_subparsers(dest="rubrics_command", metavar="SUBCOMMAND")
+    top = subparsers.add_parser("rubrics", help="write rubrics for prompts with an LLM",
+                                usage="%(prog)s SUBCOMMAND [OPTIONS]")
+    sub = top.add_subparsers(dest="rubrics_command", metavar="SUBCOMMAND", parser_class=CommandParser,
+                             prog=top.prog)
     top.set_defaults(func=lambda args: (top.print_help(), 2)[1])
-    p = sub.add_parser(
-        "generate",
+    add_command(
+        sub, "generate", [GenerateInput, RubricShape, JudgeOptions], run_generate,
         help="write a RaR-style rubric for every prompt, from its reference answer when there is one",
         description="Write a rubric (Essential / Important / Optional / Pitfall criteria) for every prompt of "
-        "IN into OUT (canonical JSONL). Resumable: a rerun keeps what OUT has and replays paid replies from "
-        "the cache.",
+        "the data into OUT (canonical JSONL), asking one OpenAI-compatible model (the --judge-* options). "
+        "Resumable: a rerun keeps what OUT has and replays paid replies from the cache ('auto': OUT.cache.sqlite).",
+        epilog="exit codes: 0 done; 1 bad input records or failed rubrics (listed); 2 bad configuration or a judge "
+        "rejecting the key, URL or model; 3 judge budget exhausted (rerun to continue)",
     )
-    d = p.add_argument_group("data")
-    d.add_argument("--data", required=True, help="any supported rubric format, or JSONL/JSON/parquet/HF dataset "
-                   "with a prompt and (optionally) a reference answer")
-    d.add_argument("--out", required=True, help="canonical JSONL to write")
-    d.add_argument("--split", default=None, help="split of a Hugging Face dataset")
-    d.add_argument("--config-name", default=None, help="configuration (subset) of a Hugging Face hub dataset")
-    d.add_argument("--prompt-column", default=None, help="field holding the prompt (string or chat messages)")
-    d.add_argument("--reference-column", default=None, help="field holding the reference answer (a.b reaches into an object)")
-    d.add_argument("--id-column", default=None, help="field holding the example id")
-    d.add_argument("--limit", type=int, default=None, help="use only the first N prompts")
-    d.add_argument("--on-error", choices=("strict", "skip"), default="strict",
-                   help="strict: stop on any bad input record (default); skip: list and skip them")
-    r = p.add_argument_group("rubric")
-    r.add_argument("--min-criteria", type=int, default=7)
-    r.add_argument("--max-criteria", type=int, default=20)
-    r.add_argument("--weights", default="", help="weight ranges per category, e.g. "
-                   "'Essential=5,Important=3:4,Optional=1:2,Pitfall=-2:-1' (the default)")
-    r.add_argument("--copy-words", type=int, default=10,
-                   help="flag a criterion holding this many consecutive words of the reference (0 = off)")
-    r.add_argument("--drop-copies", action="store_true", help="drop flagged copies instead of tagging them")
-    g = p.add_argument_group("generator (an OpenAI-compatible endpoint)")
-    g.add_argument("--judge", choices=("openai",), default="openai", help="the generator's API (openai-compatible)")
-    g.add_argument("--judge-model", required=True, help="model name the endpoint serves")
-    g.add_argument("--base-url", default=None, help="endpoint, e.g. http://127.0.0.1:8000/v1")
-    g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
-    g.add_argument("--concurrency", type=int, default=8, help="requests in flight")
-    g.add_argument("--judge-timeout", type=float, default=120.0, help="seconds per request")
-    g.add_argument("--max-retries", type=int, default=5, help="retries on 429/5xx/timeouts per request")
-    g.add_argument("--max-reasks", type=int, default=2, help="re-asks after an unusable reply")
-    g.add_argument("--judge-temperature", type=float, default=0.0)
-    g.add_argument("--judge-max-tokens", type=int, default=2048, help="max tokens of one reply")
-    g.add_argument("--structured", choices=("auto", "on", "off"), default="auto",
-                   help="send a JSON schema as response_format (auto: drop it if the endpoint rejects it)")
-    g.add_argument("--cache", default="auto", help="SQLite reply cache: auto (= OUT.cache.sqlite), none, or a path")
-    g.add_argument("--max-calls", type=int, default=None, help="stop after this many requests")
-    g.add_argument("--max-tokens-budget", type=int, default=None, help="stop after this many tokens")
-    p.set_defaults(func=run_generate)
 
 
 def run_generate(args: argparse.Namespace) -> int:
     from rgsd.data.loaders import DataError
-    from rgsd.judges import make_judge
     from rgsd.judges.openai_judge import JudgeConfigError
+    from rgsd.judges.options import build_judge
     from rgsd.rubrics.generate import Settings, failures_path, generate_rubrics
     from rgsd.rubrics.inputs import read_tasks
     from rgsd.rubrics.parse import parse_weight_map
 
-    out = Path(args.out)
     try:
+        src, shape, jo = (options(args, c) for c in (GenerateInput, RubricShape, JudgeOptions))
+        for flag, value in (("--dataset-name", src.dataset_name), ("--out", src.out)):
+            if not value:
+                raise ValueError(f"{flag} is required")
+        require_kind(jo, ("openai",), COMMAND)
+        reject_unused(jo, ("judge_mode", "judge_panel_rule", "judge_max_failure_rate", "judge_price_in",
+                           "judge_price_out", "judge_prices"), COMMAND)
+        if jo.judge_model and "," in jo.judge_model:
+            raise ValueError(f"--judge-model {jo.judge_model}: {COMMAND} asks one model, not a panel")
         settings = Settings(
-            min_criteria=args.min_criteria,
-            max_criteria=args.max_criteria,
-            weights=parse_weight_map(args.weights),
-            copy_words=args.copy_words,
-            drop_copies=args.drop_copies,
-            max_reasks=args.max_reasks,
-            structured=args.structured,
+            min_criteria=shape.min_criteria,
+            max_criteria=shape.max_criteria,
+            weights=parse_weight_map(shape.weights),
+            copy_words=shape.copy_words,
+            drop_copies=shape.drop_copies,
+            max_reasks=jo.judge_max_reasks,
+            structured=jo.judge_structured,
         )
     except ValueError as err:
-        print(f"rgsd rubrics generate: error: {err}", file=sys.stderr)
+        print(f"{COMMAND}: error: {err}", file=sys.stderr)
         return 2
+    out = Path(src.out)
     try:
         tasks, issues = read_tasks(
-            args.data, args.split, args.prompt_column, args.reference_column, args.id_column,
-            args.on_error, args.limit, args.config_name,
+            src.dataset_name, src.dataset_train_split, src.prompt_column, src.reference_column, src.id_column,
+            src.on_error, src.limit, src.dataset_config,
         )
     except (DataError, FileNotFoundError) as err:
         print(err, file=sys.stderr)
@@ -91,21 +107,15 @@ def run_generate(args: argparse.Namespace) -> int:
         return 1
     for issue in issues:
         print(issue, file=sys.stderr)
-    cache = None if args.cache == "none" else (out.with_name(out.name + ".cache.sqlite") if args.cache == "auto" else args.cache)
     try:
-        judge = make_judge(
-            "openai", args.judge_model, cache_path=cache, max_calls=args.max_calls,
-            max_tokens_budget=args.max_tokens_budget, base_url=args.base_url, api_key_env=args.api_key_env,
-            concurrency=args.concurrency, timeout=args.judge_timeout, max_retries=args.max_retries,
-            temperature=args.judge_temperature, max_tokens=args.judge_max_tokens,
-        )
+        judge = build_judge(jo, out.parent, cache_name=out.name + ".cache.sqlite")
     except (JudgeConfigError, ValueError) as err:
-        print(f"rgsd rubrics generate: error: {err}", file=sys.stderr)
+        print(f"{COMMAND}: error: {err}", file=sys.stderr)
         return 2
     try:
         report = generate_rubrics(tasks, out, judge, settings)
     except JudgeConfigError as err:
-        print(f"rgsd rubrics generate: error: {err}", file=sys.stderr)
+        print(f"{COMMAND}: error: {err}", file=sys.stderr)
         return 2
     except DataError as err:
         print(f"{out}: {err}", file=sys.stderr)

@@ -4,6 +4,10 @@ Resuming: examples already in ``out`` (matched by id) are kept and not asked aga
 is in the SQLite cache, so a rerun after a crash or a budget stop pays nothing twice. Prompts whose rubric
 could not be made (every try malformed, or rejected by the checks of :mod:`rgsd.rubrics.clean`) are listed
 in ``<out>.failures.jsonl`` with the reason and are asked again by the next run.
+
+Every rubric is asked with :func:`rgsd.judges.asking.ask_json`: the rubric's JSON schema goes out as the
+judge's structured-output mode allows, an unusable reply is re-asked with the reason, and the strict checks of
+:mod:`rgsd.rubrics.parse` and :mod:`rgsd.rubrics.clean` judge every reply.
 """
 
 from __future__ import annotations
@@ -17,15 +21,13 @@ from typing import Any
 
 from rgsd.data.loaders import DataError, load_examples
 from rgsd.data.schema import Example
-from rgsd.judges.openai_judge import OpenAIJudge
+from rgsd.judges.asking import Answer, ask_json
+from rgsd.judges.transport import STRUCTURED, JudgeTransport
 from rgsd.judges.usage import BudgetExhausted
-from rgsd.rubrics.ask import Answer, _ask
 from rgsd.rubrics.clean import build_rubric
 from rgsd.rubrics.inputs import Task
 from rgsd.rubrics.parse import DEFAULT_WEIGHTS, WeightMap, parse_rubric_reply
 from rgsd.rubrics.prompts import generation_messages, reask_messages, response_schema
-
-STRUCTURED = ("auto", "on", "off")
 
 
 @dataclass
@@ -37,13 +39,16 @@ class Settings:
     weights: WeightMap = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     copy_words: int = 10  # a run of this many reference words inside a criterion flags it as a copy
     drop_copies: bool = False  # drop flagged copies instead of tagging them
-    max_reasks: int = 2
-    structured: str = "auto"  # response_format with a JSON schema: auto (fallback on HTTP 400), on, off
+    # The generator's re-asks and structured-output mode; None = the judge's own (its max_reasks, structured).
+    max_reasks: int | None = None
+    structured: str | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_criteria <= self.max_criteria:
             raise ValueError(f"need 1 <= min_criteria <= max_criteria, got {self.min_criteria} and {self.max_criteria}")
-        if self.structured not in STRUCTURED:
+        if self.max_reasks is not None and self.max_reasks < 0:
+            raise ValueError(f"max_reasks must be >= 0, got {self.max_reasks}")
+        if self.structured is not None and self.structured not in STRUCTURED:
             raise ValueError(f"structured must be one of {STRUCTURED}, got {self.structured!r}")
 
 
@@ -76,24 +81,23 @@ def _existing(out: Path) -> list[Example]:
         raise DataError(f"cannot resume from the existing output (fix or remove it): {err}", err.issues) from None
 
 
-async def _one(judge: OpenAIJudge, task: Task, s: Settings) -> tuple[Task, Answer[Any]]:
-    counts: dict[str, int] = {}
-
+async def _one(judge: JudgeTransport, task: Task, s: Settings) -> tuple[Task, Answer[Any]]:
     def validate(text: str) -> Any:
         items = parse_rubric_reply(text, s.weights)
-        crits, c = build_rubric(items, task.reference, s.min_criteria, s.max_criteria, s.copy_words, s.drop_copies)
-        counts.update(c)
-        return crits, dict(c)
+        crits, counts = build_rubric(items, task.reference, s.min_criteria, s.max_criteria, s.copy_words, s.drop_copies)
+        return crits, dict(counts)
 
     messages = generation_messages(task.prompt, task.reference, s.weights, s.min_criteria, s.max_criteria)
-    return task, await _ask(judge, messages, validate, reask_messages, s.max_reasks, s.structured)
+    answer = await ask_json(judge, messages, validate, schema=response_schema(), max_reasks=s.max_reasks,
+                            reask=reask_messages, structured=s.structured)
+    return task, answer
 
 
-async def _run_all(judge: OpenAIJudge, tasks: list[Task], s: Settings) -> list[Any]:
+async def _run_all(judge: JudgeTransport, tasks: list[Task], s: Settings) -> list[Any]:
     return await asyncio.gather(*(_one(judge, t, s) for t in tasks), return_exceptions=True)
 
 
-def generate_rubrics(tasks: list[Task], out: str | Path, judge: OpenAIJudge, settings: Settings | None = None) -> Report:
+def generate_rubrics(tasks: list[Task], out: str | Path, judge: JudgeTransport, settings: Settings | None = None) -> Report:
     """Write ``out`` (canonical JSONL, input order) with a generated rubric for every task; see the module doc.
 
     Blocking; safe to call from a thread that runs an event loop (the work runs on the judge's own loop).
@@ -104,12 +108,9 @@ def generate_rubrics(tasks: list[Task], out: str | Path, judge: OpenAIJudge, set
     existing = {ex.id: ex for ex in _existing(out)}
     todo = [t for t in tasks if t.id not in existing]
     report.kept = len(tasks) - len(todo)
-    if s.structured != "off":
-        judge.extra_params["response_format"] = response_schema()
     made: dict[str, Example] = {}
     if todo:
-        future = asyncio.run_coroutine_threadsafe(_run_all(judge, todo, s), judge.ensure_loop())
-        results = future.result()
+        results = judge.run_sync(_run_all(judge, todo, s))
         for r in results:
             if isinstance(r, BudgetExhausted):
                 report.budget_stop = str(r)
@@ -118,7 +119,8 @@ def generate_rubrics(tasks: list[Task], out: str | Path, judge: OpenAIJudge, set
                 raise r
             task, ans = r
             if ans.value is None:
-                report.failed.append({"id": task.id, "where": task.where, "error": ans.error or "unknown"})
+                error = f"request failed: {ans.error}" if ans.unavailable else ans.error
+                report.failed.append({"id": task.id, "where": task.where, "error": error or "unknown"})
                 continue
             crits, counts = ans.value
             report.merged += counts["merged"]

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rgsd.data.formats import RecordError, _Record, detect_format, parse_record
+from rgsd.data.formats import Record, RecordError, detect_format, parse_record
 from rgsd.data.loaders import (
     DataError,
     LoadIssue,
-    _format_issues,
-    _Malformed,
-    _records,
+    Malformed,
     file_error,
+    format_issues,
+    numbered_records,
     resolve_source,
 )
 
@@ -55,7 +55,7 @@ def _by_columns(
 ) -> tuple[str, list[dict[str, str]], str | None, dict[str, Any]]:
     if not isinstance(rec, dict):
         raise RecordError([("record", f"wrong type: expected a JSON object, got {type(rec).__name__}")])
-    r = _Record(rec)
+    r = Record(rec)
     pkey = prompt_col or next((k for k in PROMPT_KEYS if k in rec), PROMPT_KEYS[0])
     if "." in pkey:
         r.rec = {pkey: _get(rec, pkey)}
@@ -87,7 +87,7 @@ def read_tasks(
     """Every prompt of ``source``; bad records raise :class:`DataError` (``strict``) or are returned as issues."""
     source = resolve_source(source)
     label = str(source)
-    unit, records = _records(label, split, config_name)
+    unit, records = numbered_records(label, split, config_name)
     mapped = any((prompt_column, reference_column, id_column))
     tasks: list[Task] = []
     issues: list[LoadIssue] = []
@@ -95,7 +95,7 @@ def read_tasks(
     for n, rec in records:
         default_id = f"{unit}-{n}"
         try:
-            if isinstance(rec, _Malformed):
+            if isinstance(rec, Malformed):
                 raise RecordError([("record", rec.message)])
             fmt = None if mapped or not isinstance(rec, dict) else detect_format(rec)
             if fmt:
@@ -118,5 +118,5 @@ def read_tasks(
     if not tasks and not issues:
         raise file_error(label, "file", "no records")
     if issues and on_error == "strict":
-        raise DataError(_format_issues(issues), issues)
+        raise DataError(format_issues(issues), issues)
     return tasks, issues
