@@ -8,6 +8,7 @@ name, choices, default and help text everywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 JudgeKind = Literal["openai", "regex", "none"]
@@ -55,3 +56,50 @@ class JudgeOptions:
     judge_price_out: float | None = _f(None, "Judge price, dollars per million completion tokens.")
     judge_prices: str | None = _f(
         None, "YAML price table: MODEL: {input: $/Mtok, output: $/Mtok} (and 'default').")
+
+
+# Minimal versions (from rgsd/evaluate/cli.py's build_judge/check_judge_args/build_prices) for the trainers and
+# compare; the judge options' owner keeps the full ones.
+def check(opts: JudgeOptions) -> None:
+    """Reject impossible judge options with a message (instead of an assertion deep inside)."""
+    for name in ("judge_max_retries", "judge_max_reasks", "judge_max_calls", "judge_max_tokens_budget"):
+        value = getattr(opts, name)
+        if value is not None and value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+    for name in ("judge_concurrency", "judge_max_tokens"):
+        if getattr(opts, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(opts, name)}")
+    if not opts.judge_timeout > 0:
+        raise ValueError(f"judge_timeout must be > 0 seconds, got {opts.judge_timeout}")
+    if not 0 <= opts.judge_max_failure_rate <= 1:
+        raise ValueError(f"judge_max_failure_rate must be from 0 to 1, got {opts.judge_max_failure_rate}")
+
+
+def prices(opts: JudgeOptions) -> Any:
+    """The price table of judge_price_in/judge_price_out/judge_prices (None when no price was given)."""
+    from rgsd.costs import load_prices
+
+    if opts.judge_prices is None and opts.judge_price_in is None and opts.judge_price_out is None:
+        return None
+    table = load_prices(opts.judge_prices, opts.judge_price_in, opts.judge_price_out)
+    return table if table else None
+
+
+def build_judge(opts: JudgeOptions, out_dir: str | Path, cache_name: str = "judge_cache.sqlite") -> Any:
+    """The judge the options describe (``None`` for ``judge none``); ``auto`` caches in ``out_dir/cache_name``."""
+    if opts.judge == "none":
+        return None
+    from rgsd.judges import make_judge
+
+    if opts.judge == "openai" and not opts.judge_model:
+        raise ValueError("--judge-model is required with --judge openai (the model name the endpoint serves)")
+    check(opts)
+    cache = opts.judge_cache
+    path = None if cache == "none" else (Path(out_dir) / cache_name if cache == "auto" else cache)
+    return make_judge(
+        opts.judge, opts.judge_model, cache_path=path, max_calls=opts.judge_max_calls,
+        max_tokens_budget=opts.judge_max_tokens_budget,
+        **({"panel_rule": opts.judge_panel_rule, "structured": opts.judge_structured} if opts.judge == "openai" else {}),
+        base_url=opts.judge_base_url, api_key_env=opts.judge_api_key_env, mode=opts.judge_mode,
+        concurrency=opts.judge_concurrency, max_retries=opts.judge_max_retries, timeout=opts.judge_timeout,
+        temperature=opts.judge_temperature, max_tokens=opts.judge_max_tokens, max_reasks=opts.judge_max_reasks)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from rgsd.method.chunked_loss import chunked_jsd_from_hidden
-from rgsd.config import save_config
+from rgsd.options import save as save_config
 from rgsd.costs import CostRecord
 from rgsd.data.schema import Example
 from rgsd.method.rollout import Rollout, chat_prompt_ids
@@ -135,7 +135,7 @@ def _train(cfg: RGSDConfig, run: setup.Run) -> Path:
     probe_examples = [it["example"] for it in items[: cfg.probe_prompts]]
 
     world, rank = dist.world, dist.rank
-    per_rank = cfg.per_device_batch_size * cfg.gradient_accumulation_steps
+    per_rank = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
     global_batch = per_rank * world
     cost = CostRecord(method="rgsd")
     state = {"step": 0, "skipped_long_prompts": n_long, "dropped_unclosed_thinking": 0}
