@@ -248,8 +248,9 @@ class CommandParser(HfArgumentParser):
         ns, extra = super().parse_known_args(argv, namespace)
         unknown = [t for t in extra if t.startswith("-")]
         if unknown:
-            known = [s.lstrip("-") for s in self._option_string_actions if s.startswith("--")]
-            self.error(f"unrecognized arguments: {' '.join(extra)}{did_you_mean(unknown[0].lstrip('-'), known)}")
+            known = sorted({s[2:].replace("-", "_") for s in self._option_string_actions if s.startswith("--")})
+            name = unknown[0][2:].partition("=")[0].replace("-", "_")
+            self.error(f"unrecognized arguments: {' '.join(extra)}{did_you_mean(name, known)}")
         return ns, extra
 
     def _rename_flags(self, argv: list[str]) -> list[str]:
@@ -318,16 +319,35 @@ def options(args: argparse.Namespace, cls: type[T]) -> T:
     return instantiate(cls, values)
 
 
-def prefixed(cls: type, prefix: str, **defaults: Any) -> type:
+def prefixed(cls: type, prefix: str, *, only: list[str] | None = None, **defaults: Any) -> type:
     """A copy of dataclass ``cls`` whose fields are named ``PREFIX_field`` (a role's options, e.g. a second judge).
 
-    ``defaults`` replace field defaults (by the unprefixed name); :func:`unprefixed` gets ``cls`` back.
+    ``only`` keeps those fields (by the unprefixed name); ``defaults`` replace field defaults (by the
+    unprefixed name); :func:`unprefixed` gets ``cls`` back.
     """
     fields = []
     for f, tp in zip(dataclasses.fields(cls), field_types(cls).values()):
-        default = defaults.get(f.name, f.default)
-        fields.append((f"{prefix}_{f.name}", tp, dataclasses.field(default=default, metadata=dict(f.metadata))))
+        if only is not None and f.name not in only:
+            continue
+        if f.name in defaults:
+            spec = dataclasses.field(default=defaults[f.name], metadata=dict(f.metadata))
+        elif f.default_factory is not dataclasses.MISSING:
+            spec = dataclasses.field(default_factory=f.default_factory, metadata=dict(f.metadata))
+        else:
+            spec = dataclasses.field(default=f.default, metadata=dict(f.metadata))
+        fields.append((f"{prefix}_{f.name}", tp, spec))
     return dataclasses.make_dataclass(f"{prefix.title()}{cls.__name__}", fields)
+
+
+def field_values(items: list[str] | None, what: str = "FIELD=VALUE") -> dict[str, str]:
+    """``["max_steps=4", "max-new-tokens=32"]`` -> ``{"max_steps": "4", "max_new_tokens": "32"}`` (for :func:`build`)."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"{what} takes FIELD=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip().replace("-", "_")] = value
+    return out
 
 
 def unprefixed(args: argparse.Namespace, cls: type[T], prefix: str) -> T:
