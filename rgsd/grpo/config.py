@@ -161,3 +161,5 @@ class GRPORunConfig(JudgeOptions, TrainerArgs):
             )
         if self.dynamic_weights_eps <= 0:
             raise ValueError(f"dynamic_weights_eps must be > 0, got {self.dynamic_weights_eps}")
+        if self.judge == "openai" and not self.judge_model:
+            raise ValueError("judge openai needs judge_model (the model name the endpoint serves)")

@@ -95,7 +95,7 @@ def trl_config(cfg: GRPORunConfig, resolved_dtype: str) -> Any:
         num_generations=cfg.num_generations,
         learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler_type,
-        warmup_steps=cfg.num_warmup_steps(),
+        warmup_steps=cfg.warmup_steps if 0 < cfg.warmup_steps < 1 else cfg.num_warmup_steps(),
         weight_decay=cfg.weight_decay,
         adam_beta1=cfg.adam_beta1,
         adam_beta2=cfg.adam_beta2,
