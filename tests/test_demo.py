@@ -19,7 +19,7 @@ def _prompt_means(path):
 
 def test_demo_pipeline_on_tiny_model(tmp_path, capsys):
     s = DemoSettings(out=tmp_path / "demo", model="tiny-random", steps=2, max_new_tokens=4, train_prompts=4,
-                     eval_samples=2, base_eval_samples=3, train_overrides={"per_device_batch_size": 2, "probe_steps": 1,
+                     eval_samples=2, base_eval_samples=3, train_overrides={"per_device_train_batch_size": 2, "probe_steps": 1,
                                                       "probe_prompts": 1, "probe_samples": 1,
                                                       "probe_max_new_tokens": 4, "progress": False})
     summary = run_demo(s)

@@ -74,6 +74,7 @@ def test_trl_mapping_counts_completions_and_keeps_prompts_per_step():
 
     cfg = GRPORunConfig(
         dataset_name="x",
+        judge="regex",
         per_device_train_batch_size=4,
         gradient_accumulation_steps=12,
         num_generations=8,

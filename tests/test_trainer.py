@@ -10,7 +10,7 @@ from conftest import DEMO_TRAIN
 from safetensors.torch import load_file
 
 from rgsd.method.chunked_loss import chunked_jsd_from_hidden
-from rgsd.config import build_config
+from rgsd.options import build as build_config
 from rgsd.data.loaders import load_examples
 from rgsd.models import load_model
 from rgsd.method.rollout import chat_prompt_ids
