@@ -55,3 +55,15 @@ def test_demo_pipeline_on_tiny_model(tmp_path, capsys):
     printed = capsys.readouterr().out
     g = summary["rgsd_gain"]["train"]
     assert "RGSD model, held-out prompts" in printed and f"{g['mean']:+.3f} [{g['ci95'][0]:+.3f}" in printed
+
+
+def test_demo_flags_build_the_settings_and_the_defaults_are_the_demos():
+    from rgsd.cli import build_parser
+    from rgsd.demo.cli import DemoArgs, settings
+    from rgsd.options import options
+
+    assert settings(options(build_parser().parse_args(["demo"]), DemoArgs)) == DemoSettings()
+    args = build_parser().parse_args(["demo", "--set", "probe_steps=2", "--rgsd-set", "lora_target_modules=q,v",
+                                      "--with-grpo", "--steps", "3"])
+    s = settings(options(args, DemoArgs))
+    assert s.train_overrides == {"probe_steps": "2", "lora_target_modules": "q,v"} and s.with_grpo and s.steps == 3
