@@ -1,8 +1,10 @@
 """The ``rgsd`` command line.
 
 Each command lives in the module named below, which exposes ``register(subparsers)``: it adds its
-parser and sets ``func`` (called with the parsed arguments, returning an exit code). Command modules keep
-heavy imports (torch, transformers) inside their run functions so that ``rgsd --help`` stays fast.
+parser (a :class:`rgsd.options.CommandParser`: flags from option dataclasses, ``--config FILE``, no
+abbreviations) and sets ``func`` (called with the parsed arguments, returning an exit code). Command modules
+keep torch and the models inside their run functions; building the parsers imports only transformers'
+``HfArgumentParser``.
 """
 
 from __future__ import annotations

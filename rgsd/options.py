@@ -11,7 +11,11 @@ transformers' :class:`~transformers.HfArgumentParser` turns the fields into flag
   with a warning; an entry ``"old": ("new", {old_value: new_value})`` also translates values whose meaning
   changed (``"key": ("key", {None: "none"})`` deprecates a value of a field that kept its name);
 * values from YAML are converted and checked against the field's type (:func:`convert`), and a dataclass's
-  ``validate()`` runs after parsing; a ``ValueError`` from either exits 2 naming the field.
+  ``validate()`` runs after parsing; a ``ValueError`` from either exits 2 naming the field;
+* ``--help`` shows every field's help and default; :func:`config_markdown` renders the same as a table.
+
+The Python API builds the same dataclasses with :func:`build` (a YAML file plus field overrides, checked
+as the flags are); :func:`prefixed` gives a role's copy of a dataclass (``--eval-judge-model`` ...).
 """
 
 from __future__ import annotations
