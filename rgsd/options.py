@@ -323,22 +323,25 @@ def options(args: argparse.Namespace, cls: type[T]) -> T:
     return instantiate(cls, values)
 
 
-def prefixed(cls: type, prefix: str, *, only: list[str] | None = None, **defaults: Any) -> type:
+def prefixed(cls: type, prefix: str, *, only: list[str] | None = None, note: str = "", **defaults: Any) -> type:
     """A copy of dataclass ``cls`` whose fields are named ``PREFIX_field`` (a role's options, e.g. a second judge).
 
-    ``only`` keeps those fields (by the unprefixed name); ``defaults`` replace field defaults (by the
-    unprefixed name); :func:`unprefixed` gets ``cls`` back.
+    ``only`` keeps those fields (by the unprefixed name); ``note`` is added to each help text; ``defaults``
+    replace field defaults (by the unprefixed name); :func:`unprefixed` gets ``cls`` back.
     """
     fields = []
     for f, tp in zip(dataclasses.fields(cls), field_types(cls).values()):
         if only is not None and f.name not in only:
             continue
+        meta = dict(f.metadata)
+        if note:
+            meta["help"] = f"{meta.get('help', '')} {note}".strip()
         if f.name in defaults:
-            spec = dataclasses.field(default=defaults[f.name], metadata=dict(f.metadata))
+            spec = dataclasses.field(default=defaults[f.name], metadata=meta)
         elif f.default_factory is not dataclasses.MISSING:
-            spec = dataclasses.field(default_factory=f.default_factory, metadata=dict(f.metadata))
+            spec = dataclasses.field(default_factory=f.default_factory, metadata=meta)
         else:
-            spec = dataclasses.field(default=f.default, metadata=dict(f.metadata))
+            spec = dataclasses.field(default=f.default, metadata=meta)
         fields.append((f"{prefix}_{f.name}", tp, spec))
     return dataclasses.make_dataclass(f"{prefix.title()}{cls.__name__}", fields)
 

@@ -74,8 +74,8 @@ class CompareJudge(JudgeOptions):
 
 EvalData = prefixed(EvalDataArgs, "eval")
 EVAL_JUDGE_FIELDS = [name for name in field_types(JudgeOptions) if name not in PRICES]
-EvalJudge = prefixed(JudgeOptions, "eval", **{name: None for name in EVAL_JUDGE_FIELDS},
-                     only=EVAL_JUDGE_FIELDS)
+EvalJudge = prefixed(JudgeOptions, "eval", **{name: None for name in EVAL_JUDGE_FIELDS}, only=EVAL_JUDGE_FIELDS,
+                     note="Of the evaluation judge; unset = the training judge's (--judge-*).")
 
 
 @dataclass
