@@ -130,8 +130,8 @@ def generate_rows(shape: dict, device: str, dtype: torch.dtype) -> list[dict]:
 
 def fsdp2_train_rows(shape: dict, device: str, work: Path) -> list[dict]:
     """2 steps of the real ``rgsd train`` with ``sharding: fsdp2`` on this one process."""
-    from rgsd.options import build as build_config
     from rgsd.models import load_tokenizer
+    from rgsd.options import build as build_config
     from rgsd.train.config import RGSDConfig
     from rgsd.train.trainer import train
 

@@ -15,9 +15,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from judge_server import JudgeServer, hash_rule, judging_policy  # noqa: E402
 
-from rgsd.options import build  # noqa: E402
 from rgsd.costs import CostRecord  # noqa: E402
 from rgsd.grpo.config import GRPORunConfig  # noqa: E402
+from rgsd.options import build  # noqa: E402
 
 DEMO_TRAIN = Path(__file__).resolve().parents[1] / "rgsd" / "demo_data" / "train.jsonl"
 G = 4

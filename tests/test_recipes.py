@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import pytest
 import yaml
 from conftest import REPO
 
-import warnings
-
-from rgsd.options import build, field_values
 from rgsd.grpo.config import GRPORunConfig
+from rgsd.options import build, field_values
 from rgsd.train.config import RGSDConfig
 
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))

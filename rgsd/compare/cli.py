@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from rgsd.compare.options import EVAL_JUDGE_FIELDS, CompareArgs, CompareJudge, CompareOptions, EvalData, EvalJudge
+from rgsd.compare.options import (
+    EVAL_JUDGE_FIELDS,
+    CompareArgs,
+    CompareJudge,
+    CompareOptions,
+    EvalData,
+    EvalJudge,
+)
 from rgsd.data.options import EvalDataArgs, TrainDataArgs
 from rgsd.judges.options import JudgeOptions
 from rgsd.options import add_command, checked, field_types, options, unprefixed

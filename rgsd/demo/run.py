@@ -77,8 +77,8 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
 
     from rgsd.demo.protocol import Protocol, eval_sets, evaluate_set, paired, run_summary, subset_data
     from rgsd.judges.regex_judge import RegexJudge
-    from rgsd.models import load_model
     from rgsd.method.teacher_prompt import teacher_messages
+    from rgsd.models import load_model
     from rgsd.options import build
     from rgsd.train.config import RGSDConfig
     from rgsd.train.trainer import train

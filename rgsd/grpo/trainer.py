@@ -161,9 +161,9 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
     """
     from transformers.trainer_utils import get_last_checkpoint
 
-    from rgsd.options import save as save_config
     from rgsd.grpo.rewards import RubricReward
     from rgsd.models import load_tokenizer, resolve_model_path
+    from rgsd.options import save as save_config
     from rgsd.train.setup import load_training_examples
 
     cfg.validate()

@@ -15,7 +15,6 @@ from rgsd.options import arg
 from rgsd.trainer_args import TrainerArgs
 
 
-
 @dataclass
 class ModelArgs(TrainerArgs):
     """The fields of an RGSD run outside the method: model, data, optimization, generation, checkpoints, logging."""

@@ -13,9 +13,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from rgsd.data.options import TrainDataArgs
 from rgsd.data.schema import Example
 from rgsd.method.rollout import Rollout, generate
-from rgsd.data.options import TrainDataArgs
 from rgsd.train.config import ModelArgs, RGSDConfig
 
 log = logging.getLogger(__name__)
