@@ -238,7 +238,8 @@ class CommandParser(HfArgumentParser):
         optional = {name for cls in self.dataclass_types for name, tp in field_types(cls).items()
                     if type(None) in typing.get_args(tp)}
         for action in self._actions:
-            if action.dest in optional and action.type not in (None, str) and action.nargs != "?":
+            if (action.dest in optional and action.type not in (None, str) and action.nargs != "?"
+                    and "none" not in (action.choices or ())):  # a choice named "none" stays a choice
                 action.type = _or_null(action.type)
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:

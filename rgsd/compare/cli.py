@@ -23,9 +23,13 @@ Trains both methods on the same data, steps, prompts per step, seed and response
 finished runs with --rgsd-run/--grpo-run); evaluates the base model and both final models on the evaluation
 data with one evaluation judge; writes compare.md, compare.json and two plots (rubric score against wall time
 and against training-time judge calls). Cost per point gained uses the normalized rubric score in percentage
-points (pp); it is n/a when the gain is <= 0. The evaluation judge options (--eval-judge-*) default to the
-training judge's (--judge-*); when the evaluation judge is GRPO's training judge the table says so, since a
-policy trained against a judge learns its blind spots."""
+points (pp); it is n/a when the gain is <= 0.
+
+Judges: --judge-* is GRPO's training judge (unset --judge: regex when training; with --grpo-run the run's own
+training judge is read, and --judge, if given, describes the evaluation judge). Every --eval-judge-* option
+left unset is the training judge's; when the evaluation judge is GRPO's training judge the table says so,
+since a policy trained against a judge learns its blind spots. Dollar costs price the training judge
+(--judge-price-*); --eval-judge-price-* and the failure-rate options are not used here."""
 
 
 def compare_options(args: argparse.Namespace) -> CompareOptions:

@@ -17,7 +17,6 @@ from rgsd.data.options import EvalDataArgs, TrainDataArgs
 from rgsd.judges.options import JudgeKind, JudgeOptions
 from rgsd.options import ConfigError, arg, field_types, prefixed
 
-PRICES = ("judge_price_in", "judge_price_out", "judge_prices")  # the training judge's cost, not the eval judge's
 
 
 @dataclass
@@ -63,9 +62,9 @@ class CompareArgs:
 class CompareJudge(JudgeOptions):
     """GRPO's training judge (and the evaluation judge's defaults)."""
 
-    judge: JudgeKind | None = arg(
-        None, "GRPO's training judge: regex (the default when training) or openai; with --grpo-run the "
-              "run's own training judge is read, and this (if given) is the evaluation judge.")
+    # unset: regex when training; with --grpo-run, the run's own training judge (see the command's description)
+    judge: JudgeKind | None = arg(None, next(f.metadata["help"] for f in dataclasses.fields(JudgeOptions)
+                                             if f.name == "judge"))
 
     def validate(self) -> None:
         if self.judge == "none":
@@ -73,9 +72,9 @@ class CompareJudge(JudgeOptions):
 
 
 EvalData = prefixed(EvalDataArgs, "eval")
-EVAL_JUDGE_FIELDS = [name for name in field_types(JudgeOptions) if name not in PRICES]
-EvalJudge = prefixed(JudgeOptions, "eval", **{name: None for name in EVAL_JUDGE_FIELDS}, only=EVAL_JUDGE_FIELDS,
-                     note="Of the evaluation judge; unset = the training judge's (--judge-*).")
+EVAL_JUDGE_FIELDS = list(field_types(JudgeOptions))
+# every eval judge option unset (None) = the training judge's; the same flags as every other judge role
+EvalJudge = prefixed(JudgeOptions, "eval", **{name: None for name in EVAL_JUDGE_FIELDS})
 
 
 @dataclass
@@ -92,6 +91,8 @@ class CompareOptions:
         unknown = set(self.eval_judge) - set(EVAL_JUDGE_FIELDS)
         if unknown:
             raise ConfigError(f"eval judge: unknown judge options {sorted(unknown)}")
+        if self.eval_judge.get("judge") == "none":
+            raise ConfigError("--eval-judge none: the comparison needs an evaluation judge (regex or openai)")
         if not self.eval_data.dataset_name:
             raise ConfigError("--eval-dataset-name is required (the held-out evaluation data)")
 
