@@ -48,7 +48,7 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
     ("teacher: key points before the question (user_prefix, compact) *", {"teacher_placement": "user_prefix"}),
     ("beta 0 (forward KL)", {"beta": 0.0}),
     ("beta 1 (reverse KL) *", {"beta": 1.0}),
-    ("16 prompts per step (all of them), 6 steps", {"per_device_batch_size": 16, "generation_batch_size": 16}),
+    ("16 prompts per step (all of them), 6 steps", {"per_device_train_batch_size": 16, "generation_batch_size": 16}),
     ("D, seed 1 *", {"seed": 1}),
     ("lr 1e-3, seed 1 *", {"learning_rate": 1e-3, "seed": 1}),
     ("clip 0.05 entry, seed 1 *", {"clip": 0.05, "clip_mode": "entry", "seed": 1}),
@@ -101,7 +101,6 @@ def _context(cfg: dict[str, Any]) -> tuple[str, str]:
 def run_study(args: argparse.Namespace) -> None:
     import torch
 
-    from rgsd.config import build_config
     from rgsd.demo import RECIPE
     from rgsd.demo.protocol import (
         Protocol,
@@ -115,6 +114,7 @@ def run_study(args: argparse.Namespace) -> None:
     from rgsd.judges.regex_judge import RegexJudge
     from rgsd.method.teacher_prompt import teacher_messages
     from rgsd.models import load_model
+    from rgsd.options import build
     from rgsd.train.config import RGSDConfig
     from rgsd.train.trainer import train
 
@@ -164,7 +164,7 @@ def run_study(args: argparse.Namespace) -> None:
                                   messages_fn=lambda ex, c=ctx: teacher_messages(ex, c[0], style=c[1]))
             cond[ctx] = {"score": with_r.score, "gap": paired(base["train"], with_r),
                          "mean_tokens": with_r.mean_tokens}
-        overrides = {"model": args.model, "data": str(shuffled if change.get("shuffle") else data),
+        overrides = {"model_name_or_path": args.model, "dataset_name": str(shuffled if change.get("shuffle") else data),
                      "output_dir": str(run_dir), "probe_steps": row_cfg["max_steps"], "progress": False,
                      "generation_batch_size": args.gen_batch, **row_cfg}  # a row's own probe_steps wins
         if args.steps_scale != 1.0:
@@ -172,7 +172,7 @@ def run_study(args: argparse.Namespace) -> None:
             overrides["probe_steps"] = overrides["max_steps"]
             if row_cfg.get("save_steps"):
                 overrides["save_steps"] = max(1, int(round(row_cfg["save_steps"] * args.steps_scale)))
-        cfg = build_config(RGSDConfig, RECIPE, overrides)
+        cfg = build(RGSDConfig, RECIPE, overrides)
         train(cfg)
         curve = []  # rows that save intermediate checkpoints: the gains along the run
         for ckpt in sorted((run_dir / "checkpoints").glob("step-*")) if row_cfg.get("save_steps") else []:

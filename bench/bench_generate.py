@@ -25,9 +25,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from rgsd.data.loaders import load_examples
-    from rgsd.models import load_model
     from rgsd.method.rollout import chat_prompt_ids, generate
     from rgsd.method.teacher_prompt import student_messages
+    from rgsd.models import load_model
 
     model, tok = load_model(args.model)
     exs = load_examples("demo:train").examples + load_examples("demo:heldout").examples

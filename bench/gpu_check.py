@@ -130,8 +130,8 @@ def generate_rows(shape: dict, device: str, dtype: torch.dtype) -> list[dict]:
 
 def fsdp2_train_rows(shape: dict, device: str, work: Path) -> list[dict]:
     """2 steps of the real ``rgsd train`` with ``sharding: fsdp2`` on this one process."""
-    from rgsd.config import build_config
     from rgsd.models import load_tokenizer
+    from rgsd.options import build as build_config
     from rgsd.train.config import RGSDConfig
     from rgsd.train.trainer import train
 
@@ -146,8 +146,8 @@ def fsdp2_train_rows(shape: dict, device: str, work: Path) -> list[dict]:
     rows = []
     for lora in (True, False):
         cfg = build_config(RGSDConfig, None, dict(
-            model=str(model_dir), data=str(REPO / "rgsd" / "demo_data" / "train.jsonl"), use_lora=lora,
-            sharding="fsdp2", max_steps=2, per_device_batch_size=2 if device == "cpu" else 8,
+            model_name_or_path=str(model_dir), dataset_name=str(REPO / "rgsd" / "demo_data" / "train.jsonl"), use_lora=lora,
+            sharding="fsdp2", max_steps=2, per_device_train_batch_size=2 if device == "cpu" else 8,
             max_new_tokens=shape["gen_new"], temperature=1.0, output_dir=str(work / f"run-lora{lora}"),
             progress=False, learning_rate=1e-5, warmup_ratio=0.0, save_steps=1, max_prompt_tokens=4096))
         _peak_reset(device)

@@ -33,7 +33,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     # configs and recipes
     "RGSDConfig": ("rgsd.train.config", "RGSDConfig"),
     "GRPORunConfig": ("rgsd.grpo.config", "GRPORunConfig"),
-    "build_config": ("rgsd.config", "build_config"),
+    "build_config": ("rgsd.options", "build"),  # a config dataclass from a YAML file plus field overrides
     "recipe_path": ("rgsd.recipes", "path"),
     # training
     "train_grpo": ("rgsd.grpo", "train_grpo"),

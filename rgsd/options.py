@@ -8,9 +8,14 @@ transformers' :class:`~transformers.HfArgumentParser` turns the fields into flag
 * ``--config FILE``: a YAML mapping of field: value, which the flags override;
 * an unknown option or key exits 2 with one line naming it and the closest known names;
 * renamed fields keep their old name for one release (a class attribute ``DEPRECATED = {"old": "new"}``),
-  with a warning;
+  with a warning; an entry ``"old": ("new", {old_value: new_value})`` also translates values whose meaning
+  changed (``"key": ("key", {None: "none"})`` deprecates a value of a field that kept its name);
 * values from YAML are converted and checked against the field's type (:func:`convert`), and a dataclass's
-  ``validate()`` runs after parsing; a ``ValueError`` from either exits 2 naming the field.
+  ``validate()`` runs after parsing; a ``ValueError`` from either exits 2 naming the field;
+* ``--help`` shows every field's help and default; :func:`config_markdown` renders the same as a table.
+
+The Python API builds the same dataclasses with :func:`build` (a YAML file plus field overrides, checked
+as the flags are); :func:`prefixed` gives a role's copy of a dataclass (``--eval-judge-model`` ...).
 """
 
 from __future__ import annotations
@@ -71,8 +76,16 @@ def convert(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, str):
             value = [value]
         (inner,) = typing.get_args(tp)[:1] or (str,)
-        # "a,b" and ["a", "b"] mean the same (the flag takes several words, a YAML value may be one string)
-        items = [p for v in value for p in (v.split(",") if isinstance(v, str) else [v]) if p != ""]
+        # "a,b" and ["a", "b"] mean the same (the flag takes several words, a YAML value may be one string);
+        # a repeated flag (action "append") gives lists, whose words are kept whole
+        items: list[Any] = []
+        for v in value:
+            if isinstance(v, (list, tuple)):
+                items.extend(v)
+            elif isinstance(v, str):
+                items.extend(p for p in v.split(",") if p != "")
+            else:
+                items.append(v)
         return [convert(v, inner, where) for v in items]
     if origin is dict or tp is dict:
         if isinstance(value, str):
@@ -111,20 +124,40 @@ def did_you_mean(key: str, known: list[str]) -> str:
     return f"; did you mean {', '.join('--' + c for c in close)}?" if close else ""
 
 
-def deprecated_names(classes: list[type]) -> dict[str, str]:
-    """Old field name -> new name, from each class's ``DEPRECATED`` attribute."""
-    out: dict[str, str] = {}
+Rename = tuple[str, dict[Any, Any]]
+
+
+def deprecated_names(classes: list[type]) -> dict[str, Rename]:
+    """Old field name -> (new name, value translations), from each class's ``DEPRECATED`` attribute."""
+    out: dict[str, Rename] = {}
     for cls in classes:
-        out.update(getattr(cls, "DEPRECATED", {}))
+        for old, new in getattr(cls, "DEPRECATED", {}).items():
+            out[old] = (new, {}) if isinstance(new, str) else (new[0], dict(new[1]))
     return out
 
 
-def _renamed(key: str, renames: dict[str, str], where: str) -> str:
-    if key in renames:
-        warnings.warn(f"{where}: {key!r} is deprecated and will be removed in the next release; use "
-                      f"{renames[key]!r}", FutureWarning, stacklevel=3)
-        return renames[key]
-    return key
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _renamed(key: str, value: Any, renames: dict[str, Rename], where: str) -> tuple[str, Any]:
+    """``(key, value)`` under the current name and meaning; warns when an old name or value was used."""
+    if key not in renames:
+        return key, value
+    new, values = renames[key]
+    changed = _hashable(value) and value in values
+    if new != key:
+        hint = f"; use {new!r}" + (f" ({new}: {values[value]!r} means what {key}: {value!r} meant)" if changed else "")
+        warnings.warn(f"{where}: {key!r} is deprecated and will be removed in the next release{hint}",
+                      FutureWarning, stacklevel=3)
+    elif changed:
+        warnings.warn(f"{where}: {key}: {value!r} is deprecated and will be removed in the next release; "
+                      f"use {key}: {values[value]!r}", FutureWarning, stacklevel=3)
+    return new, values[value] if changed else value
 
 
 def build(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:
@@ -136,7 +169,7 @@ def build(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any
     sources.append(("overrides", dict(overrides or {})))
     for where, mapping in sources:
         for key, value in mapping.items():
-            key = _renamed(str(key).replace("-", "_"), renames, where)
+            key, value = _renamed(str(key).replace("-", "_"), value, renames, where)
             if key not in ftypes:
                 raise ConfigError(f"{where}: unknown key {key!r} for {cls.__name__}{did_you_mean(key, list(ftypes))}"
                                   " (`--help` lists every field)")
@@ -182,13 +215,17 @@ def save(obj: Any, path: str | Path) -> None:
 
 
 # ---- the parser -----------------------------------------------------------------------------------------
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """``--help``: descriptions as written, and every option's default after its help."""
+
+
 class CommandParser(HfArgumentParser):
     """One command's parser: its option dataclasses as flags, plus ``--config FILE`` (see the module doc)."""
 
     def __init__(self, dataclass_types: Any = None, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         kwargs.setdefault("usage", "%(prog)s [OPTIONS]  (--help lists them)")  # an error's usage line stays short
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(dataclass_types, **kwargs)
         self.renames = deprecated_names(self.dataclass_types)
         self._accept_null()
@@ -201,29 +238,43 @@ class CommandParser(HfArgumentParser):
         optional = {name for cls in self.dataclass_types for name, tp in field_types(cls).items()
                     if type(None) in typing.get_args(tp)}
         for action in self._actions:
-            if action.dest in optional and action.type not in (None, str) and action.nargs != "?":
+            if (action.dest in optional and action.type not in (None, str) and action.nargs != "?"
+                    and "none" not in (action.choices or ())):  # a choice named "none" stays a choice
                 action.type = _or_null(action.type)
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
-        argv = [self._rename_flag(t) for t in (sys.argv[1:] if args is None else list(args))]
+        argv = self._rename_flags(sys.argv[1:] if args is None else list(args))
         path = _flag_value(argv, "--config")
         if path is not None and self.dataclass_types:
-            self.set_defaults(**self._yaml_defaults(path))
+            try:
+                self.set_defaults(**self._yaml_defaults(path))
+            except ConfigError as err:  # exit 2 with the command's usage line, like a bad flag
+                self.error(str(err))
         ns, extra = super().parse_known_args(argv, namespace)
         unknown = [t for t in extra if t.startswith("-")]
         if unknown:
-            known = [s.lstrip("-") for s in self._option_string_actions if s.startswith("--")]
-            self.error(f"unrecognized arguments: {' '.join(extra)}{did_you_mean(unknown[0].lstrip('-'), known)}")
+            known = sorted({s[2:].replace("-", "_") for s in self._option_string_actions if s.startswith("--")})
+            name = unknown[0][2:].partition("=")[0].replace("-", "_")
+            self.error(f"unrecognized arguments: {' '.join(extra)}{did_you_mean(name, known)}")
         return ns, extra
 
-    def _rename_flag(self, tok: str) -> str:
-        if not tok.startswith("--") or len(tok) < 3:
-            return tok
-        name, eq, value = tok[2:].partition("=")
-        key = name.replace("-", "_")
-        if key in self.renames:
-            return "--" + _renamed(key, self.renames, "command line") + eq + value
-        return tok
+    def _rename_flags(self, argv: list[str]) -> list[str]:
+        """Old option names (and old values, see ``DEPRECATED``) rewritten to the current ones, with a warning."""
+        out: list[str] = []
+        i = 0
+        while i < len(argv):
+            tok = argv[i]
+            i += 1
+            name, eq, value = tok[2:].partition("=")
+            key = name.replace("-", "_")
+            if not tok.startswith("--") or key not in self.renames:
+                out.append(tok)
+                continue
+            if not eq and self.renames[key][1] and i < len(argv) and not argv[i].startswith("--"):
+                eq, value, i = "=", argv[i], i + 1  # the value may be translated too
+            new, value = _renamed(key, value, self.renames, "command line")
+            out.append("--" + new + (f"={value}" if eq else ""))
+        return out
 
     def _yaml_defaults(self, path: str) -> dict[str, Any]:
         ftypes: dict[str, Any] = {}
@@ -231,7 +282,7 @@ class CommandParser(HfArgumentParser):
             ftypes.update(field_types(cls))
         out = {}
         for key, value in read_yaml(path).items():
-            key = _renamed(str(key).replace("-", "_"), self.renames, path)
+            key, value = _renamed(str(key).replace("-", "_"), value, self.renames, path)
             if key not in ftypes:
                 raise ConfigError(f"{path}: unknown key {key!r}{did_you_mean(key, list(ftypes))}"
                                   " (`--help` lists every field)")
@@ -273,16 +324,38 @@ def options(args: argparse.Namespace, cls: type[T]) -> T:
     return instantiate(cls, values)
 
 
-def prefixed(cls: type, prefix: str, **defaults: Any) -> type:
+def prefixed(cls: type, prefix: str, *, only: list[str] | None = None, note: str = "", **defaults: Any) -> type:
     """A copy of dataclass ``cls`` whose fields are named ``PREFIX_field`` (a role's options, e.g. a second judge).
 
-    ``defaults`` replace field defaults (by the unprefixed name); :func:`unprefixed` gets ``cls`` back.
+    ``only`` keeps those fields (by the unprefixed name); ``note`` is added to each help text; ``defaults``
+    replace field defaults (by the unprefixed name); :func:`unprefixed` gets ``cls`` back.
     """
     fields = []
     for f, tp in zip(dataclasses.fields(cls), field_types(cls).values()):
-        default = defaults.get(f.name, f.default)
-        fields.append((f"{prefix}_{f.name}", tp, dataclasses.field(default=default, metadata=dict(f.metadata))))
+        if only is not None and f.name not in only:
+            continue
+        meta = dict(f.metadata)
+        if note:
+            meta["help"] = f"{meta.get('help', '')} {note}".strip()
+        if f.name in defaults:
+            spec = dataclasses.field(default=defaults[f.name], metadata=meta)
+        elif f.default_factory is not dataclasses.MISSING:
+            spec = dataclasses.field(default_factory=f.default_factory, metadata=meta)
+        else:
+            spec = dataclasses.field(default=f.default, metadata=meta)
+        fields.append((f"{prefix}_{f.name}", tp, spec))
     return dataclasses.make_dataclass(f"{prefix.title()}{cls.__name__}", fields)
+
+
+def field_values(items: list[str] | None, what: str = "FIELD=VALUE") -> dict[str, str]:
+    """``["max_steps=4", "max-new-tokens=32"]`` -> ``{"max_steps": "4", "max_new_tokens": "32"}`` (for :func:`build`)."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"{what} takes FIELD=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip().replace("-", "_")] = value
+    return out
 
 
 def unprefixed(args: argparse.Namespace, cls: type[T], prefix: str) -> T:
@@ -290,3 +363,26 @@ def unprefixed(args: argparse.Namespace, cls: type[T], prefix: str) -> T:
     ns = argparse.Namespace(**{k: getattr(args, f"{prefix}_{k}") for k in field_types(cls)
                                if hasattr(args, f"{prefix}_{k}")})
     return options(ns, cls)
+
+
+def default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return "(required)"
+
+
+def config_markdown(cls: type) -> str:
+    """The fields of ``cls`` as a Markdown table (docs/configuration.md is generated from this)."""
+    rows = ["| field | default | meaning |", "| --- | --- | --- |"]
+    for f in dataclasses.fields(cls):
+        rows.append(f"| `{f.name}` | `{default_of(f)!r}` | {f.metadata.get('help', '')} |")
+    renames = deprecated_names([cls])
+    if renames:
+        rows.append("")
+        rows.append("Deprecated names (they still work for one release, with a warning): " + "; ".join(
+            f"`{old}` -> `{new}`" + (" (" + ", ".join(f"{a!r} -> {b!r}" for a, b in values.items()) + ")"
+                                       if values else "")
+            for old, (new, values) in renames.items()) + ".")
+    return "\n".join(rows)

@@ -116,8 +116,8 @@ def main() -> None:
 
     import torch
 
-    from rgsd.models import load_model
     from rgsd.method.rollout import chat_prompt_ids, generate
+    from rgsd.models import load_model
 
     torch.set_num_threads(args.threads)
     names = args.conditions.split(",")

@@ -33,3 +33,32 @@ def test_train_and_evaluate_are_callable_and_still_packages():
         met = [v.met for v in grade.verdicts]
         assert rec["score_normalized"] == rgsd.normalized_score(ex.points, met)
     assert result.summary["n_examples"] == 2
+
+
+def test_apps_are_imported_only_by_the_cli_and_the_trainers_share_fields_below_both():
+    """Only rgsd.cli imports the demo; only rgsd.cli and the demo import compare; the trainer configs never
+    import each other (their shared fields live in rgsd.trainer_args); no private name crosses a module."""
+    import ast
+
+    pkg = REPO / "rgsd"
+
+    def imports(path):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                yield node.module, [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    yield a.name, []
+
+    for path in pkg.rglob("*.py"):
+        module = ".".join(path.relative_to(REPO).with_suffix("").parts)
+        for target, names in imports(path):
+            if target.startswith("rgsd.demo") and not module.startswith("rgsd.demo"):
+                assert module == "rgsd.cli", (module, target)
+            if target.startswith("rgsd.compare") and not module.startswith("rgsd.compare"):
+                assert module == "rgsd.cli" or module.startswith("rgsd.demo"), (module, target)
+            if module.startswith(("rgsd.grpo.config", "rgsd.trainer_args", "rgsd.options", "rgsd.data.options")):
+                assert target != "rgsd.train" and not target.startswith("rgsd.train."), (module, target)
+            if module.startswith(("rgsd.compare", "rgsd.demo", "rgsd.options", "rgsd.trainer_args", "rgsd.train.config",
+                                  "rgsd.grpo.config", "rgsd.data.options", "rgsd.data.cli")):
+                assert not [n for n in names if n.startswith("_")], (module, target, names)

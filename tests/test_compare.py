@@ -13,7 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from judge_server import JudgeServer, hash_rule, judging_policy  # noqa: E402
 
-from rgsd.compare import build_rows, judge_spec, render_table, same_judge  # noqa: E402
+from rgsd.compare.plan import judge_spec, same_judge  # noqa: E402
+from rgsd.compare.table import build_rows, render_table  # noqa: E402
 from rgsd.costs import CostRecord  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,15 +92,15 @@ def compared(tiny_model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
     argv = [
         "compare",
-        "--data",
+        "--dataset-name",
         str(TRAIN),
-        "--eval-data",
+        "--eval-dataset-name",
         str(HELDOUT),
         "--eval-limit",
         "3",
-        "--model",
+        "--model-name-or-path",
         str(tiny_model_dir),
-        "--steps",
+        "--max-steps",
         "1",
         "--out",
         str(out),
@@ -108,7 +109,7 @@ def compared(tiny_model_dir, tmp_path_factory):
         "--max-new-tokens",
         "6",
         "--rgsd-set",
-        "per_device_batch_size=1",
+        "per_device_train_batch_size=1",
         "--rgsd-set",
         "max_new_tokens=6",
         "--rgsd-set",
@@ -162,7 +163,7 @@ def test_compare_reads_finished_runs_with_a_different_eval_judge(compared, tmp_p
             str(compared / "rgsd"),
             "--grpo-run",
             str(compared / "grpo"),
-            "--eval-data",
+            "--eval-dataset-name",
             str(HELDOUT),
             "--eval-limit",
             "3",
@@ -172,7 +173,7 @@ def test_compare_reads_finished_runs_with_a_different_eval_judge(compared, tmp_p
             "regex",
             "--eval-judge",
             "openai",
-            "--eval-base-url",
+            "--eval-judge-base-url",
             server.url,
             "--eval-judge-model",
             "test-judge",
@@ -199,7 +200,8 @@ def test_compare_reads_finished_runs_with_a_different_eval_judge(compared, tmp_p
     assert grpo_line.rstrip().endswith("| no |")
     # The model of the runs (from their config.yaml) is the base that is evaluated.
     assert (
-        report["matched"]["model"] == json.loads((compared / "compare.json").read_text())["matched"]["model"]
+        report["matched"]["model_name_or_path"]
+        == json.loads((compared / "compare.json").read_text())["matched"]["model_name_or_path"]
     )
 
 
@@ -208,7 +210,7 @@ def test_compare_with_samples_pairs_per_prompt_means(compared, tmp_path):
 
     out = tmp_path / "sampled"
     base = ["compare", "--rgsd-run", str(compared / "rgsd"), "--grpo-run", str(compared / "grpo"),
-            "--eval-data", str(HELDOUT), "--eval-limit", "3", "--out", str(out), "--judge", "regex",
+            "--eval-dataset-name", str(HELDOUT), "--eval-limit", "3", "--out", str(out), "--judge", "regex",
             "--max-new-tokens", "6"]
     assert main([*base, "--samples", "2"]) == 2  # several samples of greedy decoding: refused, nothing written
     assert not (out / "compare.json").exists()
@@ -222,3 +224,39 @@ def test_compare_with_samples_pairs_per_prompt_means(compared, tmp_path):
     want = sum(means["rgsd"][k] - means["base"][k] for k in means["base"]) / 3  # independent recomputation
     assert report["paired"]["rgsd"]["diff"]["n"] == 3
     assert report["paired"]["rgsd"]["diff"]["mean"] == pytest.approx(want, abs=1e-12)
+
+
+def test_old_compare_flags_keep_working_with_a_warning():
+    from rgsd.cli import build_parser
+    from rgsd.compare.cli import compare_options
+
+    old = ["compare", "--data", "t.jsonl", "--split", "train", "--config-name", "c", "--model", "m", "--steps", "3",
+           "--eval-data", "e.jsonl", "--eval-split", "test", "--eval-config-name", "ec", "--out", "o",
+           "--base-url", "http://127.0.0.1:9/v1", "--api-key-env", "K", "--price-in", "1", "--price-out", "2",
+           "--prices", "p.yaml", "--eval-base-url", "http://127.0.0.1:8/v1", "--eval-api-key-env", "EK"]
+    with pytest.warns(FutureWarning) as caught:
+        opts = compare_options(build_parser().parse_args(old))
+    said = " ".join(str(w.message) for w in caught)
+    for name in ("data", "split", "config_name", "model", "steps", "eval_data", "eval_split", "eval_config_name",
+                 "base_url", "api_key_env", "price_in", "price_out", "prices", "eval_base_url", "eval_api_key_env"):
+        assert f"'{name}' is deprecated" in said, name
+    assert (opts.data.dataset_name, opts.data.dataset_train_split, opts.data.dataset_config) == ("t.jsonl", "train", "c")
+    assert (opts.run.model_name_or_path, opts.run.max_steps, opts.run.out) == ("m", 3, "o")
+    assert (opts.eval_data.dataset_name, opts.eval_data.dataset_test_split, opts.eval_data.dataset_config) == (
+        "e.jsonl", "test", "ec")
+    j = opts.judge
+    assert (j.judge_base_url, j.judge_api_key_env, j.judge_price_in, j.judge_price_out, j.judge_prices) == (
+        "http://127.0.0.1:9/v1", "K", 1.0, 2.0, "p.yaml")
+    assert opts.eval_judge == {"judge_base_url": "http://127.0.0.1:8/v1", "judge_api_key_env": "EK"}
+    ev = opts.eval_judge_options()  # unset eval options are the training judge's
+    assert (ev.judge_base_url, ev.judge_api_key_env, ev.judge_model) == ("http://127.0.0.1:8/v1", "EK", None)
+
+
+def test_compare_judge_flags_are_evals_names():
+    """--judge-mode, --judge-concurrency ... are JudgeOptions' fields (the names of rgsd eval)."""
+    import dataclasses
+
+    from rgsd.compare.options import CompareJudge
+    from rgsd.judges.options import JudgeOptions
+
+    assert [f.name for f in dataclasses.fields(CompareJudge)] == [f.name for f in dataclasses.fields(JudgeOptions)]

@@ -54,7 +54,10 @@ def test_every_data_command_takes_the_same_options(hf_folder, capsys):
         with pytest.raises(SystemExit):
             main([*command, "--help"])
         help_text = capsys.readouterr().out
-        assert "--prompt-column" in help_text and "--config-name" in help_text and "--split" in help_text, command
+        assert "--prompt-column" in help_text and "--dataset-config" in help_text and "split" in help_text, command
+    # the old spelling of the configuration still works, with a warning
+    with pytest.warns(FutureWarning, match="'config_name' is deprecated"):
+        main(["data", "lint", str(hf_folder), *flags, "--config-name", "default"])
 
 
 def test_trainers_read_the_same_fields(hf_folder):
@@ -63,6 +66,6 @@ def test_trainers_read_the_same_fields(hf_folder):
     from rgsd.train.setup import load_training_examples
 
     for cls in (RGSDConfig, GRPORunConfig):
-        cfg = cls(data=str(hf_folder), data_split="train", prompt_column="question", rubric_column="meta.criteria",
-                  id_column="uid")
+        cfg = cls(dataset_name=str(hf_folder), dataset_train_split="train", prompt_column="question",
+                  rubric_column="meta.criteria", id_column="uid")
         assert [ex.id for ex in load_training_examples(cfg)] == ["train-0", "train-1"]

@@ -19,7 +19,7 @@ def _prompt_means(path):
 
 def test_demo_pipeline_on_tiny_model(tmp_path, capsys):
     s = DemoSettings(out=tmp_path / "demo", model="tiny-random", steps=2, max_new_tokens=4, train_prompts=4,
-                     eval_samples=2, base_eval_samples=3, train_overrides={"per_device_batch_size": 2, "probe_steps": 1,
+                     eval_samples=2, base_eval_samples=3, train_overrides={"per_device_train_batch_size": 2, "probe_steps": 1,
                                                       "probe_prompts": 1, "probe_samples": 1,
                                                       "probe_max_new_tokens": 4, "progress": False})
     summary = run_demo(s)
@@ -55,3 +55,15 @@ def test_demo_pipeline_on_tiny_model(tmp_path, capsys):
     printed = capsys.readouterr().out
     g = summary["rgsd_gain"]["train"]
     assert "RGSD model, held-out prompts" in printed and f"{g['mean']:+.3f} [{g['ci95'][0]:+.3f}" in printed
+
+
+def test_demo_flags_build_the_settings_and_the_defaults_are_the_demos():
+    from rgsd.cli import build_parser
+    from rgsd.demo.cli import DemoArgs, settings
+    from rgsd.options import options
+
+    assert settings(options(build_parser().parse_args(["demo"]), DemoArgs)) == DemoSettings()
+    args = build_parser().parse_args(["demo", "--set", "probe_steps=2", "--rgsd-set", "lora_target_modules=q,v",
+                                      "--with-grpo", "--steps", "3"])
+    s = settings(options(args, DemoArgs))
+    assert s.train_overrides == {"probe_steps": "2", "lora_target_modules": "q,v"} and s.with_grpo and s.steps == 3

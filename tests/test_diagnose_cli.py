@@ -193,7 +193,7 @@ def test_real_grpo_run_two_checkpoints_end_to_end(tiny_model_dir, tmp_path, monk
     from rgsd.grpo.trainer import train_grpo
 
     run, out = tmp_path / "grpo-run", tmp_path / "diag"
-    cfg = GRPORunConfig(model=str(tiny_model_dir), data=str(DEMO_TRAIN), max_steps=2, save_steps=1,
+    cfg = GRPORunConfig(model_name_or_path=str(tiny_model_dir), dataset_name=str(DEMO_TRAIN), max_steps=2, save_steps=1,
                         per_device_train_batch_size=2, num_generations=2, max_completion_length=6, output_dir=str(run),
                         disable_tqdm=True, learning_rate=1e-2, lora_r=4, lora_alpha=8, judge="regex")
     train_grpo(cfg)

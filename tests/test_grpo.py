@@ -15,9 +15,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from judge_server import JudgeServer, hash_rule, judging_policy  # noqa: E402
 
-from rgsd.config import build_config  # noqa: E402
 from rgsd.costs import CostRecord  # noqa: E402
 from rgsd.grpo.config import GRPORunConfig  # noqa: E402
+from rgsd.options import build  # noqa: E402
 
 DEMO_TRAIN = Path(__file__).resolve().parents[1] / "rgsd" / "demo_data" / "train.jsonl"
 G = 4
@@ -25,8 +25,9 @@ G = 4
 
 def small(tiny_model_dir: Path, out: Path, **kw) -> GRPORunConfig:
     values = dict(
-        model=str(tiny_model_dir),
-        data=str(DEMO_TRAIN),
+        model_name_or_path=str(tiny_model_dir),
+        dataset_name=str(DEMO_TRAIN),
+        judge="regex",
         max_steps=2,
         per_device_train_batch_size=2 * G,  # completions, as in TRL: 2 prompts x G rollouts
         gradient_accumulation_steps=1,
@@ -48,31 +49,32 @@ def read_jsonl(path: Path) -> list[dict]:
 
 # ---- config -----------------------------------------------------------------------------------------------
 def test_config_validation_names_the_problem(tmp_path):
-    with pytest.raises(ValueError, match="data is required"):
+    with pytest.raises(ValueError, match="dataset_name is required"):
         GRPORunConfig().validate()
     with pytest.raises(ValueError, match="num_generations must be >= 2"):
-        GRPORunConfig(data="x", num_generations=1).validate()
+        GRPORunConfig(dataset_name="x", num_generations=1).validate()
     with pytest.raises(ValueError, match="must be a multiple of num_generations"):
-        GRPORunConfig(data="x", per_device_train_batch_size=3, gradient_accumulation_steps=1, num_generations=4).validate()
+        GRPORunConfig(dataset_name="x", per_device_train_batch_size=3, gradient_accumulation_steps=1, num_generations=4).validate()
     with pytest.raises(ValueError, match="warmup_steps"):
-        GRPORunConfig(data="x", warmup_steps=2.5).validate()
+        GRPORunConfig(dataset_name="x", warmup_steps=2.5).validate()
     with pytest.raises(ValueError, match="rar-implicit needs judge_mode holistic"):
-        GRPORunConfig(data="x", judge="openai", reward="rar-implicit").validate()
+        GRPORunConfig(dataset_name="x", judge="openai", reward="rar-implicit").validate()
     with pytest.raises(ValueError, match="holistic gives no per-criterion verdicts"):
-        GRPORunConfig(data="x", judge="openai", judge_mode="holistic").validate()
+        GRPORunConfig(dataset_name="x", judge="openai", judge_mode="holistic").validate()
     with pytest.raises(ValueError, match="--price-in and --price-out go together"):
-        GRPORunConfig(data="x", judge_price_in=1.0).validate()
+        GRPORunConfig(dataset_name="x", judge_price_in=1.0).validate()
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("data: d.jsonl\nnum_generation: 4\n")
-    with pytest.raises(ValueError, match=r"r\.yaml: unknown config key 'num_generation'"):
-        build_config(GRPORunConfig, recipe)
+    recipe.write_text("dataset_name: d.jsonl\nnum_generation: 4\n")
+    with pytest.raises(ValueError, match=r"r\.yaml: unknown key 'num_generation'"):
+        build(GRPORunConfig, recipe)
 
 
 def test_trl_mapping_counts_completions_and_keeps_prompts_per_step():
     from rgsd.grpo.trainer import trl_config
 
     cfg = GRPORunConfig(
-        data="x",
+        dataset_name="x",
+        judge="regex",
         per_device_train_batch_size=4,
         gradient_accumulation_steps=12,
         num_generations=8,
@@ -101,15 +103,16 @@ def test_field_names_are_trls_where_trl_has_the_field():
 
     from trl import GRPOConfig
 
+    from rgsd.judges.options import JudgeOptions
+
     ours = {f.name for f in dataclasses.fields(GRPORunConfig)}
     trl = {f.name for f in dataclasses.fields(GRPOConfig)}
     not_trl = {  # model/LoRA (TRL keeps those in ModelConfig/peft), data, judge, reward and rgsd-only fields
-        "model", "dtype", "attn_implementation", "use_lora", "lora_r", "lora_alpha", "lora_dropout",
-        "lora_target_modules", "data", "format", "polarity", "max_examples", "data_order", "max_prompt_tokens",
-        "data_split", "data_config_name", "prompt_column", "rubric_column", "id_column",
-        "judge", "judge_model", "base_url", "api_key_env", "judge_mode", "judge_concurrency", "judge_cache",
-        "judge_max_calls", "judge_price_in", "judge_price_out", "judge_prices", "reward", "dynamic_weights",
-        "dynamic_weights_eps",
+        "model_name_or_path", "dtype", "attn_implementation", "use_lora", "lora_r", "lora_alpha", "lora_dropout",
+        "lora_target_modules", "dataset_name", "format", "polarity", "max_examples", "data_order",
+        "max_prompt_tokens", "dataset_train_split", "dataset_config", "prompt_column", "rubric_column", "id_column",
+        "warmup_ratio",  # transformers 4's name (transformers 5 reads a share from warmup_steps)
+        *(f.name for f in dataclasses.fields(JudgeOptions)), "reward", "dynamic_weights", "dynamic_weights_eps",
     }
     assert ours - not_trl <= trl, sorted(ours - not_trl - trl)
     assert {"per_device_train_batch_size", "beta", "max_completion_length", "run_name", "project"} <= ours - not_trl
@@ -129,7 +132,7 @@ def test_trl_private_api_is_as_written_against():
 def test_tracker_names_default_from_the_output_folder_and_the_config_is_logged(monkeypatch):
     from rgsd.grpo.trackers import ConfigToTrackers, apply_project
 
-    cfg = GRPORunConfig(data="x", output_dir="runs/exp7", report_to=["wandb"])
+    cfg = GRPORunConfig(dataset_name="x", judge="regex", output_dir="runs/exp7", report_to=["wandb"])
     assert cfg.tracker_names() == ("exp7", "runs")
     assert GRPORunConfig(output_dir="solo", run_name="r", project="p").tracker_names() == ("r", "p")
     monkeypatch.setenv("WANDB_PROJECT", "mine")
@@ -269,9 +272,9 @@ def test_grpo_http_judge_costs_failures_and_nan_advantages(tiny_model_dir, tmp_p
         cfg = small(
             tiny_model_dir,
             out,
-            data=str(data),
+            dataset_name=str(data),
             judge="openai",
-            base_url=server.url,
+            judge_base_url=server.url,
             judge_model="test-judge",
             judge_mode="per-criterion",
             judge_concurrency=8,

@@ -176,7 +176,7 @@ def test_duplicate_ids_are_refused_by_train_and_convert(tmp_path, capsys):
 
     data = write_data(tmp_path, ["A", "B", "A"])
     with pytest.raises(DataError, match=r"data.jsonl:3: id: duplicate example id 'A' \(first at .*data.jsonl:1\)"):
-        load_training_examples(ModelArgs(data=str(data)))
+        load_training_examples(ModelArgs(dataset_name=str(data)))
     assert main(["data", "convert", str(data), str(tmp_path / "o.jsonl")]) == 1
     err = capsys.readouterr().err
     assert "data.jsonl:3: id: duplicate example id 'A'" in err and not (tmp_path / "o.jsonl").exists()

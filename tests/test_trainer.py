@@ -9,7 +9,6 @@ import torch
 from conftest import DEMO_TRAIN
 from safetensors.torch import load_file
 
-from rgsd.config import build_config
 from rgsd.data.loaders import load_examples
 from rgsd.method.alignment import align, gather_hidden
 from rgsd.method.chunked_loss import chunked_jsd_from_hidden
@@ -18,6 +17,7 @@ from rgsd.method.rollout import chat_prompt_ids
 from rgsd.method.student_loss import StudentLoss
 from rgsd.method.teacher_prompt import student_messages, teacher_messages
 from rgsd.models import load_model
+from rgsd.options import build as build_config
 from rgsd.train.config import RGSDConfig
 from rgsd.train.setup import load_policy, loss_options
 from rgsd.train.teacher import Teacher, load_frozen_teacher

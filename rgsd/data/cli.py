@@ -6,69 +6,71 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar, Literal
 
-from rgsd.data.loaders import FORMATS, DataError, load_examples, read_polarity_overrides, require_unique_ids
-from rgsd.data.rar import DEFAULT_POLICY, POLARITY_POLICIES
-from rgsd.data.source_args import add_source_args, source_kwargs
+from rgsd.data.loaders import DataError, load_examples, read_polarity_overrides, require_unique_ids
+from rgsd.data.options import DatasetArgs
+from rgsd.data.rar import DEFAULT_POLICY
+from rgsd.options import CommandParser, add_command, arg, options
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--format", default="auto", choices=("auto", *FORMATS), help="input format (default: detect)"
-    )
-    p.add_argument(
-        "--polarity",
-        default=DEFAULT_POLICY,
-        choices=POLARITY_POLICIES,
-        help="how a negative weight is read: 'sign' = penalty when met (default); 'avoid-positive' = a "
-        "negative-weight criterion phrased as good behaviour ('Avoids ...') is worth |w| when met",
-    )
-    p.add_argument(
-        "--polarity-overrides",
-        metavar="JSON",
-        help='JSON object {"<example_id>/<criterion_id>" or "<example_id>": "positive"|"negative"}',
-    )
-    add_source_args(p)  # --split, --config-name, --prompt-column, --rubric-column, --id-column
+@dataclass
+class SourceArgs(DatasetArgs):
+    """How ``rgsd data`` reads its input: the data-source fields of every command, plus split and polarity."""
+
+    DEPRECATED: ClassVar[dict[str, str]] = {"config_name": "dataset_config"}
+
+    split: str | None = arg(None, "Split of a Hugging Face dataset (e.g. train).")
+    polarity: Literal["sign", "avoid-positive"] = arg(
+        DEFAULT_POLICY, "How a negative weight is read: 'sign' = penalty when met; 'avoid-positive' = a "
+                        "negative-weight criterion phrased as good behaviour ('Avoids ...') is worth |w| when met.")
+    polarity_overrides: str | None = arg(
+        None, 'JSON object {"<example_id>/<criterion_id>" or "<example_id>": "positive"|"negative"}.')
+
+    def source_kwargs(self) -> dict[str, Any]:
+        """``load_examples`` keyword arguments of these fields (besides the source, polarity overrides)."""
+        return {"format": self.format, "polarity": self.polarity, "split": self.split,
+                "config_name": self.dataset_config, "columns": self.columns()}
+
+
+@dataclass
+class LintArgs(SourceArgs):
+    max_criterion_chars: int | None = arg(None, "Flag longer criteria (default 4000).")
+
+
+@dataclass
+class ConvertArgs(SourceArgs):
+    on_error: Literal["strict", "skip"] = arg(
+        "strict", "strict: stop on any bad record; skip: write the good ones, list the rest.")
+    limit: int | None = arg(None, "Stop after this many examples.")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``rgsd data`` with its ``lint`` and ``convert`` subcommands."""
-    data = subparsers.add_parser("data", help="check and convert rubric datasets")
-    sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    data = subparsers.add_parser("data", help="check and convert rubric datasets", usage="%(prog)s {lint,convert} ...")
+    sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=CommandParser)
     data.set_defaults(func=lambda args: (data.print_help(), 2)[1])
 
-    lint = sub.add_parser("lint", help="report every problem in rubric files (exit 1 when errors are found)")
+    lint = add_command(sub, "lint", [LintArgs], run_lint,
+                       "report every problem in rubric files (exit 1 when errors are found)")
     lint.add_argument("files", nargs="+", metavar="FILE")
-    _common(lint)
-    lint.add_argument(
-        "--max-criterion-chars", type=int, default=None, help="flag longer criteria (default 4000)"
-    )
-    lint.set_defaults(func=run_lint)
-
-    conv = sub.add_parser("convert", help="write the canonical JSONL form of a rubric dataset")
+    conv = add_command(sub, "convert", [ConvertArgs], run_convert, "write the canonical JSONL form of a rubric dataset")
     conv.add_argument("input", metavar="IN", help=".jsonl/.json/.parquet file, dataset folder or hub name")
     conv.add_argument("output", metavar="OUT", help="canonical JSONL file to write")
-    _common(conv)
-    conv.add_argument(
-        "--on-error",
-        default="strict",
-        choices=("strict", "skip"),
-        help="strict: stop on any bad record (default); skip: write the good ones, list the rest",
-    )
-    conv.add_argument("--limit", type=int, default=None, help="stop after this many examples")
-    conv.set_defaults(func=run_convert)
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, str] | None:
-    return read_polarity_overrides(args.polarity_overrides) if args.polarity_overrides else None
+def _overrides(opts: SourceArgs) -> dict[str, str] | None:
+    return read_polarity_overrides(opts.polarity_overrides) if opts.polarity_overrides else None
 
 
 def run_lint(args: argparse.Namespace) -> int:
     from rgsd.data.lint import MAX_CRITERION_CHARS, format_summary, lint_file
 
+    opts = options(args, LintArgs)
     try:
-        overrides = _overrides(args)
+        overrides = _overrides(opts)
     except DataError as err:
         print(err, file=sys.stderr)
         return 1
@@ -76,11 +78,9 @@ def run_lint(args: argparse.Namespace) -> int:
     for path in args.files:
         report = lint_file(
             path,
-            format=args.format,
-            polarity=args.polarity,
             polarity_overrides=overrides,
-            max_criterion_chars=args.max_criterion_chars or MAX_CRITERION_CHARS,
-            **source_kwargs(args),
+            max_criterion_chars=opts.max_criterion_chars or MAX_CRITERION_CHARS,
+            **opts.source_kwargs(),
         )
         for problem in report.problems:
             print(problem)
@@ -90,20 +90,19 @@ def run_lint(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    if args.limit is not None and args.limit <= 0:
-        print(f"error: --limit must be >= 1, got {args.limit}; nothing written to {args.output}", file=sys.stderr)
+    opts = options(args, ConvertArgs)
+    if opts.limit is not None and opts.limit <= 0:
+        print(f"error: --limit must be >= 1, got {opts.limit}; nothing written to {args.output}", file=sys.stderr)
         return 1
     try:
         result = load_examples(
             args.input,
-            format=args.format,
-            polarity=args.polarity,
-            on_error=args.on_error,
-            limit=args.limit,
-            polarity_overrides=_overrides(args),
-            **source_kwargs(args),
+            on_error=opts.on_error,
+            limit=opts.limit,
+            polarity_overrides=_overrides(opts),
+            **opts.source_kwargs(),
         )
-        require_unique_ids(result, on_error=args.on_error)
+        require_unique_ids(result, on_error=opts.on_error)
     except DataError as err:
         print(err, file=sys.stderr)
         print(f"nothing written to {args.output}", file=sys.stderr)

@@ -1,4 +1,8 @@
-"""The data-source options every command that reads rubric data shares: HF split, configuration, column names."""
+"""Data-source flags for the commands not yet on :mod:`rgsd.data.options` (eval, gap, diagnose).
+
+The trainers, ``rgsd compare`` and ``rgsd data`` take :class:`rgsd.data.options.DatasetArgs` instead; this
+module goes once the last command has moved.
+"""
 
 from __future__ import annotations
 
@@ -25,9 +29,3 @@ def source_kwargs(args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:
     columns = {t: getattr(args, f"{p}{t}_column") for t in COLUMN_TARGETS if getattr(args, f"{p}{t}_column", None)}
     return {"split": getattr(args, f"{p}split", None), "config_name": getattr(args, f"{p}config_name", None),
             "columns": columns or None}
-
-
-def config_source_kwargs(cfg: Any) -> dict[str, Any]:
-    """The same from a trainer config's ``data_split`` / ``data_config_name`` / ``*_column`` fields."""
-    columns = {t: getattr(cfg, f"{t}_column") for t in COLUMN_TARGETS if getattr(cfg, f"{t}_column", None)}
-    return {"split": cfg.data_split, "config_name": cfg.data_config_name, "columns": columns or None}

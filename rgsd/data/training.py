@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from rgsd.data.options import TrainDataArgs
 from rgsd.data.schema import Example
 
 __all__ = ["load_training_examples"]
 
 
-def load_training_examples(cfg: Any) -> list[Example]:
-    """Examples from a trainer config's data fields (``data``, ``format``, ``polarity``, ``max_examples`` and the
-    source fields of :func:`rgsd.data.source_args.config_source_kwargs`); ids must be unique."""
+def load_training_examples(cfg: TrainDataArgs) -> list[Example]:
+    """Examples from a trainer config's data fields (:class:`rgsd.data.options.TrainDataArgs`); ids must be unique."""
     from rgsd.data.loaders import load_examples, require_unique_ids
-    from rgsd.data.source_args import config_source_kwargs
 
-    examples = require_unique_ids(load_examples(cfg.data, format=cfg.format, polarity=cfg.polarity,
-                                                 **config_source_kwargs(cfg))).examples
+    examples = require_unique_ids(load_examples(cfg.dataset_name, **cfg.source_kwargs())).examples
     return examples[: cfg.max_examples] if cfg.max_examples else examples

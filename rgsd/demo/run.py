@@ -12,7 +12,6 @@ paired differences over prompts with a bootstrap 95% CI (``rgsd.demo.protocol``)
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import time
@@ -76,11 +75,11 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     """Run every stage; write ``report.md``, ``summary.json`` and plots to ``s.out``; return the summary."""
     import torch
 
-    from rgsd.config import build_config
     from rgsd.demo.protocol import Protocol, eval_sets, evaluate_set, paired, run_summary, subset_data
     from rgsd.judges.regex_judge import RegexJudge
-    from rgsd.models import load_model
     from rgsd.method.teacher_prompt import teacher_messages
+    from rgsd.models import load_model
+    from rgsd.options import build
     from rgsd.train.config import RGSDConfig
     from rgsd.train.trainer import train
 
@@ -96,9 +95,9 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     sets = eval_sets(proto)
     judge = RegexJudge()
     data = subset_data(sets["train"], s.out / "train_prompts.jsonl")
-    cfg = build_config(RGSDConfig, RECIPE, {"model": s.model, "max_steps": s.steps, "seed": s.seed,
-                                            "max_new_tokens": s.max_new_tokens, "data": str(data),
-                                            "output_dir": str(s.out / "rgsd-run"), **s.train_overrides})
+    cfg = build(RGSDConfig, RECIPE, {"model_name_or_path": s.model, "max_steps": s.steps, "seed": s.seed,
+                                     "max_new_tokens": s.max_new_tokens, "dataset_name": str(data),
+                                     "output_dir": str(s.out / "rgsd-run"), **s.train_overrides})
     model, tok = load_model(s.model)
     ev: dict[str, Any] = {}
 
@@ -137,7 +136,7 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
         "model": s.model, "train_prompts": len(sets["train"]), "heldout_prompts": len(sets["heldout"]),
         "judge": judge.name, "judge_note": judge.note,
         "conditioning_gap": cond, "rgsd_gain": gain,
-        "training": {k: getattr(cfg, k) for k in ("max_steps", "per_device_batch_size", "learning_rate",
+        "training": {k: getattr(cfg, k) for k in ("max_steps", "per_device_train_batch_size", "learning_rate",
                                                   "temperature", "loss_temperature", "max_new_tokens", "beta",
                                                   "clip", "clip_mode", "teacher_placement", "teacher_style",
                                                   "use_lora", "lora_r")},
@@ -170,65 +169,25 @@ def _ci(d: dict[str, Any]) -> str:
     return f"{d['mean']:+.3f} [95% CI {d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
 
 
-def grpo_baseline(s: DemoSettings, rgsd_cfg, rgsd_dir: Path) -> dict[str, Any]:
-    """Train GRPO (regex judge) on the same prompts and steps, then ``rgsd compare`` the two finished runs."""
-    from rgsd.cli import build_parser
-    from rgsd.compare import grpo_matched
-    from rgsd.compare import run as compare_run
-    from rgsd.config import build_config
+def grpo_baseline(s: DemoSettings, rgsd_cfg: Any, rgsd_dir: Path) -> dict[str, Any]:
+    """Train GRPO (regex judge) on the same prompts and steps, then compare the two finished runs."""
+    from rgsd.compare.options import CompareArgs, CompareOptions
+    from rgsd.compare.plan import grpo_matched
+    from rgsd.compare.run import run_compare
+    from rgsd.data.options import EvalDataArgs
     from rgsd.grpo.config import GRPORunConfig
     from rgsd.grpo.trainer import train_grpo
+    from rgsd.options import build
 
     matched = grpo_matched(rgsd_cfg, s.grpo_generations)
-    grpo_cfg = build_config(GRPORunConfig, recipe_path("grpo-smollm2-cpu.yaml"),
-                            {**matched, "num_generations": s.grpo_generations,
-                             "output_dir": str(s.out / "grpo-run")})
+    grpo_cfg = build(GRPORunConfig, recipe_path("grpo-smollm2-cpu.yaml"),
+                     {**matched, "num_generations": s.grpo_generations, "output_dir": str(s.out / "grpo-run")})
     grpo_dir = train_grpo(grpo_cfg)
     out = s.out / "compare"
-    args = build_parser().parse_args([
-        "compare", "--rgsd-run", str(rgsd_dir), "--grpo-run", str(grpo_dir), "--eval-data", "demo:heldout",
-        "--out", str(out), "--max-new-tokens", str(s.max_new_tokens), "--seed", str(s.seed),
-        "--samples", str(s.eval_samples), "--temperature", str(s.eval_temperature)])
-    compare_run(args)
+    run_compare(CompareOptions(
+        run=CompareArgs(out=str(out), rgsd_run=str(rgsd_dir), grpo_run=str(grpo_dir), max_new_tokens=s.max_new_tokens,
+                        seed=s.seed, samples=s.eval_samples, temperature=s.eval_temperature),
+        eval_data=EvalDataArgs(dataset_name="demo:heldout")))
     report = json.loads((out / "compare.json").read_text())
     report["table_markdown"] = (out / "compare.md").read_text()
     return report
-
-
-def _run(args: argparse.Namespace) -> int:
-    from rgsd.compare import _overrides
-
-    logging.getLogger("rgsd").setLevel(logging.WARNING)
-    s = DemoSettings(out=Path(args.out), model=args.model, steps=args.steps, seed=args.seed,
-                     train_prompts=args.train_prompts, eval_samples=args.eval_samples,
-                     base_eval_samples=args.base_eval_samples,
-                     eval_temperature=args.eval_temperature, threads=args.threads,
-                     max_new_tokens=args.max_new_tokens, with_grpo=args.with_grpo,
-                     train_overrides=_overrides(args.rgsd_set))
-    summary = run_demo(s)
-    print(f"[demo] total {summary['wall_time_s']:.0f} s; report: {s.out / 'report.md'}")
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    d = DemoSettings()
-    p = sub.add_parser("demo", help="End-to-end RGSD demo on the offline model (CPU, no judge API, ~10 min).",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default=str(d.out), help="output folder (report.md, summary.json, plots, checkpoint)")
-    p.add_argument("--model", default=d.model, help="model to demo (default: the embedded offline SmolLM2-135M)")
-    p.add_argument("--steps", type=int, default=d.steps, help="RGSD optimizer steps")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of everything (the demo is deterministic given it)")
-    p.add_argument("--train-prompts", type=int, default=d.train_prompts,
-                   help="train on (and evaluate) the first N demo training prompts")
-    p.add_argument("--eval-samples", type=int, default=d.eval_samples, help="sampled responses per prompt")
-    p.add_argument("--base-eval-samples", type=int, default=d.base_eval_samples,
-                   help="sampled responses per prompt of the base model (the reference of every paired difference)")
-    p.add_argument("--eval-temperature", type=float, default=d.eval_temperature,
-                   help="sampling temperature of the evaluations (> 0)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="response length in training/eval")
-    p.add_argument("--with-grpo", action="store_true", help="also train the judge-based GRPO baseline and compare")
-    p.add_argument("--rgsd-set", "--set", dest="rgsd_set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a field of the RGSD training config (recipes/rgsd-smollm2-cpu.yaml), repeatable; "
-                        "the same syntax as `rgsd compare --rgsd-set`")
-    p.set_defaults(func=_run)

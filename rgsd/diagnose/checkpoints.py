@@ -70,7 +70,7 @@ def run_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 def base_model_of(run_dir: Path) -> str | None:
     """The ``model`` a run was trained from (its ``config.yaml``)."""
-    model = run_config(run_dir).get("model")
+    model = run_config(run_dir).get("model_name_or_path") or run_config(run_dir).get("model")  # rgsd 0.1: model
     return str(model) if model else None
 
 

@@ -1,11 +1,11 @@
-"""``rgsd grpo --config FILE [--field value ...] [--resume]``: the judge-based GRPO baseline."""
+"""``rgsd grpo [--config FILE] [--field value ...] [--resume]``: the judge-based GRPO baseline."""
 
 from __future__ import annotations
 
 import argparse
 
-from rgsd.config import add_config_command, config_from_args
 from rgsd.grpo.config import GRPORunConfig
+from rgsd.options import add_command, options
 
 HELP = (
     "Judge-based GRPO baseline (TRL GRPOTrainer; every rollout graded by a judge against its rubric). "
@@ -16,11 +16,13 @@ HELP = (
 def run(args: argparse.Namespace) -> int:
     from rgsd.grpo.trainer import train_grpo
 
-    cfg = config_from_args(args, args.overrides)
+    cfg = options(args, GRPORunConfig)
     out = train_grpo(cfg, resume=args.resume)
     print(f"GRPO run written to {out} (final model: {out / 'final'}, costs: {out / 'costs.json'})")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    add_config_command(sub, "grpo", GRPORunConfig, HELP, run)
+    p = add_command(sub, "grpo", [GRPORunConfig], run, HELP,
+                    epilog="Every option is also a YAML key of --config FILE (see recipes/); flags override it.")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")

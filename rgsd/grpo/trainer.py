@@ -26,14 +26,9 @@ log = logging.getLogger(__name__)
 
 def make_judge(cfg: GRPORunConfig) -> Any:
     """The training judge described by the config (regex, or an OpenAI-compatible LLM judge)."""
-    from rgsd.judges import make_judge as build
+    from rgsd.judges.options import build_judge
 
-    cache = None
-    if cfg.judge_cache:
-        cache = Path(cfg.output_dir) / "judge_cache.sqlite" if cfg.judge_cache == "auto" else cfg.judge_cache
-    return build(cfg.judge, cfg.judge_model, cache_path=cache, max_calls=cfg.judge_max_calls or None,
-                 base_url=cfg.base_url, api_key_env=cfg.api_key_env, mode=cfg.judge_mode,
-                 concurrency=cfg.judge_concurrency)
+    return build_judge(cfg, cfg.output_dir)
 
 
 def build_dataset(examples: list, tokenizer: Any, cfg: GRPORunConfig, world_size: int = 1) -> tuple[Any, int]:
@@ -101,7 +96,7 @@ def trl_config(cfg: GRPORunConfig, resolved_dtype: str) -> Any:
         num_generations=cfg.num_generations,
         learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler_type,
-        warmup_steps=cfg.warmup_steps if cfg.warmup_steps < 1 else int(cfg.warmup_steps),
+        warmup_steps=cfg.warmup_steps if 0 < cfg.warmup_steps < 1 else cfg.num_warmup_steps(),
         weight_decay=cfg.weight_decay,
         adam_beta1=cfg.adam_beta1,
         adam_beta2=cfg.adam_beta2,
@@ -167,10 +162,10 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
     """
     from transformers.trainer_utils import get_last_checkpoint
 
-    from rgsd.config import save_config
     from rgsd.data.training import load_training_examples
     from rgsd.grpo.rewards import RubricReward
     from rgsd.models import load_tokenizer, resolve_model_path
+    from rgsd.options import save as save_config
 
     cfg.validate()
     out = Path(cfg.output_dir)
@@ -187,7 +182,7 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
     if rank == 0:
         save_config(cfg, out / "config.yaml")
 
-    model_path = resolve_model_path(cfg.model)
+    model_path = resolve_model_path(cfg.model_name_or_path)
     tokenizer = load_tokenizer(model_path)
     examples = load_training_examples(cfg)  # the same loader (and max_examples cut) as `rgsd train`
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -200,7 +195,7 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
         )
     if len(dataset) < cfg.prompts_per_step(world):
         raise ValueError(
-            f"{cfg.data}: {len(dataset)} usable prompts, fewer than one step's per_device_train_batch_size x "
+            f"{cfg.dataset_name}: {len(dataset)} usable prompts, fewer than one step's per_device_train_batch_size x "
             f"gradient_accumulation_steps x processes / num_generations = {cfg.prompts_per_step(world)}"
         )
 
@@ -219,7 +214,7 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
     for ex in examples:
         if str(ex.id) in by_id:
             raise ValueError(
-                f"{cfg.data}: example id {ex.id!r} appears twice; the reward finds rubrics by id"
+                f"{cfg.dataset_name}: example id {ex.id!r} appears twice; the reward finds rubrics by id"
             )
         by_id[str(ex.id)] = ex
     judge = make_judge(cfg)

@@ -1,18 +1,20 @@
-"""``rgsd train --config FILE [--field value ...] [--resume]``."""
+"""``rgsd train [--config FILE] [--field value ...] [--resume]``."""
 
 from __future__ import annotations
 
 import argparse
 import os
 
-from rgsd.config import add_config_command, config_from_args
+from rgsd.options import add_command, options
 from rgsd.train.config import RGSDConfig
+
+HELP = "Train with Rubric-Guided Self-Distillation (no judge)."
 
 
 def _run(args: argparse.Namespace) -> int:
     from rgsd.train.trainer import train
 
-    cfg = config_from_args(args, args.overrides)
+    cfg = options(args, RGSDConfig)
     out = train(cfg, resume=args.resume)
     if os.environ.get("RANK", "0") == "0":  # once per run, not once per process
         print(f"done: trained model in {out / 'final'}, metrics in {out / 'metrics.jsonl'}, costs in {out / 'costs.json'}")
@@ -20,4 +22,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    add_config_command(sub, "train", RGSDConfig, "Train with Rubric-Guided Self-Distillation (no judge).", _run)
+    p = add_command(sub, "train", [RGSDConfig], _run, HELP,
+                    epilog="Every option is also a YAML key of --config FILE (see recipes/); flags override it.")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")

@@ -55,7 +55,7 @@ def load_policy(cfg: ModelArgs) -> tuple[nn.Module, Any]:
 
     dtype = resolve_dtype(cfg)
     # Full fine-tuning keeps fp32 master weights; bf16 then comes from autocast (mixed precision).
-    model, tok = load_model(cfg.model, dtype=dtype if cfg.use_lora else torch.float32,
+    model, tok = load_model(cfg.model_name_or_path, dtype=dtype if cfg.use_lora else torch.float32,
                             attn_implementation=cfg.attn_implementation)
     if cfg.use_lora:
         from peft import LoraConfig, get_peft_model
@@ -110,7 +110,7 @@ def prepare_run(cfg: RGSDConfig, resume: bool = False) -> Run:
     examples = load_training_examples(cfg)
     frozen = None
     if cfg.teacher == "frozen" and not cfg.use_lora:  # full FT: load the initial weights again, never deep-copy
-        frozen = load_frozen_teacher(cfg.model, compute, cfg.attn_implementation)
+        frozen = load_frozen_teacher(cfg.model_name_or_path, compute, cfg.attn_implementation)
     if sharding == "fsdp2":
         # fp32 master weights, bf16 compute through FSDP's mixed precision (LoRA: base and adapter alike)
         shard_fsdp2(model, compute if compute != torch.float32 else None)
@@ -129,8 +129,7 @@ def prepare_run(cfg: RGSDConfig, resume: bool = False) -> Run:
     params = [p for p in wrapper.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
                             eps=cfg.adam_epsilon, weight_decay=cfg.weight_decay)
-    names = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}
-    sched = get_scheduler(names[cfg.lr_scheduler], opt, num_warmup_steps=int(cfg.warmup_ratio * cfg.max_steps),
+    sched = get_scheduler(cfg.lr_scheduler_type, opt, num_warmup_steps=cfg.num_warmup_steps(),
                           num_training_steps=cfg.max_steps)
     # Sampling noise differs per rank (device-specific seed); resume restores each rank's own RNG state.
     seed_everything(cfg.seed + 1_000_003 * dist.rank)

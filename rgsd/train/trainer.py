@@ -27,7 +27,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from rgsd.config import save_config
 from rgsd.costs import CostRecord
 from rgsd.data.order import step_indices
 from rgsd.data.schema import Example
@@ -36,6 +35,7 @@ from rgsd.method.hidden import check_hidden_is_final
 from rgsd.method.rollout import Rollout, chat_prompt_ids
 from rgsd.method.signal import SignalStats, response_positions
 from rgsd.method.teacher_prompt import student_messages, teacher_messages
+from rgsd.options import save as save_config
 from rgsd.runlog import truncate_metrics
 from rgsd.train import checkpoint, setup
 from rgsd.train.config import RGSDConfig
@@ -216,7 +216,7 @@ def _train(cfg: RGSDConfig, run: setup.Run) -> Path:
     probe_examples = [it["example"] for it in items[: cfg.probe_prompts]]
 
     world = dist.world
-    per_rank = cfg.per_device_batch_size * cfg.gradient_accumulation_steps
+    per_rank = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
     plan = StepPlan(items=items, per_rank=per_rank, global_batch=per_rank * world,
                     rollouts_per_prompt=cfg.rollouts_per_prompt, micro_batches=cfg.gradient_accumulation_steps,
                     max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, think_end=think_end, autocast=autocast,
