@@ -21,9 +21,9 @@ ROLE_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("diagnose", "reference"): {"judge_panel_rule": "unanimous"},  # a credit falls only if every member rejects it
     ("diagnose", "pairwise"): {"judge": "none"},  # optional roles: skipped unless asked for
     ("diagnose", "classifier"): {"judge": "none"},
+    ("compare", ""): {"judge": None},  # unset: regex to train, or a finished run's own judge
+    ("compare", "eval"): dict.fromkeys(NAMES),  # unset: the training judge's value
 }
-COMPARE_PENDING = pytest.mark.xfail(
-    strict=False, reason="rgsd compare moves to JudgeOptions in a parallel change (H2); passes once it lands")
 
 
 def subcommand(parser: argparse.ArgumentParser, *path: str) -> argparse.ArgumentParser:
@@ -58,7 +58,7 @@ REFERENCE = judge_flags(CommandParser([JudgeOptions]))
 COMMANDS = [
     pytest.param(("eval",), id="eval"),
     pytest.param(("gap",), id="gap"),
-    pytest.param(("compare",), id="compare", marks=COMPARE_PENDING),
+    pytest.param(("compare",), id="compare"),
     pytest.param(("diagnose",), id="diagnose"),
     pytest.param(("rubrics", "generate"), id="rubrics-generate"),
 ]

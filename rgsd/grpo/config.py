@@ -130,8 +130,6 @@ class GRPORunConfig(JudgeOptions, TrainerArgs):
         super().validate()
         if self.judge == "none":
             raise ValueError("judge none: GRPO needs a judge for its reward (regex or openai)")
-        check(self)
-        self.price_table()  # a bad price or price file fails before any training
         if self.num_generations < 2:
             raise ValueError(f"num_generations must be >= 2 (GRPO needs a group), got {self.num_generations}")
         if self.per_device_train_batch_size < 1:
@@ -161,5 +159,5 @@ class GRPORunConfig(JudgeOptions, TrainerArgs):
             )
         if self.dynamic_weights_eps <= 0:
             raise ValueError(f"dynamic_weights_eps must be > 0, got {self.dynamic_weights_eps}")
-        if self.judge == "openai" and not self.judge_model:
-            raise ValueError("judge openai needs judge_model (the model name the endpoint serves)")
+        self.price_table()  # a bad price or price file fails before any training
+        check(self)  # the judge options every command checks (a missing judge_model among them)

@@ -78,8 +78,6 @@ def _flag(name: str) -> str:
 
 def check(opts: JudgeOptions) -> None:
     """Reject impossible judge options: ``ValueError`` naming the flag (``--judge-max-retries must be >= 0``)."""
-    if opts.judge == "openai" and not opts.judge_model:
-        raise ValueError("--judge-model is required with --judge openai (the model name the endpoint serves)")
     for name in ("judge_max_retries", "judge_max_reasks", "judge_max_calls", "judge_max_tokens_budget"):
         value = getattr(opts, name)
         if value is not None and value < 0:
@@ -91,6 +89,8 @@ def check(opts: JudgeOptions) -> None:
         raise ValueError(f"--judge-timeout must be > 0 seconds, got {opts.judge_timeout}")
     if not 0 <= opts.judge_max_failure_rate <= 1:
         raise ValueError(f"--judge-max-failure-rate must be from 0 to 1, got {opts.judge_max_failure_rate}")
+    if opts.judge == "openai" and not opts.judge_model:
+        raise ValueError("--judge-model is required with --judge openai (the model name the endpoint serves)")
 
 
 def prices(opts: JudgeOptions) -> PriceTable | None:
