@@ -5,7 +5,7 @@ requests up to its concurrency. Scoring is :mod:`rgsd.scoring` (never re-impleme
 is excluded from the score by the scorer; a completion with no usable verdict at all (or a holistic rating
 that never parsed) gets reward ``None``. TRL 1.16 turns ``None`` into NaN and, for a completion where every
 reward function returned NaN, leaves it out of the group's nan-mean/nan-std baseline and sets its advantage
-to 0 (``GRPOTrainer._generate_and_score_completions``), so a judge failure neither rewards nor punishes.
+to 0, so a judge failure neither rewards nor punishes (TRL internals: `rgsd.grpo.trl_shim` checks this still holds).
 
 Optional dynamic criterion weights (POW3R-style; an approximation, the paper's exact formula was not
 available): within the group of rollouts of one prompt, criterion ``j``'s pass rate ``p_j`` (share of
