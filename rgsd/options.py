@@ -47,6 +47,12 @@ def arg(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002 - "help" reads
     return dataclasses.field(default=default, metadata={"help": help}, **kw)
 
 
+def redefault(cls: type, name: str, default: Any) -> Any:
+    """Field ``name`` of dataclass ``cls`` with another default and the same help (a subclass's own default)."""
+    (help_text,) = (f.metadata["help"] for f in dataclasses.fields(cls) if f.name == name)
+    return arg(default, help_text)
+
+
 # ---- values ---------------------------------------------------------------------------------------------
 def field_types(cls: type) -> dict[str, Any]:
     """Field name -> declared type (from the annotations: HfArgumentParser rewrites ``Field.type``)."""

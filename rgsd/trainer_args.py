@@ -12,13 +12,15 @@ share, rounded down (RGSD's rule since 0.1). ``lr_scheduler_type`` is transforme
 
 from __future__ import annotations
 
+import argparse
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from rgsd.data.options import TrainDataArgs
-from rgsd.options import arg
+from rgsd.options import add_command, arg
 
 Scheduler = Literal["constant", "constant_with_warmup", "cosine", "linear"]
 
@@ -126,3 +128,11 @@ class TrainerArgs(RunArgs, OptimArgs, PolicyArgs):
     def validate(self) -> None:
         self.check_policy()
         self.check_optim()
+
+
+def add_trainer_command(sub: argparse._SubParsersAction, name: str, config: type[TrainerArgs],
+                        run: Callable[[argparse.Namespace], int], help: str) -> None:  # noqa: A002
+    """Register a trainer's ``rgsd NAME``: the fields of ``config`` as flags (and YAML keys), and ``--resume``."""
+    p = add_command(sub, name, [config], run, help,
+                    epilog="Every option is also a YAML key of --config FILE (see recipes/); flags override it.")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")

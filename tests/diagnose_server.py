@@ -1,7 +1,7 @@
 """A scripted OpenAI-compatible server on 127.0.0.1 for the ``rgsd diagnose`` tests (all four judge roles).
 
-Same pattern as ``tests/judge_server.py`` (kept separate so the two can evolve independently): a real
-threaded HTTP server answering ``POST /v1/chat/completions`` with a chat completion and ``usage``. What it
+Same pattern as ``tests/judge_server.py`` (its own handler and rules, the same
+:class:`judge_server.LoopbackServer` serving them): a real threaded HTTP server answering ``POST /v1/chat/completions`` with a chat completion and ``usage``. What it
 answers is decided by plain Python rules that read the request the way the judge sees it:
 
 * rubric verdicts (one criterion per request, ``per-criterion`` mode): ``verdict(model, response_tag,
@@ -24,6 +24,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
+
+from judge_server import LoopbackServer, serve_until_stopped
 
 RESPONSE_TAG = re.compile(r"\[\[([^\]]+)\]\]")
 CRITERION_TAG = re.compile(r"\{\{([^}]+)\}\}")
@@ -77,7 +79,7 @@ def answer(rules: Rules, body: dict) -> str:
     return json.dumps({"explanation": "scripted", "criteria_met": bool(met)})
 
 
-class DiagnoseServer:
+class DiagnoseServer(LoopbackServer):
     """``with DiagnoseServer(rules) as server: ... server.url ...`` (port 0 = a free port)."""
 
     def __init__(self, rules: Rules | None = None, port: int = 0) -> None:
@@ -129,32 +131,11 @@ class DiagnoseServer:
             request_queue_size = 256
 
         self._server = Server(("127.0.0.1", port), Handler)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    @property
-    def count(self) -> int:
-        with self._lock:
-            return len(self.requests)
-
-    def __enter__(self) -> "DiagnoseServer":
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 def main() -> int:
     """Serve the default rules (hash verdicts, pairwise ties, category "other") until interrupted."""
     import argparse
-
-    from judge_server import serve_until_stopped
 
     ap = argparse.ArgumentParser(description="scripted judge server for rgsd diagnose dry runs (127.0.0.1)")
     ap.add_argument("--port", type=int, default=8090)

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # so the script runs from a checkout
 from rgsd.judges.prompts import (  # noqa: E402
@@ -236,7 +236,52 @@ def _completion(body: dict, content: object, prompt_text: str, finish_reason: st
     }
 
 
-class JudgeServer:
+class LoopbackServer:
+    """What the scripted servers share: the URL, the request count, serving on a background thread.
+
+    A subclass sets ``self._server`` (an HTTP server on 127.0.0.1), ``self.requests`` and ``self._lock``.
+    """
+
+    _server: ThreadingHTTPServer
+    _lock: threading.Lock
+    requests: list[dict]
+    _thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def start(self: S) -> S:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self: S) -> S:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+S = TypeVar("S", bound=LoopbackServer)
+
+
+class JudgeServer(LoopbackServer):
     """``with JudgeServer(policy) as server: ... server.url ...``; port 0 picks a free port."""
 
     def __init__(
@@ -327,7 +372,6 @@ class JudgeServer:
             request_queue_size = 1024  # 64 concurrent connects must not overflow the listen backlog
 
         self._server = Server(("127.0.0.1", port), Handler)
-        self._thread: threading.Thread | None = None
 
     def _next(self, body: dict) -> Reply:
         with self._lock:
@@ -347,40 +391,10 @@ class JudgeServer:
             return Reply(status=400, raw=json.dumps(msg))
         return out if isinstance(out, Reply) else Reply(content=out)
 
-    @property
-    def port(self) -> int:
-        return self._server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    @property
-    def count(self) -> int:
-        with self._lock:
-            return len(self.requests)
-
     def push(self, *replies: Reply | str) -> None:
         """Queue replies served before the policy, in order (a ``str`` is a 200 with that content)."""
         with self._lock:
             self.script.extend(r if isinstance(r, Reply) else Reply(content=r) for r in replies)
-
-    def start(self) -> "JudgeServer":
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> "JudgeServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @contextmanager

@@ -254,19 +254,8 @@ def test_cli_reports_bad_input_with_exit_code_2(tmp_path, capsys):
     data = write_data(tmp_path)
     resp = write_responses(tmp_path, [{"response": "x"}])
     assert (
-        main(
-            [
-                "eval",
-                "--dataset-name",
-                str(data),
-                "--responses",
-                str(resp),
-                "--judge",
-                "regex",
-                "--out",
-                str(tmp_path / "o"),
-            ]
-        )
+        main(["eval", "--dataset-name", str(data), "--responses", str(resp), "--judge", "regex",
+              "--out", str(tmp_path / "o")])
         == 2
     )
     assert "1 responses (matched by line order, no prompt_id) but 3 examples" in capsys.readouterr().err
@@ -287,21 +276,8 @@ def tiny_dir(tmp_path_factory):
 def test_cli_eval_with_a_tiny_model_and_the_regex_judge(tiny_dir, tmp_path):
     data = write_data(tmp_path)
     out = tmp_path / "out"
-    code = main(
-        [
-            "eval",
-            "--dataset-name",
-            str(data),
-            "--model",
-            str(tiny_dir),
-            "--judge",
-            "regex",
-            "--max-new-tokens",
-            "3",
-            "--out",
-            str(out),
-        ]
-    )
+    code = main(["eval", "--dataset-name", str(data), "--model", str(tiny_dir), "--judge", "regex",
+                 "--max-new-tokens", "3", "--out", str(out)])
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert (
@@ -330,28 +306,10 @@ def test_healthbench_physician_answers_against_the_loopback_judge(tmp_path):
     resp = write_responses(tmp_path, rows)
     out = tmp_path / "hb"
     with JudgeServer(POLICIES["keyword"](0.5)) as server:
-        code = main(
-            [
-                "eval",
-                "--dataset-name",
-                str(HEALTHBENCH / "healthbench_sample30.jsonl"),
-                "--limit",
-                "6",
-                "--responses",
-                str(resp),
-                "--skip-missing",
-                "--judge",
-                "openai",
-                "--judge-base-url",
-                server.url,
-                "--judge-model",
-                "keyword",
-                "--judge-mode",
-                "batched",
-                "--out",
-                str(out),
-            ]
-        )
+        code = main(["eval", "--dataset-name", str(HEALTHBENCH / "healthbench_sample30.jsonl"), "--limit", "6",
+                     "--responses", str(resp), "--skip-missing", "--judge", "openai",
+                     "--judge-base-url", server.url, "--judge-model", "keyword", "--judge-mode", "batched",
+                     "--out", str(out)])
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n"] == len(with_answer) and len(summary["skipped_no_response"]) == 6 - len(with_answer)

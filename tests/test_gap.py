@@ -157,25 +157,8 @@ def test_cli_gap(tiny, tmp_path):
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(e.to_dict()) + "\n" for e in examples()))
     out = tmp_path / "gap"
-    code = main(
-        [
-            "gap",
-            "--dataset-name",
-            str(data),
-            "--model",
-            str(path),
-            "--judge",
-            "regex",
-            "--k",
-            "2",
-            "--max-new-tokens",
-            "3",
-            "--sig-max-new-tokens",
-            "3",
-            "--out",
-            str(out),
-        ]
-    )
+    code = main(["gap", "--dataset-name", str(data), "--model", str(path), "--judge", "regex", "--k", "2",
+                 "--max-new-tokens", "3", "--sig-max-new-tokens", "3", "--out", str(out)])
     assert code == 0
     report = json.loads((out / "gap.json").read_text())
     assert report["conditioning_gap"]["normalized"]["n"] == 2 and "not an LLM judge" in report["note"]
@@ -185,23 +168,8 @@ def test_cli_gap(tiny, tmp_path):
     )
     assert (out / "with_rubric/summary.json").exists() and (out / "without_rubric/report.md").exists()
     with pytest.warns(FutureWarning, match="'data' is deprecated"):  # the old name, for one release
-        code = main(
-            [
-                "gap",
-                "--data",
-                str(data),
-                "--model",
-                str(path),
-                "--judge",
-                "none",
-                "--k",
-                "1",
-                "--sig-max-new-tokens",
-                "2",
-                "--out",
-                str(tmp_path / "g2"),
-            ]
-        )
+        code = main(["gap", "--data", str(data), "--model", str(path), "--judge", "none", "--k", "1",
+                     "--sig-max-new-tokens", "2", "--out", str(tmp_path / "g2")])
     assert code == 0
     assert "conditioning_gap" not in json.loads((tmp_path / "g2/gap.json").read_text())
 

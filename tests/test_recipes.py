@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import warnings
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -73,15 +75,20 @@ def test_grpo_recipe_matches_its_rgsd_recipe_step_for_step(name):
             assert getattr(grpo, g) == getattr(rgsd, r), (r, g)
 
 
+def build_old(cls: type, tmp_path: Path, recipe: str) -> tuple[Any, str]:
+    """``cls`` built from an old recipe file, and the text of every FutureWarning it raised (at least one)."""
+    old = tmp_path / "old.yaml"
+    old.write_text(recipe)
+    with pytest.warns(FutureWarning) as caught:
+        cfg = build(cls, old)
+    return cfg, " ".join(str(w.message) for w in caught)
+
+
 def test_an_old_recipe_keeps_its_meaning_with_a_warning(tmp_path):
     """rgsd 0.1's names still work for one release; `lr_scheduler: constant` warmed up, so it maps to
     constant_with_warmup (transformers' constant ignores the warm-up)."""
-    old = tmp_path / "old.yaml"
-    old.write_text("model: smollm2-offline\ndata: demo:train\ndata_split: train\ndata_config_name: null\n"
-                   "per_device_batch_size: 8\nlr_scheduler: constant\nmax_steps: 40\n")
-    with pytest.warns(FutureWarning) as caught:
-        cfg = build(RGSDConfig, old)
-    said = " ".join(str(w.message) for w in caught)
+    cfg, said = build_old(RGSDConfig, tmp_path, "model: smollm2-offline\ndata: demo:train\ndata_split: train\n"
+                          "data_config_name: null\nper_device_batch_size: 8\nlr_scheduler: constant\nmax_steps: 40\n")
     for name in ("model", "data", "data_split", "data_config_name", "per_device_batch_size", "lr_scheduler"):
         assert f"'{name}' is deprecated" in said, name
     assert (cfg.model_name_or_path, cfg.dataset_name, cfg.dataset_train_split) == ("smollm2-offline", "demo:train",
@@ -93,12 +100,8 @@ def test_an_old_recipe_keeps_its_meaning_with_a_warning(tmp_path):
 
 
 def test_old_grpo_judge_names_and_a_null_cache_keep_working(tmp_path):
-    old = tmp_path / "old.yaml"
-    old.write_text("model: m\ndata: d\njudge: openai\njudge_model: j\nbase_url: http://127.0.0.1:9/v1\n"
-                   "api_key_env: MY_KEY\njudge_cache: null\n")
-    with pytest.warns(FutureWarning) as caught:
-        cfg = build(GRPORunConfig, old)
-    said = " ".join(str(w.message) for w in caught)
+    cfg, said = build_old(GRPORunConfig, tmp_path, "model: m\ndata: d\njudge: openai\njudge_model: j\n"
+                          "base_url: http://127.0.0.1:9/v1\napi_key_env: MY_KEY\njudge_cache: null\n")
     assert "'base_url' is deprecated" in said and "'api_key_env' is deprecated" in said
     assert "judge_cache: None is deprecated" in said
     assert (cfg.judge_base_url, cfg.judge_api_key_env, cfg.judge_cache) == ("http://127.0.0.1:9/v1", "MY_KEY", "none")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rgsd.plots import pyplot, save_figure
+
 
 def _pp(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}"
@@ -88,11 +90,7 @@ def render_table(rows: list[dict[str, Any]], same: bool, notes: list[str]) -> st
 
 def plot(rows: list[dict[str, Any]], out: Path) -> list[str]:
     """Rubric score (normalized, pp) against wall time and against training judge calls; base at x = 0."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     base = next(r for r in rows if r["model"] == "base")
     files = []
     for key, label, name in (("wall_time", "training wall time (s)", "score_vs_wall_time.png"),
@@ -106,12 +104,7 @@ def plot(rows: list[dict[str, Any]], out: Path) -> list[str]:
             ax.plot([0, r[key]], ys, style, label=r["model"].upper())
         if base["normalized"] is not None:
             ax.plot([0], [100 * base["normalized"]], "k^", label="base")
-        ax.set_xlabel(label)
-        ax.set_ylabel("rubric score, normalized (pp)")
-        ax.legend()
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=120)
-        plt.close(fig)
+        save_figure(fig, ax, out / name, xlabel=label, ylabel="rubric score, normalized (pp)", dpi=120,
+                    grid_alpha=0.3)
         files.append(name)
     return files

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rgsd.plots import pyplot, save_figure
+
 HEADER = ["checkpoint", "step", "proxy", "reference", "gap", "exploit.", "win rate", "pos. bias", "tokens", "SIG"]
 
 
@@ -58,11 +60,7 @@ def render_table(diag: dict[str, Any]) -> str:
 
 
 def _plots(diag: dict[str, Any], out: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     base = diag["checkpoints"][0]
     files = []
     specs = [
@@ -86,12 +84,8 @@ def _plots(diag: dict[str, Any], out: Path) -> list[str]:
             continue
         if fname == "win_rate.png":
             ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-        ax.set_xlabel("training step (0 = base model)")
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / fname, dpi=110)
-        plt.close(fig)
+        save_figure(fig, ax, out / fname, xlabel="training step (0 = base model)", ylabel=ylabel, dpi=110,
+                    legend_fontsize=7)
         files.append(fname)
     del base
     return files

@@ -7,8 +7,10 @@ it cannot use.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +18,7 @@ from typing import Any, Literal
 from rgsd.data.options import EvalDataArgs
 from rgsd.judges.options import JudgeOptions
 from rgsd.method.teacher_prompt import PLACEMENTS
-from rgsd.options import arg
+from rgsd.options import add_command, arg
 
 EXIT_BAD_INPUT, EXIT_BUDGET, EXIT_JUDGE_FAILED = 2, 3, 4
 EXIT_CODES_HELP = (
@@ -41,6 +43,13 @@ class GenerationArgs:
         None, "Model dtype (default: bfloat16 on CUDA, float32 on CPU).")
     device: str | None = arg(None, "Model device (default: cuda if available, else cpu).")
     seed: int = arg(0, "Random seed.")
+
+
+def add_judging_command(sub: argparse._SubParsersAction, name: str, args: type,
+                        run: Callable[[argparse.Namespace], int], help: str, description: str) -> None:  # noqa: A002
+    """Register ``rgsd NAME`` (``eval``, ``gap``): the data, ``args``, generation and judge flags, the exit codes."""
+    add_command(sub, name, [EvalDataArgs, args, GenerationArgs, JudgeOptions], run, help=help,
+                description=description, epilog=EXIT_CODES_HELP)
 
 
 # ---- judge options a command cannot use ----------------------------------------------------------------------

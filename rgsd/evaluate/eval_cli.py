@@ -11,8 +11,8 @@ from typing import Any
 from rgsd.data.options import EvalDataArgs
 from rgsd.evaluate.command import (
     EXIT_BAD_INPUT,
-    EXIT_CODES_HELP,
     GenerationArgs,
+    add_judging_command,
     close,
     finish,
     judge_failed,
@@ -23,7 +23,13 @@ from rgsd.evaluate.command import (
     require_out,
 )
 from rgsd.judges.options import JudgeOptions
-from rgsd.options import add_command, arg, options
+from rgsd.options import arg, options
+
+HELP = "grade a model's (or a file's) responses against rubrics with a judge"
+DESCRIPTION = (
+    "Generate --samples responses per prompt with --model (or read --responses), grade every "
+    "criterion with the judge, write results.jsonl, summary.json, report.md."
+)
 
 SUMMARY_KEYS = ("n", "score", "score_std", "score_normalized", "n_failures", "failure_rate",
                 "mean_response_tokens", "judge_name", "judge_cost_usd")
@@ -120,10 +126,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    add_command(
-        sub, "eval", [EvalDataArgs, EvalArgs, GenerationArgs, JudgeOptions], run,
-        help="grade a model's (or a file's) responses against rubrics with a judge",
-        description="Generate --samples responses per prompt with --model (or read --responses), grade every "
-        "criterion with the judge, write results.jsonl, summary.json, report.md.",
-        epilog=EXIT_CODES_HELP,
-    )
+    add_judging_command(sub, "eval", EvalArgs, run, HELP, DESCRIPTION)

@@ -14,10 +14,10 @@ from rgsd.data.options import EvalDataArgs
 from rgsd.evaluate.command import (
     EXIT_BAD_INPUT,
     EXIT_BUDGET,
-    EXIT_CODES_HELP,
     EXIT_JUDGE_FAILED,
     GenerationArgs,
     Placement,
+    add_judging_command,
     close,
     judge_failed,
     load_eval_examples,
@@ -28,7 +28,13 @@ from rgsd.evaluate.command import (
     require_out,
 )
 from rgsd.judges.options import JudgeOptions
-from rgsd.options import add_command, arg, options
+from rgsd.options import arg, options
+
+HELP = "conditioning gap (judge) and self-internalization gap (judge-free)"
+DESCRIPTION = (
+    "Measure whether the rubric in context changes the model's answers (same judge, with vs "
+    "without rubric) and the self-internalization gap Delta."
+)
 
 
 @dataclass
@@ -115,10 +121,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    add_command(
-        sub, "gap", [EvalDataArgs, GapArgs, GenerationArgs, JudgeOptions], run,
-        help="conditioning gap (judge) and self-internalization gap (judge-free)",
-        description="Measure whether the rubric in context changes the model's answers (same judge, with vs "
-        "without rubric) and the self-internalization gap Delta.",
-        epilog=EXIT_CODES_HELP,
-    )
+    add_judging_command(sub, "gap", GapArgs, run, HELP, DESCRIPTION)

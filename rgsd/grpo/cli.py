@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from rgsd.grpo.config import GRPORunConfig
-from rgsd.options import add_command, options
+from rgsd.options import options
+from rgsd.trainer_args import add_trainer_command
 
 HELP = (
     "Judge-based GRPO baseline (TRL GRPOTrainer; every rollout graded by a judge against its rubric). "
@@ -23,6 +24,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = add_command(sub, "grpo", [GRPORunConfig], run, HELP,
-                    epilog="Every option is also a YAML key of --config FILE (see recipes/); flags override it.")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
+    add_trainer_command(sub, "grpo", GRPORunConfig, run, HELP)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from rgsd.judges.options import JudgeOptions
-from rgsd.options import arg
+from rgsd.options import arg, redefault
 from rgsd.trainer_args import TrainerArgs
 
 REWARDS = ("normalized", "healthbench", "rar-implicit")
@@ -56,10 +56,8 @@ class GRPORunConfig(JudgeOptions, TrainerArgs):
         4, "Micro-batches per optimizer step (TRL's meaning; all are sampled in one generation pass).")
     learning_rate: float = arg(
         1e-5, "Peak learning rate (LoRA GRPO; the companion paper's full fine-tuning used 4.2e-6).")
-    warmup_ratio: float = arg(0.0, "Share of max_steps in linear warm-up, rounded down (used when warmup_steps is 0).")
-    warmup_steps: float = arg(
-        0.05, "Linear warm-up as in transformers 5: an integer >= 1 = steps, a float in (0, 1) = share of "
-              "max_steps (rounded up); 0 = warmup_ratio decides.")
+    warmup_ratio: float = redefault(TrainerArgs, "warmup_ratio", 0.0)
+    warmup_steps: float = redefault(TrainerArgs, "warmup_steps", 0.05)
     max_grad_norm: float | None = arg(1.0, "Gradient clipping norm; null (or 0) disables.")
     # generation
     num_generations: int = arg(16, "Rollouts per prompt (G; 16 in the paper, TRL's default is 8; must be >= 2).")

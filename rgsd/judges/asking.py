@@ -64,8 +64,10 @@ async def ask(
 ) -> Answer[T]:
     """The re-ask loop alone, on the judge's loop: counts re-asks, neither failures nor cache writes.
 
-    Only the first question may be answered from the cache (a re-ask is never cached under its own key).
-    :class:`~rgsd.judges.usage.BudgetExhausted` and :class:`~rgsd.judges.transport.JudgeConfigError` propagate.
+    ``schema``: a ``response_format`` JSON schema, sent as the judge's structured mode allows (``structured``
+    overrides the mode for this question). ``max_reasks``: default the judge's. ``reask(messages, bad_reply,
+    problem)`` builds a re-ask. Only the first question may be answered from the cache (a re-ask is never
+    cached under its own key). :class:`~rgsd.judges.usage.BudgetExhausted` and :class:`~rgsd.judges.transport.JudgeConfigError` propagate.
     """
     limit = judge.max_reasks if max_reasks is None else max_reasks
     current = messages
@@ -90,27 +92,17 @@ async def ask(
 
 
 async def ask_json(
-    judge: JudgeTransport,
-    messages: Messages,
-    parse: Callable[[str], T],
-    *,
-    schema: dict[str, Any] | None = None,
-    max_reasks: int | None = None,
-    reask: Reask = reask_messages,
-    structured: str | None = None,
+    judge: JudgeTransport, messages: Messages, parse: Callable[[str], T], **options: Any
 ) -> Answer[T]:
     """Ask until ``parse(reply_text)`` returns, at most ``1 + max_reasks`` times (default: the judge's).
 
-    ``schema``: a ``response_format`` JSON schema, sent as the judge's structured mode allows (``structured``
-    overrides the mode for this question). ``reask(messages, bad_reply, problem)`` builds a re-ask. A failure
+    ``options``: :func:`ask`'s keywords (``schema``, ``max_reasks``, ``reask``, ``structured``). A failure
     is counted in ``judge.usage.failures`` and returned, never raised; an accepted reply is cached under the
     first question's key. Awaitable from any event loop (the work runs on the judge's own loop).
     """
 
     async def one() -> Answer[T]:
-        answer = await ask(
-            judge, messages, parse, schema=schema, max_reasks=max_reasks, reask=reask, structured=structured
-        )
+        answer = await ask(judge, messages, parse, **options)
         if not answer.ok:
             judge.usage.failures += 1
         elif answer.reply is not None:

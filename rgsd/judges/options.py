@@ -8,9 +8,11 @@ name, choices, default and help text everywhere, and builds its judge with :func
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from rgsd.options import arg
 
 if TYPE_CHECKING:
     from rgsd.costs import PriceTable
@@ -18,10 +20,6 @@ if TYPE_CHECKING:
 
 JudgeKind = Literal["openai", "regex", "none"]
 JudgeMode = Literal["per-criterion", "batched", "holistic"]
-
-
-def _f(default: Any, help: str, **metadata: Any) -> Any:  # noqa: A002 - "help" reads best in the definitions
-    return field(default=default, metadata={"help": help, **metadata})
 
 
 @dataclass
@@ -36,39 +34,39 @@ class JudgeOptions:
                      "price_out", "prices")
     }
 
-    judge: JudgeKind = _f(
+    judge: JudgeKind = arg(
         "openai", "openai: any OpenAI-compatible endpoint; regex: the offline pattern stand-in (criteria need a "
                   "'pattern'); none: skip the judged part (where a command allows it).")
-    judge_model: str | None = _f(
+    judge_model: str | None = arg(
         None, "Model name sent to the endpoint (required for openai); 'a,b,c' = a panel of judges.")
-    judge_base_url: str | None = _f(
+    judge_base_url: str | None = arg(
         None, "Endpoint, e.g. http://127.0.0.1:8000/v1 (a panel: one URL, or one per model, comma-separated).")
-    judge_api_key_env: str = _f("OPENAI_API_KEY", "Environment variable holding the API key.")
-    judge_mode: JudgeMode = _f(
+    judge_api_key_env: str = arg("OPENAI_API_KEY", "Environment variable holding the API key.")
+    judge_mode: JudgeMode = arg(
         "per-criterion", "per-criterion: one request per criterion; batched: all criteria of a response in one "
                          "request; holistic: one 1-10 rating per response (no per-criterion verdicts).")
-    judge_concurrency: int = _f(8, "Judge requests in flight at once.")
-    judge_timeout: float = _f(60.0, "Seconds per judge request.")
-    judge_max_retries: int = _f(5, "Retries of one request on 429/5xx/timeouts.")
-    judge_max_reasks: int = _f(2, "Re-asks of an unreadable reply before it counts as a failure.")
-    judge_temperature: float = _f(0.0, "Sampling temperature of the judge.")
-    judge_max_tokens: int = _f(1024, "Longest judge reply in tokens.")
-    judge_max_calls: int | None = _f(
+    judge_concurrency: int = arg(8, "Judge requests in flight at once.")
+    judge_timeout: float = arg(60.0, "Seconds per judge request.")
+    judge_max_retries: int = arg(5, "Retries of one request on 429/5xx/timeouts.")
+    judge_max_reasks: int = arg(2, "Re-asks of an unreadable reply before it counts as a failure.")
+    judge_temperature: float = arg(0.0, "Sampling temperature of the judge.")
+    judge_max_tokens: int = arg(1024, "Longest judge reply in tokens.")
+    judge_max_calls: int | None = arg(
         None, "Stop cleanly once the judge sent this many requests (a panel: all members together; null = no cap).")
-    judge_max_tokens_budget: int | None = _f(
+    judge_max_tokens_budget: int | None = arg(
         None, "Stop cleanly once the judge used this many tokens (a panel: all members together; null = no cap).")
-    judge_cache: str = _f(
+    judge_cache: str = arg(
         "auto", "SQLite cache of judge replies: a path, 'auto' (a file in the output folder) or 'none'.")
-    judge_panel_rule: Literal["majority", "unanimous"] = _f(
+    judge_panel_rule: Literal["majority", "unanimous"] = arg(
         "majority", "How a panel (judge_model a,b,c) decides a verdict; it stands only if a majority answered.")
-    judge_structured: Literal["auto", "on", "off"] = _f(
+    judge_structured: Literal["auto", "on", "off"] = arg(
         "auto", "auto: request a JSON schema (response_format), falling back to plain JSON once the endpoint "
                 "refuses it; on: always, never falling back (a refusal is a judge failure); off: never.")
-    judge_max_failure_rate: float = _f(
+    judge_max_failure_rate: float = arg(
         0.05, "Fail the command (exit 4) when more than this share of verdicts are judge failures.")
-    judge_price_in: float | None = _f(None, "Judge price, dollars per million prompt tokens.")
-    judge_price_out: float | None = _f(None, "Judge price, dollars per million completion tokens.")
-    judge_prices: str | None = _f(
+    judge_price_in: float | None = arg(None, "Judge price, dollars per million prompt tokens.")
+    judge_price_out: float | None = arg(None, "Judge price, dollars per million completion tokens.")
+    judge_prices: str | None = arg(
         None, "YAML price table: MODEL: {input: $/Mtok, output: $/Mtok} (and 'default').")
 
 

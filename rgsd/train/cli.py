@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from rgsd.options import add_command, options
+from rgsd.options import options
 from rgsd.train.config import RGSDConfig
+from rgsd.trainer_args import add_trainer_command
 
 HELP = "Train with Rubric-Guided Self-Distillation (no judge)."
 
@@ -22,6 +23,4 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = add_command(sub, "train", [RGSDConfig], _run, HELP,
-                    epilog="Every option is also a YAML key of --config FILE (see recipes/); flags override it.")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
+    add_trainer_command(sub, "train", RGSDConfig, _run, HELP)
