@@ -51,8 +51,10 @@ def worker(
     import torch
 
     from rgsd.method.chunked_loss import chunked_jsd_from_hidden, naive_jsd_from_hidden
+    from rgsd.method.losses import LossOptions
 
     fn = chunked_jsd_from_hidden if variant == "chunked" else naive_jsd_from_hidden
+    opts = LossOptions(beta=beta, chunk_size=chunk)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     torch.manual_seed(0)
     s_h = torch.randn(n, hidden, device=device, dtype=dtype).requires_grad_(True)
@@ -66,7 +68,7 @@ def worker(
         if device == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        loss, _ = fn(s_h[:m], t_h[:m], s_w, t_w, beta=beta, chunk_size=chunk)
+        loss, _ = fn(s_h[:m], t_h[:m], s_w, t_w, opts)
         loss.backward()
         if device == "cuda":
             torch.cuda.synchronize()

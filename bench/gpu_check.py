@@ -63,7 +63,7 @@ def loss_step_rows(shape: dict, device: str, dtype: torch.dtype) -> list[dict]:
     """Time and peak memory of one RGSD step per loss implementation."""
     from rgsd.method.chunked_loss import chunked_jsd_from_hidden
     from rgsd.method.hidden import final_hidden
-    from rgsd.method.losses import jsd_per_token
+    from rgsd.method.losses import LossOptions, jsd_per_token
 
     model = _qwen(shape, dtype=dtype, device=device)
     model.config.use_cache = False
@@ -81,7 +81,8 @@ def loss_step_rows(shape: dict, device: str, dtype: torch.dtype) -> list[dict]:
             t_h = final_hidden(model, t_ids, torch.ones_like(t_ids))[:, -r - 1 : -1].reshape(-1, shape["hidden_size"])
         s_h = final_hidden(model, s_ids, torch.ones_like(s_ids))[:, -r - 1 : -1].reshape(-1, shape["hidden_size"])
         if kind == "chunked":
-            loss, _ = chunked_jsd_from_hidden(s_h, t_h, head, head, beta=0.5, clip=0.05, chunk_size=1024)
+            opts = LossOptions(beta=0.5, clip=0.05, chunk_size=1024)
+            loss, _ = chunked_jsd_from_hidden(s_h, t_h, head, head, opts)
         elif kind == "naive":
             with torch.no_grad():
                 t_logits = head(t_h)

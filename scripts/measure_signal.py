@@ -2,9 +2,9 @@
 
 For each prompt, one student rollout (plain prompt, rollout temperature) is scored by the base model twice: as
 the student (plain prompt) and as the teacher (the rubric in the chosen context). The divergence between the two,
-computed exactly as in training (``chunked_jsd_from_hidden(..., diagnostics=True)``), is summarized with
-:class:`rgsd.method.signal.SignalStats`: divergence by response position, the tokens the teacher raises most,
-what a clip would remove, and the sampled-token log-ratio. A context whose signal sits on the first tokens or on
+computed exactly as in training (``chunked_jsd_from_hidden`` with ``LossOptions(diagnostics=True)``), is
+summarized with :class:`rgsd.method.signal.SignalStats`: divergence by response position, the tokens the teacher
+raises most, what a clip would remove, and the sampled-token log-ratio. A context whose signal sits on the first tokens or on
 function words teaches openings; one that raises content words teaches content. Bounded: prompts x
 max_new_tokens generation once, then one forward pass per context.
 
@@ -42,6 +42,7 @@ def main() -> None:
     from rgsd.method.alignment import align, gather_hidden
     from rgsd.method.chunked_loss import chunked_jsd_from_hidden
     from rgsd.method.hidden import final_hidden
+    from rgsd.method.losses import LossOptions
     from rgsd.method.rollout import chat_prompt_ids, generate
     from rgsd.method.signal import SignalStats, response_positions
     from rgsd.method.teacher_prompt import student_messages, teacher_messages
@@ -66,8 +67,9 @@ def main() -> None:
                                ab.student.positions)
             th = gather_hidden(final_hidden(model, ab.teacher.input_ids, ab.teacher.attention_mask),
                                ab.teacher.positions)
-            _, stats = chunked_jsd_from_hidden(sh, th, head, head, beta=0.5, clip=args.clip, clip_mode="entry",
-                                               temperature=loss_t, targets=ab.targets, diagnostics=True)
+            opts = LossOptions(beta=0.5, clip=args.clip, clip_mode="entry", temperature=loss_t,
+                               diagnostics=True)
+            _, stats = chunked_jsd_from_hidden(sh, th, head, head, opts, targets=ab.targets)
             sig = SignalStats(top_tokens=10)
             sig.add(stats, response_positions(masks))
             m = sig.metrics(tok)

@@ -8,6 +8,7 @@ from rgsd.data.schema import Criterion, Example
 from rgsd.method.alignment import align, gather_hidden, loss_mask, thinking_end_id
 from rgsd.method.chunked_loss import chunked_jsd_from_hidden
 from rgsd.method.hidden import final_hidden
+from rgsd.method.losses import LossOptions
 from rgsd.method.rollout import chat_prompt_ids
 from rgsd.method.teacher_prompt import student_messages, teacher_messages
 from rgsd.models import load_model
@@ -58,7 +59,7 @@ def test_empty_rubric_teacher_equals_student(tiny_model_dir):
         ht = gather_hidden(final_hidden(model, ab.teacher.input_ids, ab.teacher.attention_mask), ab.teacher.positions)
     head = model.get_output_embeddings()
     assert torch.equal(torch.log_softmax(head(hs), -1), torch.log_softmax(head(ht), -1))
-    loss, _ = chunked_jsd_from_hidden(hs, ht, head, head, beta=0.5)
+    loss, _ = chunked_jsd_from_hidden(hs, ht, head, head, LossOptions(beta=0.5))
     assert abs(float(loss.detach())) < 1e-5  # fp32 rounding over a 49k vocabulary
 
 

@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from rgsd.method.chunked_loss import chunked_jsd_from_hidden, naive_jsd_from_hidden
-from rgsd.method.losses import entry_terms
+from rgsd.method.losses import LossOptions, entry_terms
 
 N, H, V = 23, 16, 64
 
@@ -24,12 +24,15 @@ def _setup(seed: int, bias: bool = True, dtype=torch.float32):
 
 
 def _run(fn, s_h, t_h, s_head, t_head, scale=1.0, **kw):
-    """Loss sum, stats and the gradients of ``scale * loss`` (fresh grads each call)."""
+    """Loss sum, stats and the gradients of ``scale * loss`` (fresh grads each call).
+
+    ``kw``: the ``LossOptions`` fields, and the biases (keyword arguments of the call itself)."""
     s_h.grad = None
     params = [p for p in (getattr(s_head, "weight", s_head), getattr(s_head, "bias", None)) if p is not None]
     for p in params:
         p.grad = None
-    loss, stats = fn(s_h, t_h, s_head, t_head, **kw)
+    biases = {k: kw.pop(k) for k in ("student_bias", "teacher_bias") if k in kw}
+    loss, stats = fn(s_h, t_h, s_head, t_head, LossOptions(**kw), **biases)
     (loss * scale).backward()
     grads = [s_h.grad] + [p.grad for p in params]
     return loss.detach(), stats, [None if g is None else g.clone() for g in grads]
@@ -114,7 +117,8 @@ def test_tied_head_shared_with_embedding_and_teacher(top_k):
         emb.weight.grad = None
         s_h = torch.tanh(emb(ids)) * 2.0  # hidden states that themselves depend on the tied weight
         loss, _ = fn(
-            s_h, t_h, emb.weight, emb.weight, beta=0.3, clip=0.2, clip_mode="token", top_k=top_k, chunk_size=6
+            s_h, t_h, emb.weight, emb.weight, LossOptions(beta=0.3, clip=0.2, clip_mode="token", top_k=top_k,
+                                                          chunk_size=6)
         )
         loss.backward()
         results.append((loss.detach(), emb.weight.grad.clone()))
@@ -138,7 +142,7 @@ def test_bare_weight_with_bias_kwargs():
     torch.testing.assert_close(gh_g, want[2][0], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(s_head.bias.grad, want[2][2], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="bias"):
-        chunked_jsd_from_hidden(s_h, t_h, s_head, t_head, student_bias=s_head.bias)
+        chunked_jsd_from_hidden(s_h, t_h, s_head, t_head, LossOptions(), student_bias=s_head.bias)
 
 
 def test_bf16_inputs():
@@ -174,14 +178,14 @@ def test_fp32_inputs_under_bf16_autocast():
 def test_no_grad_mode_and_empty_input():
     s_h, t_h, s_head, t_head = _setup(6)
     with torch.no_grad():
-        loss, stats = chunked_jsd_from_hidden(s_h, t_h, s_head, t_head, clip=0.01, chunk_size=5)
-    ref, ref_stats = naive_jsd_from_hidden(s_h, t_h, s_head, t_head, clip=0.01)
+        loss, stats = chunked_jsd_from_hidden(s_h, t_h, s_head, t_head, LossOptions(clip=0.01, chunk_size=5))
+    ref, ref_stats = naive_jsd_from_hidden(s_h, t_h, s_head, t_head, LossOptions(clip=0.01))
     assert not loss.requires_grad
     torch.testing.assert_close(loss, ref.detach(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(stats.clipped_fraction_sum, ref_stats.clipped_fraction_sum)
 
     empty = s_h[:0]
-    loss, stats = chunked_jsd_from_hidden(empty, t_h[:0], s_head, t_head)
+    loss, stats = chunked_jsd_from_hidden(empty, t_h[:0], s_head, t_head, LossOptions())
     loss.backward()
     assert loss.item() == 0.0 and stats.n_tokens == 0 and stats.clipped_fraction.item() == 0.0
     assert torch.all(s_head.weight.grad == 0)
@@ -195,7 +199,8 @@ def test_non_contiguous_hidden():
     grads = []
     for fn in (chunked_jsd_from_hidden, naive_jsd_from_hidden):
         base.grad = None
-        loss, _ = fn(base.t(), t_h, s_head, t_head, chunk_size=6)  # [N, H] view with transposed strides
+        # an [N, H] view with transposed strides
+        loss, _ = fn(base.t(), t_h, s_head, t_head, LossOptions(chunk_size=6))
         loss.backward()
         grads.append(base.grad.clone())
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-6)
@@ -203,7 +208,7 @@ def test_non_contiguous_hidden():
 
 def test_second_backward_is_refused():
     s_h, t_h, s_head, t_head = _setup(9)
-    loss, _ = chunked_jsd_from_hidden(s_h, t_h, s_head, t_head, chunk_size=5)
+    loss, _ = chunked_jsd_from_hidden(s_h, t_h, s_head, t_head, LossOptions(chunk_size=5))
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="only once"):
         loss.backward()
@@ -232,29 +237,29 @@ def test_never_materializes_full_logits(top_k):
     s_head, t_head = nn.Linear(H, V), nn.Linear(H, V)
     with _MaxNumel() as rec:
         loss, _ = chunked_jsd_from_hidden(
-            s_h, torch.randn(n, H), s_head, t_head, top_k=top_k, chunk_size=chunk
+            s_h, torch.randn(n, H), s_head, t_head, LossOptions(top_k=top_k, chunk_size=chunk)
         )
         loss.backward()
     assert rec.max_numel <= max(chunk * V, V * H, n * H)
     with _MaxNumel() as rec_naive:
-        naive_jsd_from_hidden(s_h, torch.randn(n, H), s_head, t_head)[0].backward()
+        naive_jsd_from_hidden(s_h, torch.randn(n, H), s_head, t_head, LossOptions())[0].backward()
     assert rec_naive.max_numel >= n * V  # the recorder does see full logits when they exist
 
 
 def test_bad_inputs():
     s_h, t_h, s_head, t_head = _setup(8)
     with pytest.raises(ValueError, match="positions"):
-        chunked_jsd_from_hidden(s_h, t_h[:-1], s_head, t_head)
+        chunked_jsd_from_hidden(s_h, t_h[:-1], s_head, t_head, LossOptions())
     with pytest.raises(ValueError, match="hidden size"):
-        chunked_jsd_from_hidden(s_h, t_h, nn.Linear(H + 1, V), t_head)
+        chunked_jsd_from_hidden(s_h, t_h, nn.Linear(H + 1, V), t_head, LossOptions())
     with pytest.raises(ValueError, match="vocab"):
-        chunked_jsd_from_hidden(s_h, t_h, s_head, nn.Linear(H, V + 1))
+        chunked_jsd_from_hidden(s_h, t_h, s_head, nn.Linear(H, V + 1), LossOptions())
     with pytest.raises(ValueError, match="chunk_size"):
-        chunked_jsd_from_hidden(s_h, t_h, s_head, t_head, chunk_size=0)
+        chunked_jsd_from_hidden(s_h, t_h, s_head, t_head, LossOptions(chunk_size=0))
     with pytest.raises(ValueError, match="beta"):
-        chunked_jsd_from_hidden(s_h, t_h, s_head, t_head, beta=-0.1)
+        chunked_jsd_from_hidden(s_h, t_h, s_head, t_head, LossOptions(beta=-0.1))
     with pytest.raises(TypeError, match="student_head"):
-        chunked_jsd_from_hidden(s_h, t_h, "lm_head", t_head)
+        chunked_jsd_from_hidden(s_h, t_h, "lm_head", t_head, LossOptions())
 
 
 # ---------------------------------------------------------------- loss temperature and diagnostics
@@ -302,8 +307,9 @@ def test_diagnostics_against_float64_reference(clip_mode):
     vals = (terms.amax(-1) if clip_mode == "entry" else terms.sum(-1)).sort().values
     clip = float(vals[N // 2 - 1] + vals[N // 2]) / 2
     targets = torch.randint(0, V, (N,), generator=torch.Generator().manual_seed(0))
-    _, stats = chunked_jsd_from_hidden(s_h, t_h, s_head, t_head, beta=0.5, clip=clip, clip_mode=clip_mode,
-                                       chunk_size=6, temperature=temp, targets=targets, diagnostics=True)
+    opts = LossOptions(beta=0.5, clip=clip, clip_mode=clip_mode, chunk_size=6, temperature=temp,
+                       diagnostics=True)
+    _, stats = chunked_jsd_from_hidden(s_h, t_h, s_head, t_head, opts, targets=targets)
     div = terms.sum(-1)
     torch.testing.assert_close(stats.divergence.double(), div, rtol=1e-5, atol=1e-6)
     if clip_mode == "entry":
@@ -332,9 +338,10 @@ def test_every_implementation_returns_loss_stats(impl):
           "checkpointed": checkpointed_jsd_from_hidden}[impl]
     s_h, t_h, s_head, t_head = _setup(7)
     targets = torch.randint(0, V, (N,), generator=torch.Generator().manual_seed(1))
-    loss, stats = fn(s_h, t_h, s_head, t_head, beta=0.5, clip=0.01, clip_mode="entry", top_k=None, chunk_size=5,
-                     temperature=1.0, targets=targets, diagnostics=True)
-    ref, _ = naive_jsd_from_hidden(s_h, t_h, s_head, t_head, clip=0.01)
+    opts = LossOptions(beta=0.5, clip=0.01, clip_mode="entry", top_k=None, chunk_size=5, temperature=1.0,
+                       diagnostics=True)
+    loss, stats = fn(s_h, t_h, s_head, t_head, opts, targets=targets)
+    ref, _ = naive_jsd_from_hidden(s_h, t_h, s_head, t_head, LossOptions(clip=0.01))
     assert isinstance(stats, LossStats) and stats.n_tokens == N
     torch.testing.assert_close(loss.detach(), ref.detach(), rtol=1e-5, atol=1e-6)
     assert float(stats.clipped_fraction) == pytest.approx(float(stats.clipped_fraction_sum) / N)
@@ -347,7 +354,5 @@ def test_every_implementation_returns_loss_stats(impl):
                                        ({"clip_mode": "vocab"}, "clip_mode"), ({"temperature": 0}, "temperature"),
                                        ({"chunk_size": 0}, "chunk_size"), ({"impl": "magic"}, "impl")])
 def test_loss_options_are_validated_when_built(bad, match):
-    from rgsd.method.losses import LossOptions
-
     with pytest.raises(ValueError, match=match):
         LossOptions(**bad)

@@ -13,6 +13,7 @@ from rgsd.data.loaders import load_examples
 from rgsd.method.alignment import align, gather_hidden
 from rgsd.method.chunked_loss import chunked_jsd_from_hidden
 from rgsd.method.hidden import final_hidden
+from rgsd.method.losses import LossOptions
 from rgsd.method.rollout import chat_prompt_ids
 from rgsd.method.student_loss import StudentLoss
 from rgsd.method.teacher_prompt import student_messages, teacher_messages
@@ -127,8 +128,8 @@ def test_chunk_size_does_not_change_training_loss(tiny_model_dir):
     h_s = torch.randn(37, model.config.hidden_size, requires_grad=True)
     h_t = torch.randn(37, model.config.hidden_size)
     head = model.get_output_embeddings()
-    a, _ = chunked_jsd_from_hidden(h_s, h_t, head, head, clip=0.05, chunk_size=8)
-    b, _ = chunked_jsd_from_hidden(h_s, h_t, head, head, clip=0.05, chunk_size=64)
+    a, _ = chunked_jsd_from_hidden(h_s, h_t, head, head, LossOptions(clip=0.05, chunk_size=8))
+    b, _ = chunked_jsd_from_hidden(h_s, h_t, head, head, LossOptions(clip=0.05, chunk_size=64))
     torch.testing.assert_close(a, b)
 
 
@@ -142,11 +143,12 @@ def test_checkpointed_loss_matches_fused(tiny_model_dir, top_k):
     h_t = torch.randn(29, model.config.hidden_size)
     h_a = torch.randn(29, model.config.hidden_size, requires_grad=True)
     h_b = h_a.detach().clone().requires_grad_(True)
-    la, _ = chunked_jsd_from_hidden(h_a, h_t, head, head, clip=0.05, top_k=top_k, chunk_size=8)
+    opts = LossOptions(clip=0.05, top_k=top_k, chunk_size=8)
+    la, _ = chunked_jsd_from_hidden(h_a, h_t, head, head, opts)
     la.backward()
     wa = head.weight.grad.clone()
     head.weight.grad = None
-    lb, _ = checkpointed_jsd_from_hidden(h_b, h_t, head, head, clip=0.05, top_k=top_k, chunk_size=8)
+    lb, _ = checkpointed_jsd_from_hidden(h_b, h_t, head, head, opts)
     lb.backward()
     torch.testing.assert_close(la, lb, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(h_a.grad, h_b.grad, rtol=1e-4, atol=1e-7)

@@ -13,13 +13,15 @@ When the judge's budget runs out, the examples graded so far are scored, the res
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
 import os
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -30,6 +32,9 @@ from rgsd.judges.openai_judge import JudgeConfigError
 from rgsd.judges.usage import BudgetExhausted, Usage
 
 log = logging.getLogger(__name__)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 class JudgeRejected(JudgeConfigError):
@@ -325,7 +330,7 @@ async def evaluate_async(
     extra_summary: dict[str, Any] | None = None,
     prices: Any = None,
 ) -> EvalResult:
-    """Async :func:`evaluate` (use it from inside a running event loop)."""
+    """Async :func:`evaluate` (use it from inside a running event loop); the parameters are documented there."""
     if len(examples) != len(responses):
         raise ValueError(f"{len(examples)} examples but {len(responses)} responses")
     if response_tokens is not None and len(response_tokens) != len(responses):
@@ -376,19 +381,20 @@ async def evaluate_async(
     return result
 
 
-def evaluate(
-    examples: list[Example],
-    responses: list[str],
-    judge: Judge,
-    *,
-    response_tokens: list[int] | None = None,
-    tokenizer: Any = None,
-    bootstrap: int = scoring.BOOTSTRAP_SAMPLES,
-    seed: int = 0,
-    progress: bool = False,
-    extra_summary: dict[str, Any] | None = None,
-    prices: Any = None,
-) -> EvalResult:
+def _signature_of(
+    async_fn: Callable[_P, Coroutine[Any, Any, _R]],
+) -> Callable[[Callable[..., _R]], Callable[_P, _R]]:
+    """Give the decorated forwarder ``async_fn``'s parameters: to type checkers (``_P``) and to ``help`` and
+    ``inspect.signature`` (``__wrapped__``); the forwarder keeps its own name and docstring."""
+
+    def decorate(forwarder: Callable[..., _R]) -> Callable[_P, _R]:
+        return functools.wraps(async_fn, assigned=())(forwarder)
+
+    return decorate
+
+
+@_signature_of(evaluate_async)
+def evaluate(*args: Any, **kwargs: Any) -> EvalResult:
     """Grade ``responses[i]`` for ``examples[i]`` with ``judge`` and score them.
 
     ``response_tokens`` (e.g. ``len(rollout.response_ids)``) gives the length statistic; without it the
@@ -398,24 +404,16 @@ def evaluate(
     ``result.complete``. A judge that rejects its key, URL or model raises :class:`JudgeRejected`, whose
     ``result`` holds the examples graded before it (the rest pending), so a caller can still write them.
     Inside a running event loop (a notebook) it runs on a worker thread; ``await evaluate_async(...)``
-    avoids the thread.
+    avoids the thread. The parameters are :func:`evaluate_async`'s (one signature for both).
     """
-
-    def run() -> EvalResult:
-        return asyncio.run(
-            evaluate_async(
-                examples, responses, judge, response_tokens=response_tokens, tokenizer=tokenizer,
-                bootstrap=bootstrap, seed=seed, progress=progress, extra_summary=extra_summary, prices=prices,
-            )
-        )
-
+    evaluation = evaluate_async(*args, **kwargs)  # binds the arguments here: a bad call raises in the caller
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return run()
+        return asyncio.run(evaluation)
     # Inside a running loop (Jupyter): asyncio.run cannot nest, so run the evaluation on a worker thread
     # with its own loop. The OpenAI judge already does its HTTP work on a loop of its own.
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
+        return pool.submit(asyncio.run, evaluation).result()

@@ -15,12 +15,14 @@ capped entries zeroed): ``d loss / d z = g - p * sum_v g_v``, where
 ``g_v = -q_v`` for ``beta = 0`` and ``g_v = p_v (log p_v - log q_v + 1)`` for ``beta = 1``.
 With a loss temperature ``T`` the logits are divided by ``T`` first and the gradient gets a factor ``1 / T``.
 
-With ``diagnostics=True`` the loop also fills, at almost no cost (from buffers it already holds), the signal
+With ``options.diagnostics`` the loop also fills, at almost no cost (from buffers it already holds), the signal
 diagnostics of :class:`rgsd.method.losses.LossStats` (read by :mod:`rgsd.method.signal`): the unclipped
 divergence per position, whether any entry of a position was clipped, the divergence mass the clip removed, the teacher-minus-student log-probability of the sampled token,
 and the summed teacher-minus-student probability per vocabulary entry (which tokens the teacher raises).
 
 :func:`naive_jsd_from_hidden` is the straightforward full-logits version (reference for tests and benchmark).
+Both follow the contract of :mod:`rgsd.method.losses`: ``(student_hidden, teacher_hidden, student_head,
+teacher_head, options, *, student_bias, teacher_bias, targets) -> (loss_sum, LossStats)``.
 """
 
 from __future__ import annotations
@@ -51,6 +53,17 @@ def _unpack_head(
     if isinstance(head, torch.Tensor):
         return head, bias
     raise TypeError(f"{name} must be an nn.Linear or a weight tensor [V, H], got {type(head).__name__}")
+
+
+def _heads(
+    s_h: torch.Tensor, t_h: torch.Tensor, student_head: Head, teacher_head: Head,
+    student_bias: torch.Tensor | None, teacher_bias: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+    """Both heads' ``(weight, bias)`` as ``(s_w, s_b, t_w, t_b)``, checked against the hidden states."""
+    s_w, s_b = _unpack_head(student_head, student_bias, "student_head")
+    t_w, t_b = _unpack_head(teacher_head, teacher_bias, "teacher_head")
+    _check_inputs(s_h, t_h, s_w, s_b, t_w, t_b)
+    return s_w, s_b, t_w, t_b
 
 
 def _check_inputs(
@@ -218,14 +231,8 @@ def _logits(
 class _Plan:
     """Everything the chunk loop needs besides the tensors: the options and which gradients to build."""
 
-    beta: float
-    clip: float | None
-    clip_mode: str
-    top_k: int | None
-    chunk_size: int
-    temperature: float
+    options: LossOptions
     targets: torch.Tensor | None
-    diagnostics: bool
     need_h: bool
     need_w: bool
     need_b: bool
@@ -246,11 +253,13 @@ def _run_chunks(
 
     Returns ``(loss_sum, clipped_fraction_sum, (grad_h, grad_w_fp32, grad_b_fp32), diagnostics or None)``.
     """
-    beta, clip, clip_mode, top_k, chunk, temp = (
-        plan.beta, plan.clip, plan.clip_mode, plan.top_k, plan.chunk_size, plan.temperature
-    )
+    opts = plan.options
+    # the options may hold ints (they validate numbers, not types): the loop computes with floats
+    beta, temp = float(opts.beta), float(opts.temperature)
+    clip = None if opts.clip is None else float(opts.clip)
+    clip_mode, top_k, chunk = opts.clip_mode, opts.top_k, opts.chunk_size
     targets = plan.targets
-    diag_parts: list[dict] | None = [] if plan.diagnostics else None
+    diag_parts: list[dict] | None = [] if opts.diagnostics else None
     need_h, need_w, need_b = plan.need_h, plan.need_w, plan.need_b
     s_dt, t_dt = plan.s_dtype, plan.t_dtype
     need_any = need_h or need_w or need_b
@@ -386,21 +395,9 @@ class _ChunkedJSD(torch.autograd.Function):
 
 
 def chunked_jsd_from_hidden(
-    student_hidden: torch.Tensor,
-    teacher_hidden: torch.Tensor,
-    student_head: Head,
-    teacher_head: Head,
-    beta: float = 0.5,
-    clip: float | None = None,
-    clip_mode: str = "entry",
-    top_k: int | None = None,
-    chunk_size: int = 1024,
-    *,
-    student_bias: torch.Tensor | None = None,
-    teacher_bias: torch.Tensor | None = None,
-    temperature: float = 1.0,
-    targets: torch.Tensor | None = None,
-    diagnostics: bool = False,
+    student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, student_head: Head, teacher_head: Head,
+    options: LossOptions, *, student_bias: torch.Tensor | None = None,
+    teacher_bias: torch.Tensor | None = None, targets: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, LossStats]:
     """Summed generalized JSD over ``N`` positions, computed from final hidden states in chunks.
 
@@ -411,15 +408,15 @@ def chunked_jsd_from_hidden(
             gradients when they require grad (full fine-tuning, tied embeddings) and none when frozen (LoRA).
         teacher_head: the teacher's output layer (may be the very same object as ``student_head``); never
             receives gradient.
-        beta, clip, clip_mode, top_k: as in :func:`rgsd.method.losses.jsd_per_token`.
-        chunk_size: positions per chunk; peak extra memory is a few ``chunk_size x V`` float32 buffers.
+        options: the divergence's :class:`~rgsd.method.losses.LossOptions` (``impl`` is not read here).
+            ``chunk_size`` is the positions per chunk (peak extra memory is a few ``chunk_size x V`` float32
+            buffers). ``diagnostics`` also fills the signal diagnostics of the returned
+            :class:`~rgsd.method.losses.LossStats`: ``divergence`` ``[N]`` (unclipped, per position),
+            ``any_clipped`` ``[N]`` bool, ``removed`` ``[N]`` (divergence the clip removed),
+            ``target_logratio`` (``[N]``, with ``targets``; log q - log p of the sampled token) and ``raised``
+            ``[V]`` (sum over positions of q - p; ``None`` with ``top_k``).
         student_bias, teacher_bias: optional ``[V]`` biases when the heads are given as bare weights.
-        temperature: loss temperature; both sides' logits are divided by it (1.0 = untempered).
         targets: ``[N]`` the sampled token id at each position (for the ``target_logratio`` diagnostic).
-        diagnostics: also fill the signal diagnostics of the returned :class:`~rgsd.method.losses.LossStats`:
-            ``divergence`` ``[N]`` (unclipped, per position), ``any_clipped`` ``[N]`` bool, ``removed`` ``[N]``
-            (divergence the clip removed), ``target_logratio`` (``[N]``, with ``targets``; log q - log p of
-            the sampled token) and ``raised`` ``[V]`` (sum over positions of q - p; ``None`` with ``top_k``).
 
     Returns:
         ``(loss_sum, stats)``: ``loss_sum`` is a float32 scalar, the SUM over positions (divide by the global
@@ -429,24 +426,16 @@ def chunked_jsd_from_hidden(
         Gradients come back in each input's dtype. Double backward is not supported.
         Under FSDP the head weight must be the full (unsharded) tensor.
     """
-    s_w, s_b = _unpack_head(student_head, student_bias, "student_head")
-    t_w, t_b = _unpack_head(teacher_head, teacher_bias, "teacher_head")
-    _check_inputs(student_hidden, teacher_hidden, s_w, s_b, t_w, t_b)
-    LossOptions(beta=beta, clip=clip, clip_mode=clip_mode, top_k=top_k, chunk_size=chunk_size,
-                temperature=temperature).check_vocab(s_w.shape[0])
+    s_w, s_b, t_w, t_b = _heads(student_hidden, teacher_hidden, student_head, teacher_head, student_bias,
+                                teacher_bias)
+    options.check_vocab(s_w.shape[0])
     if targets is not None and tuple(targets.shape) != (student_hidden.shape[0],):
         raise ValueError(f"targets shape {tuple(targets.shape)} != ({student_hidden.shape[0]},)")
 
     grad_on = torch.is_grad_enabled()
     plan = _Plan(
-        beta=float(beta),
-        clip=None if clip is None else float(clip),
-        clip_mode=clip_mode,
-        top_k=top_k,
-        chunk_size=chunk_size,
-        temperature=float(temperature),
+        options=options,
         targets=targets,
-        diagnostics=bool(diagnostics),
         need_h=grad_on and student_hidden.requires_grad,
         need_w=grad_on and s_w.requires_grad,
         need_b=grad_on and s_b is not None and s_b.requires_grad,
@@ -472,34 +461,22 @@ def chunked_jsd_from_hidden(
 
 
 def naive_jsd_from_hidden(
-    student_hidden: torch.Tensor,
-    teacher_hidden: torch.Tensor,
-    student_head: Head,
-    teacher_head: Head,
-    beta: float = 0.5,
-    clip: float | None = None,
-    clip_mode: str = "entry",
-    top_k: int | None = None,
-    chunk_size: int = 1024,
-    *,
-    student_bias: torch.Tensor | None = None,
-    teacher_bias: torch.Tensor | None = None,
-    temperature: float = 1.0,
-    targets: torch.Tensor | None = None,
-    diagnostics: bool = False,
+    student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, student_head: Head, teacher_head: Head,
+    options: LossOptions, *, student_bias: torch.Tensor | None = None,
+    teacher_bias: torch.Tensor | None = None, targets: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, LossStats]:
     """Same contract as :func:`chunked_jsd_from_hidden`, but materializes both full ``[N, V]`` logit tensors
-    and differentiates with plain autograd. Reference for tests and benchmarks. ``chunk_size`` is ignored;
-    ``targets`` and ``diagnostics`` are accepted for the shared contract, but no diagnostics are computed
-    (their fields stay ``None``)."""
-    del chunk_size, targets, diagnostics
-    s_w, s_b = _unpack_head(student_head, student_bias, "student_head")
-    t_w, t_b = _unpack_head(teacher_head, teacher_bias, "teacher_head")
-    _check_inputs(student_hidden, teacher_hidden, s_w, s_b, t_w, t_b)
+    and differentiates with plain autograd. Reference for tests and benchmarks. ``options.chunk_size`` is
+    ignored; ``targets`` and ``options.diagnostics`` are accepted for the shared contract, but no diagnostics
+    are computed (their fields stay ``None``)."""
+    del targets
+    s_w, s_b, t_w, t_b = _heads(student_hidden, teacher_hidden, student_head, teacher_head, student_bias,
+                                teacher_bias)
     s_logits = F.linear(student_hidden, s_w, s_b)
     with torch.no_grad():
         t_logits = F.linear(teacher_hidden, t_w, t_b)
-    loss, frac = jsd_per_token(s_logits, t_logits, beta, clip, clip_mode, top_k, temperature)
+    loss, frac = jsd_per_token(s_logits, t_logits, options.beta, options.clip, options.clip_mode, options.top_k,
+                               options.temperature)
     n = student_hidden.shape[0]
     frac_sum = frac.sum()
     return loss.sum(), LossStats(n_tokens=n, clipped_fraction=frac_sum / max(n, 1), clipped_fraction_sum=frac_sum)

@@ -25,12 +25,14 @@ TRL's GKD does). ``T = 1`` is the untempered comparison. The RGSD paper does not
 and the clip applies to the tempered terms.
 
 This module holds the contract every implementation shares: the options (:class:`LossOptions`, validated once,
-here) and the statistics every implementation returns (:class:`LossStats`), and the direct form (full logits in
-memory) used on small inputs, as the reference in tests and as the "naive" baseline. From hidden states:
+when built) and the statistics every implementation returns (:class:`LossStats`), and the direct form (full
+logits in memory, :func:`jsd_per_token` with the options as plain arguments) used on small inputs, as the
+reference in tests and as the "naive" baseline. From hidden states:
 :func:`rgsd.method.chunked_loss.naive_jsd_from_hidden` (reference),
-:func:`~rgsd.method.chunked_loss.chunked_jsd_from_hidden` (fused, the default) and :func:`rgsd.method.sharded_loss.checkpointed_jsd_from_hidden` (sharded weights) all take
-``(student_hidden, teacher_hidden, student_head, teacher_head, beta, clip, clip_mode, top_k, chunk_size, *,
-student_bias, teacher_bias, temperature, targets, diagnostics)`` and return ``(loss_sum, LossStats)``.
+:func:`~rgsd.method.chunked_loss.chunked_jsd_from_hidden` (fused, the default) and
+:func:`rgsd.method.sharded_loss.checkpointed_jsd_from_hidden` (sharded weights) all take
+``(student_hidden, teacher_hidden, student_head, teacher_head, options: LossOptions, *, student_bias=None,
+teacher_bias=None, targets=None)`` and return ``(loss_sum, LossStats)``.
 """
 
 from __future__ import annotations

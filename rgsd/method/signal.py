@@ -1,8 +1,9 @@
 """Signal diagnostics: what the teacher's divergence actually asks the student to change.
 
-The fused loss (``chunked_jsd_from_hidden(..., diagnostics=True)``) fills the diagnostic fields of its
-:class:`~rgsd.method.losses.LossStats` from per-position vectors it already had in memory; :class:`SignalStats`
-accumulates them over a step's micro-batches and turns them into the ``signal_*`` fields of ``metrics.jsonl``:
+The fused loss (``chunked_jsd_from_hidden`` with ``LossOptions(diagnostics=True)``) fills the diagnostic fields
+of its :class:`~rgsd.method.losses.LossStats` from per-position vectors it already had in memory;
+:class:`SignalStats` accumulates them over a step's micro-batches and turns them into the ``signal_*`` fields
+of ``metrics.jsonl``:
 
 * ``signal_divergence_by_position``: mean unclipped divergence per response-position bucket (``"0-7"``, ...):
   a signal concentrated on the first tokens teaches openings, not content;

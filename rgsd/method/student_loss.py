@@ -35,19 +35,7 @@ class StudentLoss(nn.Module):
         hidden = gather_hidden(final_hidden(self.lm, input_ids, attention_mask), positions)
         impl = opts.impl if opts.impl != "auto" else ("checkpointed" if self.sharded else "fused")
         loss_fn = checkpointed_jsd_from_hidden if impl == "checkpointed" else chunked_jsd_from_hidden
-        # the signal diagnostics come from buffers only the fused loop holds
+        # the signal diagnostics (the only reader of the targets) come from buffers only the fused loop holds
         diagnostics = impl == "fused" and opts.diagnostics
-        return loss_fn(
-            hidden,
-            teacher_hidden,
-            self.lm.get_output_embeddings(),
-            teacher_head,
-            beta=opts.beta,
-            clip=opts.clip,
-            clip_mode=opts.clip_mode,
-            top_k=opts.top_k,
-            chunk_size=opts.chunk_size,
-            temperature=opts.temperature,
-            targets=targets if diagnostics else None,
-            diagnostics=diagnostics,
-        )
+        return loss_fn(hidden, teacher_hidden, self.lm.get_output_embeddings(), teacher_head, opts,
+                       targets=targets if diagnostics else None)
