@@ -20,7 +20,7 @@ from rgsd.method.teacher_prompt import student_messages, teacher_messages
 from rgsd.models import load_model
 from rgsd.options import build as build_config
 from rgsd.train.config import RGSDConfig
-from rgsd.train.setup import load_policy, loss_options
+from rgsd.train.setup import load_policy
 from rgsd.train.teacher import Teacher, load_frozen_teacher
 from rgsd.train.trainer import train
 
@@ -83,7 +83,7 @@ def test_loss_decreases_on_fixed_batch(tiny_model_dir):
     ab = align(s, t, responses, [[True] * 4] * 3, tok.pad_token_id)
     t_hidden = gather_hidden(teacher.hidden(model, ab.teacher.input_ids, ab.teacher.attention_mask),
                              ab.teacher.positions)
-    wrapper = StudentLoss(model, loss_options(cfg))
+    wrapper = StudentLoss(model, cfg.loss_options())
     opt = torch.optim.AdamW([p for p in wrapper.parameters() if p.requires_grad], lr=1e-4)
     losses = []
     for _ in range(5):

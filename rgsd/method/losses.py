@@ -80,7 +80,7 @@ class LossOptions:
         if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"loss temperature must be a finite number > 0, got {temperature!r}")
         if not (isinstance(beta, (int, float)) and 0.0 <= float(beta) <= 1.0):
-            raise ValueError(f"beta must be a number in [0, 1], got {beta!r}")
+            raise ValueError(f"beta must be in [0, 1], got {beta!r}")
         if clip is not None and not (isinstance(clip, (int, float)) and math.isfinite(clip) and clip > 0):
             raise ValueError(f"clip must be None or a finite number > 0, got {clip!r}")
         if clip_mode not in CLIP_MODES:

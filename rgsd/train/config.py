@@ -9,10 +9,13 @@ The fields shared with ``rgsd grpo`` (data, model, LoRA, optimizer, schedule, ru
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from rgsd.options import arg
 from rgsd.trainer_args import TrainerArgs
+
+if TYPE_CHECKING:
+    from rgsd.method.losses import LossOptions
 
 
 @dataclass
@@ -98,13 +101,16 @@ class RGSDConfig(ModelArgs):
     probe_samples: int = arg(2, "Rubric-conditioned samples per probe prompt.")
     probe_max_new_tokens: int = arg(64, "Length of the probe samples.")
 
+    def loss_options(self) -> LossOptions:
+        """The divergence's options (building them validates them: the one place they are checked)."""
+        from rgsd.method.losses import LossOptions  # torch: not at import, so `rgsd --help` stays fast
+
+        return LossOptions(beta=self.beta, clip=self.clip, clip_mode=self.clip_mode, top_k=self.top_k,
+                           chunk_size=self.loss_chunk_size, temperature=self.loss_temperature_value(),
+                           impl=self.loss_impl, diagnostics=self.signal_diagnostics)
+
     def validate(self) -> None:
         super().validate()
-        if not 0.0 <= self.beta <= 1.0:
-            raise ValueError(f"beta must be in [0, 1], got {self.beta}")
-        if self.loss_temperature is not None and not self.loss_temperature > 0:
-            raise ValueError(f"loss_temperature must be positive or null, got {self.loss_temperature}")
-        if self.clip is not None and self.clip <= 0:
-            raise ValueError(f"clip must be positive or null, got {self.clip}")
+        self.loss_options()  # beta, clip, clip mode, top-k and the loss temperature: checked there, once
         if self.rollouts_per_prompt < 1 or self.per_device_train_batch_size < 1:
             raise ValueError("rollouts_per_prompt and per_device_train_batch_size must be >= 1")

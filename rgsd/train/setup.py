@@ -15,7 +15,6 @@ from torch import nn
 
 from rgsd.data.schema import Example
 from rgsd.data.training import load_training_examples
-from rgsd.method.losses import LossOptions
 from rgsd.method.probe import self_internalization_gap
 from rgsd.method.rollout import Rollout, generate
 from rgsd.method.student_loss import StudentLoss
@@ -71,13 +70,6 @@ def load_policy(cfg: ModelArgs) -> tuple[nn.Module, Any]:
     return model, tok
 
 
-def loss_options(cfg: RGSDConfig) -> LossOptions:
-    """The divergence's options from the run config (validated here, once, before any model is loaded)."""
-    return LossOptions(beta=cfg.beta, clip=cfg.clip, clip_mode=cfg.clip_mode, top_k=cfg.top_k,
-                       chunk_size=cfg.loss_chunk_size, temperature=cfg.loss_temperature_value(),
-                       impl=cfg.loss_impl, diagnostics=cfg.signal_diagnostics)
-
-
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
     """The newest complete checkpoint (its trainer_state.json is written last)."""
     ckpts = sorted(p.parent for p in (Path(output_dir) / "checkpoints").glob("step-*/trainer_state.json"))
@@ -101,7 +93,7 @@ def prepare_run(cfg: RGSDConfig, resume: bool = False) -> Run:
     from rgsd.train.distributed import init_distributed, shard_fsdp2
     from rgsd.train.teacher import Teacher, load_frozen_teacher
 
-    options = loss_options(cfg)
+    options = cfg.loss_options()
     dist = init_distributed(cfg.sharding)
     sharding = "ddp" if cfg.sharding == "none" and dist.world > 1 else cfg.sharding
     compute = resolve_dtype(cfg)
