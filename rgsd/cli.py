@@ -42,15 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+def _warning_line(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
     # a deprecated option name is the user's business, not a source line of ours: one line on stderr
-    print(f"rgsd: {category.__name__}: {message}", file=sys.stderr if file is None else file)
+    return f"rgsd: {category.__name__}: {message}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     from rgsd.options import ConfigError
 
-    warnings.showwarning = _warning_line
+    warnings.formatwarning = _warning_line  # formatting only: pytest.warns and -W still see the warning
     parser = build_parser()
     try:
         args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
