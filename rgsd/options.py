@@ -81,6 +81,8 @@ def convert(value: Any, tp: Any, where: str) -> Any:
     if origin in (list, tuple):
         if isinstance(value, str):
             value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
         (inner,) = typing.get_args(tp)[:1] or (str,)
         # "a,b" and ["a", "b"] mean the same (the flag takes several words, a YAML value may be one string);
         # a repeated flag (action "append") gives lists, whose words are kept whole
@@ -95,7 +97,10 @@ def convert(value: Any, tp: Any, where: str) -> Any:
         return [convert(v, inner, where) for v in items]
     if origin is dict or tp is dict:
         if isinstance(value, str):
-            value = yaml.safe_load(value)
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                raise ValueError(f"{where}: expected a mapping, got {value!r}") from None
         if not isinstance(value, dict):
             raise ValueError(f"{where}: expected a mapping, got {value!r}")
         return value

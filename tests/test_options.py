@@ -144,3 +144,36 @@ def test_help_shows_every_field_with_its_default(capsys):
     assert "--config FILE" in out
     table = config_markdown(Opts)
     assert "| `max_steps` | `10` | Optimizer steps. |" in table and "`steps` -> `max_steps`" in table
+
+
+# ---- property: any value read from a YAML file or a flag gives a value of the field's type or a ValueError ----
+from typing import Literal  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rgsd.options import convert  # noqa: E402
+
+FIELD_TYPES = [int, float, bool, str, int | None, float | None, list[str], list[int], Literal["a", "b"], dict]
+ANY_VALUE = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text()),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+    max_leaves=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(ANY_VALUE, st.sampled_from(FIELD_TYPES))
+def test_convert_gives_the_field_type_or_a_value_error_naming_the_place(value, tp):
+    try:
+        out = convert(value, tp, "recipe.yaml: field")
+    except ValueError as err:
+        assert str(err).startswith("recipe.yaml: field"), err
+        return
+    if tp in (int, float, bool, str, dict):
+        assert type(out) is tp
+    elif tp in (int | None, float | None):
+        assert out is None or type(out) is tp.__args__[0]
+    elif tp == Literal["a", "b"]:
+        assert out in ("a", "b")
+    else:
+        assert isinstance(out, list) and all(type(v) is tp.__args__[0] for v in out)
