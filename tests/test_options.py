@@ -147,7 +147,6 @@ def test_help_shows_every_field_with_its_default(capsys):
 
 
 # ---- property: any value read from a YAML file or a flag gives a value of the field's type or a ValueError ----
-from typing import Literal  # noqa: E402
 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
