@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # so the script ru
 from rgsd.judges.prompts import (  # noqa: E402
     CONVERSATION_END,
     CONVERSATION_START,
+    GRADED_TURN,
     ITEM_END,
     ITEM_START,
     ITEMS_START,
@@ -85,7 +86,7 @@ def read_judge_prompt(body: dict) -> JudgeRequest:
     tag = re.search(r"^=== " + CONVERSATION_START + r" === ([0-9a-f]+)$", text, re.M).group(1)  # type: ignore[union-attr]
     conv_end = "\n" + marker(CONVERSATION_END, tag)
     conv = text.split(marker(CONVERSATION_START, tag) + "\n", 1)[1].split(conv_end, 1)[0]
-    response = conv.rsplit("\n\nassistant: ", 1)[1] if "\n\nassistant: " in conv else conv.split("assistant: ", 1)[1]
+    response = conv.split(marker(GRADED_TURN, tag) + "\n", 1)[1]
     after = text.split(conv_end, 1)[1]
     single = marker(ITEM_START, tag) in after
     start = marker(ITEM_START if single else ITEMS_START, tag)

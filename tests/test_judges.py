@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -91,13 +92,16 @@ def test_reply_echoing_the_response_is_read_by_the_documented_rule():
 
 def test_parse_batched_reports_missing_and_malformed_items():
     reply = json.dumps(
-        {"1": {"explanation": "a", "criteria_met": True}, "3": {"criteria_met": "yes"}, "9": {}}
+        {"1": {"explanation": "a", "criteria_met": True}, "3": {"criteria_met": "yes"}}
     )
     found, problems = parse_batched(reply, [1, 2, 3])
     assert found == {1: (True, "a")}
     assert set(problems) == {2, 3} and problems[2] == "missing" and "criteria_met" in problems[3]
     with pytest.raises(ParseError):
         parse_batched("nothing here", [1])
+    # an item that was not asked for: the judge numbered differently, so the whole reply is refused
+    with pytest.raises(ParseError, match='not the numbers of the items asked .1, 2, 3.: "9"'):
+        parse_batched(json.dumps({"1": {"criteria_met": True}, "9": {"criteria_met": True}}), [1, 2, 3])
 
 
 def test_parse_holistic_types_and_range():
@@ -123,7 +127,9 @@ def test_per_criterion_verdicts_prompt_and_token_accounting(server):
     req = read_judge_prompt(body)
     assert req.kind == "single" and req.response == "I like apple and CHERRY pie."
     text = body["messages"][0]["content"]
-    assert "user: Name some fruit.\n\nassistant: I like apple" in text  # role: content, candidate last
+    tag = re.search(r"=== CONVERSATION === ([0-9a-f]+)", text).group(1)
+    # every turn under its tagged marker, the candidate last
+    assert f"=== USER TURN === {tag}\nName some fruit.\n=== FINAL ASSISTANT REPLY (GRADED) === {tag}\nI like apple" in text
     assert "every one of them" in text and "such as" in text and "negative points" in text
 
 
