@@ -122,7 +122,7 @@ def test_two_verdict_objects_and_duplicated_key_are_ambiguous():
         j.close()
 
 
-def test_batched_duplicate_item_keys_are_reasked_not_last_wins():
+def test_batched_reply_naming_an_item_twice_is_refused_whole_and_reasked():
     conflict = json.dumps(
         {"1": {"explanation": "", "criteria_met": True}, "2": {"explanation": "", "criteria_met": False},
          "3": {"explanation": "", "criteria_met": False}, "4": {"explanation": "", "criteria_met": False}}
@@ -132,8 +132,9 @@ def test_batched_duplicate_item_keys_are_reasked_not_last_wins():
         j = judge(s, mode="batched")
         g = j.grade_sync(example(), "apple and cherry")
         assert mets(g) == MEANT and j.usage.reasks == 1
-        # The re-ask named only item 3, under its own number.
-        assert [n for n, _, _ in read_judge_prompt(s.requests[-1]).items] == [3]
+        # "03" is no item number: nothing of that reply was kept, the re-ask named every item again.
+        assert [n for n, _, _ in read_judge_prompt(s.requests[-1]).items] == [1, 2, 3, 4]
+        assert "not the numbers of the items asked" in s.requests[-1]["messages"][-1]["content"]
         j.close()
 
 

@@ -16,12 +16,31 @@ re-asked. Types are checked: ``criteria_met`` must be a JSON boolean (the string
 the numbers 0/1 are rejected); ``explanation`` may be absent (read as ``""``) but must be a string if
 present; a holistic ``rating`` must be a number (not a boolean) in [1, 10]. Every rejection raises
 :class:`ParseError` with the reason, which the judge uses when it re-asks.
+
+A batched reply maps key ``"k"`` to item k and nothing else: every key must be the decimal number (ASCII
+digits, no sign, no leading zero) of an item that was asked for. A reply with any other key (``"0"`` from a
+0-based list, an item that was not asked, ``"03"``, ``"¹"``, ``"note"``) is refused whole, because a judge
+that numbers differently has put every verdict on the wrong item.
+
+Reasoning models: the text up to the last ``</think>`` is the model's reasoning, not its answer, and is never
+searched for JSON (a reply that opens ``<think>`` and never closes it has no answer). Any string gives a
+result or a :class:`ParseError`, never another exception: nesting too deep for the decoder, integers longer
+than Python converts, and answers longer than :data:`MAX_ANSWER_CHARS` are refused. The search is one pass
+over the reply plus one decode per ``{``; the answer cap bounds its worst case (``bench/bench_parse.py``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Callable
+
+# A judge answers in well under a few thousand characters (max_tokens defaults to 1024); a longer answer
+# (after its reasoning) is refused unread, which bounds the worst case of the object search.
+MAX_ANSWER_CHARS = 32_768
+_ITEM_KEY = re.compile(r"[1-9][0-9]{0,8}")
+_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
+_OBJECT_START = re.compile(r'\{\s*["}]')  # where a JSON object can start: "{" then a key or "}"
 
 
 class ParseError(ValueError):
@@ -45,25 +64,45 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
 
 
 def _decode(text: str, pos: int) -> tuple[Any, int]:
+    """The JSON value at ``pos``; ``json.JSONDecodeError`` when there is none (too deep or too long too)."""
     try:
         return _DECODER.raw_decode(text, pos)
     except _DuplicateKey as err:
         raise ParseError(f"ambiguous: the key {str(err)!r} appears twice in one object") from None
+    except json.JSONDecodeError:
+        raise
+    except (RecursionError, ValueError) as err:  # nesting deeper than the decoder goes; a 5,000-digit integer
+        raise json.JSONDecodeError(f"unreadable JSON ({type(err).__name__})", text, pos) from None
+
+
+def answer_text(reply: str) -> str:
+    """The part of a reply that is the answer: after the last ``</think>``, stripped; checked for size."""
+    if not isinstance(reply, str):
+        raise ParseError(f"reply is not text (got {type(reply).__name__})")
+    close = reply.rfind(_THINK_CLOSE)
+    if close >= 0:
+        reply = reply[close + len(_THINK_CLOSE):]
+    elif reply.lstrip().startswith(_THINK_OPEN):
+        raise ParseError("the reply is reasoning (<think>) with no answer after it")
+    text = reply.strip()
+    if len(text) > MAX_ANSWER_CHARS:
+        raise ParseError(f"the answer has {len(text)} characters, over the cap of {MAX_ANSWER_CHARS}; answer briefly")
+    return text
 
 
 def _all_objects(text: str) -> list[dict[str, Any]]:
     """Every outermost JSON object in ``text`` (objects nested in another are not listed again)."""
     found: list[dict[str, Any]] = []
-    pos = text.find("{")
-    while pos >= 0:
+    start = _OBJECT_START.search(text)
+    while start:
         try:
-            obj, end = _decode(text, pos)
+            obj, end = _decode(text, start.start())
         except json.JSONDecodeError:
-            pos = text.find("{", pos + 1)
+            start = _OBJECT_START.search(text, start.start() + 1)
             continue
         if isinstance(obj, dict):
             found.append(obj)
-        pos = text.find("{", end)
+        start = _OBJECT_START.search(text, end)
     return found
 
 
@@ -76,7 +115,7 @@ def has_rating(obj: dict[str, Any]) -> bool:
 
 
 def has_items(obj: dict[str, Any]) -> bool:
-    return any(str(k).strip().isdigit() for k in obj)
+    return any(_ITEM_KEY.fullmatch(str(k).strip()) for k in obj)
 
 
 def extract_json_object(
@@ -86,9 +125,7 @@ def extract_json_object(
 
     ``is_candidate`` says which objects have the shape the request asked for (default: every object).
     """
-    if not isinstance(reply, str):
-        raise ParseError(f"reply is not text (got {type(reply).__name__})")
-    text = reply.strip()
+    text = answer_text(reply)
     if not text:
         raise ParseError("empty reply")
     try:
@@ -144,28 +181,33 @@ def parse_batched(reply: str, expected: list[int]) -> tuple[dict[int, tuple[bool
     """Parse a batched reply keyed by item number.
 
     Returns ``(found, problems)``: the valid verdicts by item number, and for every expected item that is
-    missing, malformed or named by two keys (``"3"`` and ``"03"``), the reason. Keys that are not expected
-    item numbers are ignored. Raises :class:`ParseError` when the reply holds no usable JSON object at all.
+    missing or malformed, the reason. Raises :class:`ParseError` when the reply holds no usable JSON object,
+    or when any key is not the number of an expected item (the whole reply is refused: see the module doc).
     """
     obj = extract_json_object(reply, has_items)
-    by_number: dict[int, list[tuple[str, Any]]] = {}
+    wanted = set(expected)
+    by_number: dict[int, Any] = {}
+    stray: list[str] = []
     for key, value in obj.items():
         k = key.strip()
-        if k.isdigit():
-            by_number.setdefault(int(k), []).append((key, value))
+        if _ITEM_KEY.fullmatch(k) and int(k) in wanted:
+            if int(k) in by_number:  # " 3" and "3": both name item 3
+                raise ParseError(f"ambiguous: item {k} is answered twice")
+            by_number[int(k)] = value
+        else:
+            stray.append(key)
+    if stray:
+        shown = ", ".join(json.dumps(k) for k in stray[:5]) + (" ..." if len(stray) > 5 else "")
+        asked = ", ".join(str(n) for n in expected)
+        raise ParseError(f"keys that are not the numbers of the items asked ({asked}): {shown}")
     found: dict[int, tuple[bool, str]] = {}
     problems: dict[int, str] = {}
     for n in expected:
-        entries = by_number.get(n)
-        if not entries:
+        if n not in by_number:
             problems[n] = "missing"
             continue
-        if len(entries) > 1:
-            keys = " and ".join(repr(k) for k, _ in entries)
-            problems[n] = f"ambiguous: item {n} is answered twice (keys {keys})"
-            continue
         try:
-            found[n] = verdict_from_object(entries[0][1], f"item {n}: ")
+            found[n] = verdict_from_object(by_number[n], f"item {n}: ")
         except ParseError as err:
             problems[n] = str(err)
     return found, problems
