@@ -34,6 +34,34 @@ def _pairs(points: Sequence[float], met: Sequence[bool | None]) -> list[tuple[fl
     return out
 
 
+def _ratio(num: list[float], den: list[float], undefined: str) -> float:
+    """``sum(num) / sum(den)``, each sum rounded once (``math.fsum``), for any finite weights.
+
+    Finite weights near 1e308 overflow a plain sum (the score then read 0.0): such sums are taken over the
+    weights divided by a power of two (exact), which leaves the ratio unchanged. ValueError(``undefined``)
+    when the denominator is <= 0; ValueError when the ratio itself is beyond the float range.
+    """
+    scale = 0
+    while True:
+        try:
+            top = math.fsum(math.ldexp(x, -scale) for x in num)
+            bottom = math.fsum(math.ldexp(x, -scale) for x in den)
+        except OverflowError:
+            top = bottom = math.inf
+        if math.isfinite(top) and math.isfinite(bottom):
+            break
+        scale += 8  # 2**8 more items than any rubric has: one step suffices in practice
+    if bottom <= 0:
+        raise ValueError(undefined)
+    try:
+        out = top / bottom
+    except OverflowError:
+        out = math.inf
+    if not math.isfinite(out):
+        raise ValueError(f"the score is beyond the float range (weights about 1e308 apart): {top!r} / {bottom!r}")
+    return out
+
+
 def healthbench_score(points: Sequence[float], met: Sequence[bool | None]) -> float:
     """HealthBench score of one response: points of met items / sum of positive points (can be < 0).
 
@@ -41,20 +69,16 @@ def healthbench_score(points: Sequence[float], met: Sequence[bool | None]) -> fl
     examples).
     """
     pairs = _pairs(points, met)
-    total = sum(p for p, _ in pairs if p > 0)
-    if total <= 0:
-        raise ValueError("no positive points among the judged criteria: the HealthBench score is undefined")
-    return sum(p for p, m in pairs if m) / total
+    return _ratio([p for p, m in pairs if m], [p for p, _ in pairs if p > 0],
+                  "no positive points among the judged criteria: the HealthBench score is undefined")
 
 
 def normalized_score(points: Sequence[float], met: Sequence[bool | None]) -> float:
     """``(sum_{w>0} w*met + sum_{w<0} |w|*(1-met)) / sum |w|``, in [0, 1] (companion paper, RGSD eval)."""
     pairs = _pairs(points, met)
-    total = sum(abs(p) for p, _ in pairs)
-    if total <= 0:
-        raise ValueError("all judged criteria have zero weight (or all verdicts failed): score undefined")
-    earned = sum(p for p, m in pairs if p > 0 and m) + sum(-p for p, m in pairs if p < 0 and not m)
-    return earned / total
+    earned = [p for p, m in pairs if p > 0 and m] + [-p for p, m in pairs if p < 0 and not m]
+    return _ratio(earned, [abs(p) for p, _ in pairs],
+                  "all judged criteria have zero weight (or all verdicts failed): score undefined")
 
 
 def rar_explicit_score(points: Sequence[float], met: Sequence[bool | None]) -> float:
@@ -66,12 +90,8 @@ def rar_explicit_score(points: Sequence[float], met: Sequence[bool | None]) -> f
     :func:`normalized_score` for a bounded score. Raises ValueError when the net judged weight is <= 0.
     """
     pairs = _pairs(points, met)
-    total = sum(p for p, _ in pairs)
-    if total <= 0:
-        raise ValueError(
-            f"net weight of the judged criteria is {total:g} <= 0: the RaR explicit score is undefined"
-        )
-    return sum(p for p, m in pairs if m) / total
+    return _ratio([p for p, m in pairs if m], [p for p, _ in pairs],
+                  "net weight of the judged criteria is <= 0: the RaR explicit score is undefined")
 
 
 def strict_completion(

@@ -174,3 +174,56 @@ def test_from_example_and_healthbench_brute_force():
         ScoredResponse.from_example(examples[0], {})
     with pytest.raises(ValueError, match="verdicts for"):
         ScoredResponse.from_example(examples[0], [True])
+
+
+# ---- any finite weights: the exact ratio (fractions), or refused -------------------------------------------
+from fractions import Fraction  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def exact_scores(points: list[float], met: list[bool | None]) -> dict[str, Fraction | None]:
+    """The three scores in exact rational arithmetic (None: undefined)."""
+    judged = [(Fraction(p), m) for p, m in zip(points, met) if m is not None]
+    pos = sum((p for p, _ in judged if p > 0), Fraction(0))
+    absolute = sum((abs(p) for p, _ in judged), Fraction(0))
+    net = sum((p for p, _ in judged), Fraction(0))
+    got = sum((p for p, m in judged if m), Fraction(0))
+    earned = sum((p for p, m in judged if p > 0 and m), Fraction(0)) + sum(
+        (-p for p, m in judged if p < 0 and not m), Fraction(0))
+    return {
+        "healthbench": got / pos if pos > 0 else None,
+        "normalized": earned / absolute if absolute > 0 else None,
+        "rar": got / net if net > 0 else None,
+    }
+
+
+def test_huge_finite_weights_do_not_overflow():
+    # the repro: the positive total overflowed to inf and the score read 0.0
+    assert healthbench_score([1e308, 1e308, 1], [F, T, F]) == 0.5
+    assert normalized_score([1e308, -1e308], [T, F]) == 1.0
+    assert rar_explicit_score([1e308, 1e308], [T, F]) == 0.5
+
+
+WEIGHTS = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(WEIGHTS, st.sampled_from([True, False, None])), min_size=1, max_size=8))
+def test_any_finite_weights_score_as_the_exact_ratio_or_are_refused(items):
+    points, met = [p for p, _ in items], [m for _, m in items]
+    exact = exact_scores(points, met)
+    largest = max((abs(Fraction(p)) for p, m in items if m is not None), default=Fraction(0))
+    for name, fn in (("healthbench", healthbench_score), ("normalized", normalized_score),
+                     ("rar", rar_explicit_score)):
+        want = exact[name]
+        try:
+            got = fn(points, met)
+        except ValueError:
+            # refused: undefined; beyond float range; or (RaR) a net weight below the resolution of the largest
+            assert want is None or abs(want) > Fraction(2) ** 1000 or (
+                name == "rar" and sum(Fraction(p) for p, m in items if m is not None) < largest * Fraction(2) ** -1000)
+            continue
+        assert want is not None and math.isfinite(got)
+        assert got == pytest.approx(float(want), rel=1e-12, abs=1e-300), (name, points, met)
