@@ -68,6 +68,15 @@ def detect_format(rec: dict) -> str | None:
     return None
 
 
+def unicode_problem(text: str) -> str | None:
+    """Why ``text`` cannot be sent or written as UTF-8 (a lone surrogate from a ``\\ud800`` escape), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return f"not valid Unicode: a lone surrogate \\u{ord(text[err.start]):04x} at character {err.start + 1}"
+    return None
+
+
 class Record:
     """Validation helpers bound to one record; problems accumulate in ``self.problems``."""
 
@@ -85,6 +94,8 @@ class Record:
             self.bad(field, f"wrong type: expected a string, got {type(value).__name__} {_show(value)}")
         elif not value.strip():
             self.bad(field, f"empty {what}")
+        elif (why := unicode_problem(value)) is not None:
+            self.bad(field, why)
         else:
             return value
         return None

@@ -391,6 +391,11 @@ def load_examples(
         broken = [LoadIssue(label, n, r.field, r.message, unit) for n, r in pending if isinstance(r, Malformed)]
         if len(broken) == len(pending):  # nothing decodable: those problems are the story, not the format
             raise DataError(format_issues(broken), broken)
+        empty = next((n for n, r in pending if isinstance(r, dict) and any(
+            isinstance(r.get(k), list) and not r[k] for k in ("rubric", "rubrics"))), None)
+        if empty is not None:  # "cannot detect the format" would send the user looking in the wrong place
+            key = "rubrics" if isinstance(dict(pending)[empty].get("rubrics"), list) else "rubric"
+            raise file_error(label, key, "empty: a record needs at least one criterion", empty if unit == "line" else None)
         raise file_error(
             label,
             "format",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -67,11 +68,35 @@ def reject_unused(opts: JudgeOptions, names: tuple[str, ...], command: str, pref
             raise ValueError(f"--{prefix}{name.replace('_', '-')} is not used by {command}")
 
 
-def require_out(out: str) -> Path:
-    """The output folder (the field has no usable default, so an empty one is refused here)."""
+def require_out(out: str, files: tuple[str, ...] = ()) -> Path:
+    """The output folder, created and checked writable before anything is generated or paid for.
+
+    ``files``: what the command will write there; one that exists as a folder is refused now, not after
+    every verdict was paid. The field has no usable default, so an empty one is refused.
+    """
     if not out:
         raise ValueError("--out is required (the output folder)")
-    return Path(out)
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {out}: is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise ValueError(f"--out {out}: cannot write there ({err.strerror or err})") from None
+    for name in files:
+        if (path / name).is_dir():
+            raise ValueError(f"--out {out}: {name} is a folder; it must be a file (or absent)")
+    return path
+
+
+def write_failed(err: OSError, out: Path) -> int:
+    """The message and exit code when results could not be written after grading (the cache keeps the verdicts)."""
+    print(f"error: could not write the results to {out}: {err.strerror or err} ({err.filename2 or err.filename or out}). The "
+          "verdicts paid for are in the judge cache: rerun with the same --judge-cache (no call is paid again).",
+          file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 # ---- loading -------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from rgsd.evaluate.command import (
     quiet_http_logs,
     require_kind,
     require_out,
+    write_failed,
 )
 from rgsd.judges.options import JudgeOptions
 from rgsd.options import arg, options
@@ -31,6 +32,7 @@ DESCRIPTION = (
     "criterion with the judge, write results.jsonl, summary.json, report.md."
 )
 
+OUT_FILES = ("responses.jsonl", "results.jsonl", "summary.json", "report.md")
 SUMMARY_KEYS = ("n", "score", "score_std", "score_normalized", "n_failures", "failure_rate",
                 "mean_response_tokens", "judge_name", "judge_cost_usd")
 
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     quiet_http_logs()
     try:
         e, data, gen, jo = (options(args, c) for c in (EvalArgs, EvalDataArgs, GenerationArgs, JudgeOptions))
-        out = require_out(gen.out)
+        out = require_out(gen.out, OUT_FILES)
         require_kind(jo, ("openai", "regex"), "rgsd eval")
         check(jo)  # before generating: a bad judge option should not cost a generation pass
         price_table = prices(jo)
@@ -102,6 +104,11 @@ def run(args: argparse.Namespace) -> int:
     from rgsd.evaluate.run import JudgeRejected, evaluate
 
     extra: dict[str, Any] = {"data": data.dataset_name, "model": e.model, "responses_file": e.responses}
+    empty = sum(not r.strip() for r in responses)
+    if empty:  # graded and paid like any other: say so, a judge that passes them is worth knowing about
+        extra["n_empty_responses"] = empty
+        print(f"warning: {empty} of {len(responses)} responses are empty or whitespace; they are graded as they are",
+              file=sys.stderr)
     if skipped:
         extra["skipped_no_response"] = skipped
     try:
@@ -118,7 +125,10 @@ def run(args: argparse.Namespace) -> int:
     rate = jo.judge_max_failure_rate
     result.summary["max_failure_rate"] = rate
     result.summary["judge_failed"] = judge_failed(result.summary, rate)  # None = the judge did its job
-    result.write(out)
+    try:
+        result.write(out)
+    except OSError as err:  # the disk filled or the folder went away while grading
+        return write_failed(err, out)
     print(json.dumps({k: result.summary.get(k) for k in SUMMARY_KEYS}))
     if skipped:
         print(f"note: {len(skipped)} examples had no response and were skipped (listed in summary.json)")

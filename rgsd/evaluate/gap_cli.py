@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     quiet_http_logs()
     try:
         a, data, gen, jo = (options(args, c) for c in (GapArgs, EvalDataArgs, GenerationArgs, JudgeOptions))
-        out = require_out(gen.out)
+        out = require_out(gen.out, ("gap.json",))
         require_kind(jo, ("openai", "regex", "none"), "rgsd gap")
         reject_unused(jo, ("judge_price_in", "judge_price_out", "judge_prices"), "rgsd gap")
         examples = load_eval_examples(data)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rgsd.data.formats import unicode_problem
+
 
 @dataclass
 class ResponseLine:
@@ -47,6 +49,8 @@ def read_responses(path: str | Path) -> list[ResponseLine]:
             if not isinstance(rec.get("response"), str):
                 got = "missing" if "response" not in rec else f"a {type(rec['response']).__name__}"
                 raise ValueError(f"{path}:{n}: response: expected a string, {got}")
+            if (why := unicode_problem(rec["response"])) is not None:
+                raise ValueError(f"{path}:{n}: response: {why}")
             pid = rec.get("prompt_id", rec.get("id"))
             if pid is not None and not isinstance(pid, (str, int)):
                 raise ValueError(f"{path}:{n}: prompt_id: expected a string, got {type(pid).__name__}")
