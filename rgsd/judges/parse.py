@@ -26,7 +26,8 @@ Reasoning models: the text up to the last ``</think>`` is the model's reasoning,
 searched for JSON (a reply that opens ``<think>`` and never closes it has no answer). Any string gives a
 result or a :class:`ParseError`, never another exception: nesting too deep for the decoder, integers longer
 than Python converts, and answers longer than :data:`MAX_ANSWER_CHARS` are refused. The search is one pass
-over the reply plus one decode per ``{``; the answer cap bounds its worst case (``bench/bench_parse.py``).
+over the reply plus one decode per ``{``; the answer cap and :data:`MAX_FAILED_STARTS` bound its worst case
+(``bench/bench_parse.py``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any, Callable
 # A judge answers in well under a few thousand characters (max_tokens defaults to 1024); a longer answer
 # (after its reasoning) is refused unread, which bounds the worst case of the object search.
 MAX_ANSWER_CHARS = 32_768
+MAX_FAILED_STARTS = 100
 _ITEM_KEY = re.compile(r"[1-9][0-9]{0,8}")
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 _OBJECT_START = re.compile(r'\{\s*["}]')  # where a JSON object can start: "{" then a key or "}"
@@ -49,6 +51,10 @@ class ParseError(ValueError):
 
 class _DuplicateKey(Exception):
     pass
+
+
+class _Unreadable(Exception):
+    """No JSON value at a position (cheap: ``json.JSONDecodeError`` counts lines up to its position)."""
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -71,8 +77,8 @@ def _decode(text: str, pos: int) -> tuple[Any, int]:
         raise ParseError(f"ambiguous: the key {str(err)!r} appears twice in one object") from None
     except json.JSONDecodeError:
         raise
-    except (RecursionError, ValueError) as err:  # nesting deeper than the decoder goes; a 5,000-digit integer
-        raise json.JSONDecodeError(f"unreadable JSON ({type(err).__name__})", text, pos) from None
+    except (RecursionError, ValueError):  # nesting deeper than the decoder goes; a 5,000-digit integer
+        raise _Unreadable from None
 
 
 def answer_text(reply: str) -> str:
@@ -91,13 +97,22 @@ def answer_text(reply: str) -> str:
 
 
 def _all_objects(text: str) -> list[dict[str, Any]]:
-    """Every outermost JSON object in ``text`` (objects nested in another are not listed again)."""
+    """Every outermost JSON object in ``text`` (objects nested in another are not listed again).
+
+    Each failed start costs up to the length of the text, so a reply with more than
+    :data:`MAX_FAILED_STARTS` object starts that are not JSON is refused (no judge answers like that).
+    """
     found: list[dict[str, Any]] = []
+    failed = 0
     start = _OBJECT_START.search(text)
     while start:
         try:
             obj, end = _decode(text, start.start())
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, _Unreadable):
+            failed += 1
+            if failed > MAX_FAILED_STARTS:
+                raise ParseError(f"more than {MAX_FAILED_STARTS} places where a JSON object starts and breaks off; "
+                                 "answer with the one JSON object") from None
             start = _OBJECT_START.search(text, start.start() + 1)
             continue
         if isinstance(obj, dict):
@@ -130,7 +145,7 @@ def extract_json_object(
         raise ParseError("empty reply")
     try:
         obj, end = _decode(text, 0)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, _Unreadable):
         pass
     else:
         if end == len(text):
