@@ -64,7 +64,7 @@ class CanaryArgs(CanaryGate):
     canaries: int = arg(
         0, "Before generating or grading, run the judge canaries (" + ", ".join(CANARIES) + ") on N sampled "
            "(example, criterion) pairs, 7N verdicts, and stop with exit 4 when a false-positive rate is above "
-           "--max-canary-rate (see `rgsd judge check`); 0 = off.")
+           "--max-canary-rate (see `rgsd judge check`); they count against --judge-max-calls; 0 = off.")
 
     def validate(self) -> None:
         super().validate()
@@ -87,7 +87,9 @@ class CheckArgs(CanaryGate):
             raise ValueError(f"--sample must be >= 1, got {self.sample}")
 
 
-def run_gate(judge: Any, sample: Pairs, gate: CanaryGate, max_failure_rate: float) -> tuple[int, CanaryReport | None, str | None]:
+def run_gate(
+    judge: Any, sample: Pairs, gate: CanaryGate, max_failure_rate: float
+) -> tuple[int, CanaryReport | None, str | None]:
     """``(exit code, report, message)`` of running the canaries: 0 passed, else 2, 3 or 4 with a one-line message."""
     from rgsd.judges.openai_judge import JudgeConfigError
     from rgsd.judges.usage import BudgetExhausted
