@@ -26,7 +26,8 @@ EXIT_CODES_HELP = (
     "exit codes: 0 done; 2 bad input or configuration (also a judge rejecting the key, URL or model mid-run: "
     "results graded so far are written); 3 judge budget exhausted (partial results written; rerun with a "
     "larger budget and the same --judge-cache); 4 judge failed (every verdict failed, or more than "
-    "--judge-max-failure-rate of them)"
+    "--judge-max-failure-rate of them, or, with --canaries, a canary's false-positive rate above --max-canary-rate: "
+    "nothing generated or graded)"
 )
 
 Placement = Literal[PLACEMENTS]  # type: ignore[valid-type]  # where the rubric goes in the teacher prompt
@@ -47,9 +48,11 @@ class GenerationArgs:
 
 
 def add_judging_command(sub: argparse._SubParsersAction, name: str, args: type,
-                        run: Callable[[argparse.Namespace], int], help: str, description: str) -> None:  # noqa: A002
-    """Register ``rgsd NAME`` (``eval``, ``gap``): the data, ``args``, generation and judge flags, the exit codes."""
-    add_command(sub, name, [EvalDataArgs, args, GenerationArgs, JudgeOptions], run, help=help,
+                        run: Callable[[argparse.Namespace], int], help: str, description: str,  # noqa: A002
+                        extra: tuple[type, ...] = ()) -> None:
+    """Register ``rgsd NAME`` (``eval``, ``gap``): the data, ``args`` (and ``extra``), generation and judge flags,
+    the exit codes."""
+    add_command(sub, name, [EvalDataArgs, args, *extra, GenerationArgs, JudgeOptions], run, help=help,
                 description=description, epilog=EXIT_CODES_HELP)
 
 

@@ -23,6 +23,7 @@ from rgsd.evaluate.command import (
     require_out,
     write_failed,
 )
+from rgsd.evaluate.judge_cli import CanaryArgs, canary_gate
 from rgsd.judges.options import JudgeOptions
 from rgsd.options import arg, options
 
@@ -88,17 +89,26 @@ def run(args: argparse.Namespace) -> int:
     from rgsd.judges.options import build_judge, check, prices
 
     quiet_http_logs()
+    judge = canaries = None
     try:
-        e, data, gen, jo = (options(args, c) for c in (EvalArgs, EvalDataArgs, GenerationArgs, JudgeOptions))
+        e, data, gen, jo, ca = (options(args, c) for c in (EvalArgs, EvalDataArgs, GenerationArgs, JudgeOptions,
+                                                            CanaryArgs))
         out = require_out(gen.out, OUT_FILES)
         require_kind(jo, ("openai", "regex"), "rgsd eval")
         check(jo)  # before generating: a bad judge option should not cost a generation pass
         price_table = prices(jo)
         examples = load_eval_examples(data)
+        if ca.canaries:  # before generating: a judge fooled by non-answers should not cost a generation pass
+            judge = build_judge(jo, out)
+            code, canaries = canary_gate(judge, examples, ca, jo.judge_max_failure_rate, gen.seed, out)
+            if code:
+                close(judge)
+                return code
         examples, responses, tokens, tokenizer, skipped = _responses(e, data, gen, examples, out)
         out.mkdir(parents=True, exist_ok=True)
-        judge = build_judge(jo, out)
+        judge = judge if judge is not None else build_judge(jo, out)
     except (ValueError, JudgeConfigError) as err:  # DataError and ConfigError are ValueErrors
+        close(judge)
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     from rgsd.evaluate.run import JudgeRejected, evaluate
@@ -111,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     if skipped:
         extra["skipped_no_response"] = skipped
+    if canaries is not None:
+        extra["canaries"] = canaries
     try:
         result = evaluate(examples, responses, judge, response_tokens=tokens, tokenizer=tokenizer, seed=gen.seed,
                           progress=True, extra_summary=extra, prices=price_table)
@@ -136,4 +148,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    add_judging_command(sub, "eval", EvalArgs, run, HELP, DESCRIPTION)
+    add_judging_command(sub, "eval", EvalArgs, run, HELP, DESCRIPTION, extra=(CanaryArgs,))
