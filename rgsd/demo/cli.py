@@ -27,7 +27,8 @@ class DemoArgs:
         _D.base_eval_samples, "Sampled responses per prompt of the base model (the reference of every paired "
                               "difference).")
     eval_temperature: float = arg(_D.eval_temperature, "Sampling temperature of the evaluations (> 0).")
-    threads: int | None = arg(None, "Torch CPU threads (default: torch's).")
+    threads: int | None = arg(None, "Torch CPU threads (default: the CPUs this process may use that are idle at "
+                                    "the start, at least 1; the results do not depend on it).")
     max_new_tokens: int = arg(_D.max_new_tokens, "Response length in training and evaluation.")
     with_grpo: bool = arg(False, "Also train the judge-based GRPO baseline and compare.")
     rgsd_set: list[str] = field(default_factory=list, metadata={

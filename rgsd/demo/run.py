@@ -38,7 +38,7 @@ class DemoSettings:
     max_new_tokens: int = 64
     with_grpo: bool = False
     grpo_generations: int = 4
-    threads: int | None = None  # torch CPU threads (None: torch's default)
+    threads: int | None = None  # torch CPU threads (None: the idle usable CPUs, rgsd.cpu.auto_threads)
     train_overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -84,8 +84,12 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     from rgsd.train.trainer import train
 
     wall0 = time.perf_counter()
-    if s.threads:
-        torch.set_num_threads(s.threads)
+    from rgsd.cpu import auto_threads
+
+    threads = s.threads or auto_threads()
+    torch.set_num_threads(threads)
+    print(f"[demo] torch threads: {threads}" + ("" if s.threads else " (the idle CPUs this process may use)"),
+          flush=True)
     torch.manual_seed(s.seed)
     s.out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -141,7 +145,7 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
                                                   "clip", "clip_mode", "teacher_placement", "teacher_style",
                                                   "use_lora", "lora_r")},
         "loss_temperature_in_effect": cfg.loss_temperature_value(),
-        "scores": {k: _scores(e) for k, e in ev.items()}, "timings_s": timings, "rgsd_costs": costs,
+        "scores": {k: _scores(e) for k, e in ev.items()}, "timings_s": timings, "torch_threads": threads, "rgsd_costs": costs,
         "signal": run_summary(run_dir),
         "self_internalization_gap": [(m["step"], m["self_internalization_gap"]) for m in metrics
                                      if "self_internalization_gap" in m],
