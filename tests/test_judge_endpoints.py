@@ -144,13 +144,14 @@ def test_hung_judge_eval_finishes_fast_with_every_verdict_a_counted_failure(tmp_
 
 
 def test_a_timed_out_probe_lets_the_others_go_in_parallel():
-    # The breaker off: only the probe gate is tested. Server-side, a request lives 0.3 s; with the probe
-    # serializing attempts at most two overlap, in parallel up to the concurrency.
-    with JudgeServer(lambda body: Reply(content=RULE(body), delay=0.3)) as s:
-        j = judge(s, concurrency=8, timeout=0.15, max_retries=0, max_consecutive_failures=0)
+    # The breaker off: only the probe gate is tested. Server-side, a request lives twice the client's
+    # timeout; with the probe serializing attempts at most two overlap, in parallel up to the concurrency.
+    # (Under load a request may time out before the server sees it: the server's count is a bound.)
+    with JudgeServer(lambda body: Reply(content=RULE(body), delay=0.5)) as s:
+        j = judge(s, concurrency=8, timeout=0.25, max_retries=0, max_consecutive_failures=0)
         g = j.grade_sync(example(n=16), "apple")
-        assert g.failures == 16 and s.count == 16 and j.structured_supported is None
-        assert s.max_inflight >= 5
+        assert g.failures == 16 and j.usage.calls == 16 and s.count <= 16 and j.structured_supported is None
+        assert s.max_inflight >= 4
         j.close()
 
 
