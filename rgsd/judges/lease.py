@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import secrets
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -58,7 +59,7 @@ class SharedCache:
             return None
         try:
             return getattr(self.cache, method)(*args)
-        except Exception as err:  # sqlite3.Error, or a row the file mangled: never worth a crashed run
+        except sqlite3.Error as err:  # a damaged file, a full disk, a dropped table: never worth a crashed run
             self._failed(err)
             return None
 
@@ -72,8 +73,8 @@ class SharedCache:
     async def once(self, key: str, send: Callable[[], Awaitable[T]], as_hit: Callable[[Any], T]) -> T:
         """``send()``'s answer to the question ``key``, sent at most once across this process and others.
 
-        A question already in flight here shares that answer (single flight); one another process holds the
-        lease of waits for it (:meth:`claim`). ``as_hit`` turns a shared answer or a :class:`CachedReply`
+        A question already in flight here shares that answer (single flight); a question whose lease another
+        owner holds waits for that owner's reply (:meth:`claim`). ``as_hit`` turns a shared answer or a :class:`CachedReply`
         into the caller's answer. A failure releases the lease (and is every sharer's failure).
         """
         while (flight := self.flights.get(key)) is not None:

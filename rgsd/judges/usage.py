@@ -28,7 +28,7 @@ class Usage:
     retries: int = 0  # requests repeated after 429 / 5xx / timeout / connection error
     reasks: int = 0  # requests repeated because a reply could not be parsed or missed items
     estimated_usage: int = 0  # replies without usable token counts: ceil(chars / 4) was counted instead
-    cache_errors: int = 0  # cache reads/writes that failed (the cache is off for the rest of the run)
+    cache_errors: int = 0  # 1 once the cache failed mid-run (it is then off for the rest of the run)
     wall_time: float = 0.0  # seconds during which at least one grade() was running
 
     @property
