@@ -51,8 +51,10 @@ class Reply:
     """One scripted answer. ``content`` becomes the assistant message; ``raw`` replaces the whole body.
 
     ``content`` may be any JSON value (``None`` or a number, to play a broken server); ``finish_reason``
-    is sent as given; ``echo_key`` makes an error reply quote the request's bearer token (a leaky proxy);
-    ``content_type`` overrides the response header (an HTML error page).
+    is sent as given; ``echo_key`` makes an error reply quote the request's bearer token (a leaky proxy),
+    ``echo_prefix`` only its first that many characters (a truncated echo); ``content_type`` overrides the
+    response header (an HTML error page). ``usage``: ``"auto"`` counts whitespace words, ``None`` omits the
+    field, anything else is sent as given. ``message_extra`` adds fields to the message (``reasoning_content``).
     """
 
     content: object = ""
@@ -63,6 +65,9 @@ class Reply:
     finish_reason: str = "stop"
     echo_key: bool = False
     content_type: str = "application/json"
+    echo_prefix: int | None = None
+    usage: object = "auto"
+    message_extra: dict[str, object] = field(default_factory=dict)
 
 
 Policy = Callable[[dict], "Reply | str"]
@@ -341,12 +346,20 @@ class JudgeServer(LoopbackServer):
                     return self._send(reply.status, reply.raw, reply.headers, reply.content_type)
                 if reply.status != 200:
                     text = f"scripted HTTP {reply.status}"
+                    token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
                     if reply.echo_key:
                         text += f" for credentials {self.headers.get('Authorization')}"
+                    elif reply.echo_prefix is not None:
+                        text += f" for key {token[:reply.echo_prefix]}..."
                     err = {"error": {"message": text, "type": "scripted"}}
                     return self._send(reply.status, err, reply.headers)
                 prompt_text = " ".join(m.get("content") or "" for m in body.get("messages", []))
                 done = _completion(body, reply.content, prompt_text, reply.finish_reason)
+                done["choices"][0]["message"].update(reply.message_extra)
+                if reply.usage is None:
+                    del done["usage"]
+                elif reply.usage != "auto":
+                    done["usage"] = reply.usage
                 self._send(200, done, reply.headers)
 
             def _send(

@@ -81,11 +81,18 @@ def test_every_verdict_failed_exits_4_saying_the_judge_failed(tmp_path, capsys):
 def test_html_200_pages_end_in_counted_failures_and_exit_4(tmp_path, capsys):
     html = Reply(raw="<!doctype html><title>502</title>", content_type="text/html")
     with JudgeServer(lambda body: html) as s:
-        assert main(eval_args(tmp_path, s.url)) == 4
-        assert s.count == 9 * 2  # each verdict: one try and one retry
+        # Without the circuit breaker: each verdict, one try and one retry.
+        assert main(eval_args(tmp_path, s.url, "--judge-max-consecutive-failures", "0")) == 4
+        assert s.count == 9 * 2
+        err = capsys.readouterr().err
+        assert "not JSON" in err and "Traceback" not in err
+        assert summary(tmp_path)["n_judge_failures"] == 9
+        # With it (default 3 in a row): the judge is marked down, the rest fail at once; still counted, exit 4.
+        assert main(eval_args(tmp_path, s.url, "--judge-cache", "none")) == 4
+        assert 9 * 2 + 3 * 2 <= s.count < 9 * 2 * 2
     err = capsys.readouterr().err
     assert "not JSON" in err and "Traceback" not in err
-    assert summary(tmp_path)["n_judge_failures"] == 9
+    assert summary(tmp_path)["n_judge_failures"] == 9 and summary(tmp_path)["judge"]["failures"] == 9
 
 
 def test_failures_above_the_threshold_fail_the_command(tmp_path, capsys):

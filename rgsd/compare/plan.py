@@ -71,7 +71,8 @@ def grpo_judge_values(opts: CompareOptions) -> dict[str, Any]:
               "judge_base_url": judge.judge_base_url, "judge_api_key_env": judge.judge_api_key_env,
               "judge_mode": judge.judge_mode}
     for name in ("judge_timeout", "judge_max_retries", "judge_max_reasks", "judge_temperature", "judge_max_tokens",
-                 "judge_max_calls", "judge_max_tokens_budget", "judge_cache", "judge_panel_rule", "judge_structured"):
+                 "judge_max_calls", "judge_max_tokens_budget", "judge_cache", "judge_panel_rule", "judge_structured",
+                 "judge_max_consecutive_failures"):
         if getattr(judge, name) != getattr(defaults, name):
             values[name] = getattr(judge, name)
     return values

@@ -102,11 +102,14 @@ async def ask_json(
     """
 
     async def one() -> Answer[T]:
-        answer = await ask(judge, messages, parse, **options)
-        if not answer.ok:
-            judge.usage.failures += 1
-        elif answer.reply is not None:
-            judge.store(answer.reply, judge.key(messages))
+        try:
+            answer = await ask(judge, messages, parse, **options)
+            if not answer.ok:
+                judge.usage.failures += 1
+            elif answer.reply is not None:
+                judge.store(answer.reply, judge.key(messages))
+        finally:  # stored or failed: another process waiting on this question may ask it now
+            judge.release(judge.key(messages))
         return answer
 
     return await judge.run(one())

@@ -8,7 +8,11 @@ of being replayed forever, and a verdict that needed a re-ask costs nothing on a
 
 One connection is shared; every read and write happens in the caller's thread (the judge calls it from its
 event loop thread), and a lock keeps it safe if a second thread ever uses the same object. WAL mode and a
-busy timeout let two processes share one file.
+busy timeout let two processes share one file, and the ``leases`` table lets them share the work: a
+process about to pay for a request nobody answered yet takes a lease on its key, and the others wait for the
+reply instead of paying for it again (see :mod:`rgsd.judges.lease`).
+
+A file that is not a SQLite database (or is damaged) is refused at open with a ``ValueError`` naming it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +34,15 @@ CREATE TABLE IF NOT EXISTS replies (
     prompt_tokens INTEGER NOT NULL DEFAULT 0,
     completion_tokens INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL DEFAULT (julianday('now'))
+);
+CREATE TABLE IF NOT EXISTS leases (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires REAL NOT NULL
 )
 """
+# Only counts SQLite can store; a server's garbage usage never reaches the file (OverflowError at 2**63).
+_MAX_COUNT = 2**31 - 1
 
 
 @dataclass
@@ -38,6 +50,7 @@ class CachedReply:
     reply: str
     prompt_tokens: int
     completion_tokens: int
+    key: str = ""
 
 
 def cache_key(
@@ -58,6 +71,10 @@ def cache_key(
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def _count(value: int) -> int:
+    return value if isinstance(value, int) and 0 <= value <= _MAX_COUNT else 0
+
+
 class JudgeCache:
     """Persistent map from :func:`cache_key` to the judge's raw reply and usage."""
 
@@ -65,18 +82,27 @@ class JudgeCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30.0)
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(_SCHEMA)
-            self._conn.commit()
+        try:
+            self._conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30.0)
+            with self._lock:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.executescript(_SCHEMA)
+                # Reads a page of every table: a truncated or overwritten file fails here, not mid-run.
+                for table in ("replies", "leases"):
+                    self._conn.execute(f"SELECT * FROM {table} ORDER BY rowid DESC LIMIT 1").fetchall()
+                self._conn.commit()
+        except sqlite3.Error as err:
+            raise ValueError(
+                f"judge cache {self.path}: not a usable SQLite judge cache ({err}); move the file away or "
+                "give another --judge-cache"
+            ) from None
 
     def get(self, key: str) -> CachedReply | None:
         with self._lock:
             row = self._conn.execute(
                 "SELECT reply, prompt_tokens, completion_tokens FROM replies WHERE key = ?", (key,)
             ).fetchone()
-        return CachedReply(*row) if row else None
+        return CachedReply(*row, key=key) if row else None
 
     def put(
         self, key: str, model: str, reply: str, prompt_tokens: int = 0, completion_tokens: int = 0
@@ -85,9 +111,36 @@ class JudgeCache:
             self._conn.execute(
                 "INSERT OR REPLACE INTO replies (key, model, reply, prompt_tokens, completion_tokens) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (key, model, reply, int(prompt_tokens), int(completion_tokens)),
+                (key, model, reply, _count(prompt_tokens), _count(completion_tokens)),
             )
+            self._conn.execute("DELETE FROM leases WHERE key = ?", (key,))  # answered: nobody need wait
             # Commit per write: a run killed by a budget stop or Ctrl-C keeps everything it paid for.
+            self._conn.commit()
+
+    def take_lease(self, key: str, owner: str, ttl: float) -> bool:
+        """Lease ``key`` to ``owner`` for ``ttl`` seconds unless another owner holds a live lease on it."""
+        now = time.time()
+        with self._lock:
+            # One statement: SQLite runs it atomically, so two processes cannot both take a free lease.
+            self._conn.execute(
+                "INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                "owner = excluded.owner, expires = excluded.expires WHERE leases.expires < ? OR leases.owner = ?",
+                (key, owner, now + ttl, now, owner),
+            )
+            self._conn.commit()
+            row = self._conn.execute("SELECT owner FROM leases WHERE key = ?", (key,)).fetchone()
+        return bool(row) and row[0] == owner
+
+    def release_leases(self, keys: list[str], owner: str) -> None:
+        """Drop ``owner``'s leases on ``keys`` (a failed request: another process may try it now)."""
+        with self._lock:
+            self._conn.executemany("DELETE FROM leases WHERE key = ? AND owner = ?", [(k, owner) for k in keys])
+            self._conn.commit()
+
+    def renew_leases(self, owner: str, ttl: float) -> None:
+        """Extend every lease ``owner`` holds to ``ttl`` seconds from now (the holder is alive)."""
+        with self._lock:
+            self._conn.execute("UPDATE leases SET expires = ? WHERE owner = ?", (time.time() + ttl, owner))
             self._conn.commit()
 
     def __len__(self) -> int:

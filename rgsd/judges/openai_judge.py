@@ -87,6 +87,13 @@ class OpenAIJudge(JudgeTransport):
         return Grade(verdicts=list(results))  # type: ignore[arg-type]
 
     async def _batched(self, example: Example, response: str) -> Grade:
+        asked: list[str] = []  # the first question of every round (each may hold a cache lease)
+        try:
+            return await self._batched_rounds(example, response, asked)
+        finally:  # whatever was stored, the leases end: another process waiting may ask now
+            self.release(*asked)
+
+    async def _batched_rounds(self, example: Example, response: str, asked: list[str]) -> Grade:
         pending: dict[int, Criterion] = dict(enumerate(example.rubric, 1))
         done: dict[int, tuple[bool, str]] = {}
         problems: dict[int, str] = {}
@@ -104,6 +111,7 @@ class OpenAIJudge(JudgeTransport):
 
             # A round asks afresh for the pending items (under their original numbers), then re-asks.
             messages = batched_messages(example, response, list(pending.items()))
+            asked.append(self.key(messages))
             answer = await ask(self, messages, some, schema=schemas.batched_format(numbers), max_reasks=left - 1)
             left -= answer.tries
             if answer.value is None:

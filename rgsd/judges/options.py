@@ -49,6 +49,9 @@ class JudgeOptions:
     judge_timeout: float = arg(60.0, "Seconds per judge request.")
     judge_max_retries: int = arg(5, "Retries of one request on 429/5xx/timeouts.")
     judge_max_reasks: int = arg(2, "Re-asks of an unreadable reply before it counts as a failure.")
+    judge_max_consecutive_failures: int = arg(
+        3, "Mark the judge down after this many requests in a row failed after all their retries (a hung or dead "
+           "endpoint): every later request then fails at once as a counted failure (0 = never).")
     judge_temperature: float = arg(0.0, "Sampling temperature of the judge.")
     judge_max_tokens: int = arg(1024, "Longest judge reply in tokens.")
     judge_max_calls: int | None = arg(
@@ -76,7 +79,8 @@ def _flag(name: str) -> str:
 
 def check(opts: JudgeOptions) -> None:
     """Reject impossible judge options: ``ValueError`` naming the flag (``--judge-max-retries must be >= 0``)."""
-    for name in ("judge_max_retries", "judge_max_reasks", "judge_max_calls", "judge_max_tokens_budget"):
+    for name in ("judge_max_retries", "judge_max_reasks", "judge_max_calls", "judge_max_tokens_budget",
+                 "judge_max_consecutive_failures"):
         value = getattr(opts, name)
         if value is not None and value < 0:
             raise ValueError(f"{_flag(name)} must be >= 0, got {value}")
@@ -136,4 +140,5 @@ def build_judge(
         temperature=opts.judge_temperature,
         max_tokens=opts.judge_max_tokens,
         max_reasks=opts.judge_max_reasks,
+        max_consecutive_failures=opts.judge_max_consecutive_failures,
     )

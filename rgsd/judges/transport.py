@@ -16,27 +16,39 @@ without it, once, and the judge remembers it (:attr:`JudgeTransport.structured_s
 requests from then on. ``"on"`` always sends the schema and never falls back (a refusal is a failed request);
 ``"off"`` never sends one. The caller's parser stays the only judge of the reply either way.
 
-The API key is read from an environment variable, never written anywhere, and redacted wherever it could
-be quoted.
+A hung or dead endpoint fails fast: a probe that times out lets the other requests go in parallel, and a
+circuit breaker (:mod:`rgsd.judges.resilience`, ``max_consecutive_failures``) marks the judge down after that
+many requests in a row failed for good. Redirects are never followed (a 3xx is a :class:`JudgeConfigError`
+naming its Location: the cache key names the configured URL, so the user must fix it). Replies without
+usable token counts are counted with an estimate (:mod:`rgsd.judges.completion`); the cache is shared with
+other processes through leases and turned off, not fatal, when it fails mid-run (:mod:`rgsd.judges.lease`).
+
+The API key is read from an environment variable, refused when it has whitespace or control characters,
+never written anywhere, and redacted wherever it could be quoted (:mod:`rgsd.judges.keys`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import random
 import threading
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
-from urllib.parse import urlparse
 
 import openai
 
-from rgsd.judges.cache import JudgeCache, cache_key
+from rgsd.judges import keys
+from rgsd.judges.cache import CachedReply, JudgeCache, cache_key
+from rgsd.judges.completion import BadCompletion, Completion, read_completion
+from rgsd.judges.errors import JudgeConfigError, JudgeUnavailable
+from rgsd.judges.lease import SharedCache
+from rgsd.judges.resilience import Breaker, retry_after
 from rgsd.judges.usage import Budget, Usage
+
+__all__ = ["STRUCTURED", "BadCompletion", "JudgeConfigError", "JudgeTransport", "JudgeUnavailable", "Messages", "Reply",
+           "read_completion"]
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +56,7 @@ STRUCTURED: tuple[str, ...] = ("auto", "on", "off")
 Messages = list[dict[str, str]]
 _RETRY_STATUS = {408, 409, 429}
 _REFUSED_SCHEMA = {400, 422}
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-_REDACTED = "[redacted]"
 T = TypeVar("T")
-
-
-class JudgeConfigError(RuntimeError):
-    """The judge cannot work at all (missing key, wrong URL, unknown model): fix the configuration."""
-
-
-class JudgeUnavailable(RuntimeError):
-    """One request failed for good (retries exhausted or a non-retryable error)."""
-
-
-class BadCompletion(Exception):
-    """An HTTP 200 whose body is not a usable chat completion (retried)."""
 
 
 @dataclass
@@ -73,47 +71,9 @@ class Reply:
     truncated: bool = False  # finish_reason == "length": the answer may be cut off
 
 
-def _is_loopback(url: str | None) -> bool:
-    host = urlparse(url).hostname if url else None
-    return bool(host) and (host in _LOOPBACK or host.startswith("127."))
-
-
-def _tokens(usage: Any, name: str) -> int:
-    value = usage.get(name) if isinstance(usage, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
-
-
-def read_completion(body: bytes) -> tuple[str, str | None, int, int]:
-    """``(content, finish_reason, prompt_tokens, completion_tokens)`` of a chat-completion body.
-
-    Raises :class:`BadCompletion` naming what is wrong, for anything else a 200 may carry.
-    """
-    try:
-        obj = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        head = body[:60].decode("utf-8", "replace").strip().replace("\n", " ")
-        raise BadCompletion(f"the 200 reply is not JSON (starts {head!r})") from None
-    if not isinstance(obj, dict):
-        raise BadCompletion(f"the 200 reply is a JSON {type(obj).__name__}, not a chat completion")
-    choices = obj.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise BadCompletion("the 200 reply has no choices")
-    message = choices[0].get("message")
-    if not isinstance(message, dict):
-        raise BadCompletion("the 200 reply has no message")
-    content = message.get("content")
-    if not isinstance(content, str):
-        got = "null" if content is None else type(content).__name__
-        raise BadCompletion(f"the reply's message content is {got}, not text")
-    finish = choices[0].get("finish_reason")
-    usage = obj.get("usage")
-    return content, finish if isinstance(finish, str) else None, _tokens(usage, "prompt_tokens"), _tokens(
-        usage, "completion_tokens"
-    )
-
-
 def _positive(name: str, value: float, allow_zero: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value == 0 and not allow_zero):
+    bad_type = isinstance(value, bool) or not isinstance(value, (int, float))
+    if bad_type or not (value > 0 or (allow_zero and value == 0)):  # NaN too
         need = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"judge option {name} must be {need}, got {value!r}")
 
@@ -131,6 +91,7 @@ class JudgeTransport:
     ``temperature`` or ``max_tokens`` set to ``None`` are not sent. ``extra_params`` are passed to the
     request as-is (and are part of the cache key, with the model and the base URL). ``max_reasks`` is how
     often :func:`rgsd.judges.asking.ask_json` re-asks an unreadable reply; ``structured``: see the module doc.
+    ``max_consecutive_failures``: requests in a row failing for good that mark the judge down (0 = never).
     """
 
     def __init__(
@@ -151,6 +112,7 @@ class JudgeTransport:
         jitter: float = 0.25,
         extra_params: dict[str, Any] | None = None,
         structured: str = "auto",
+        max_consecutive_failures: int = 3,
     ) -> None:
         _check_structured(structured)
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
@@ -163,15 +125,8 @@ class JudgeTransport:
             _positive(name, value, allow_zero=True)
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             raise ValueError(f"judge option max_tokens must be >= 1, got {max_tokens!r}")
-        key = os.environ.get(api_key_env)
-        if not key:
-            if not _is_loopback(base_url):
-                raise JudgeConfigError(
-                    f"The judge needs an API key in the environment variable {api_key_env} "
-                    f"(base URL: {base_url or 'the OpenAI default'})."
-                )
-            key = "rgsd-loopback-no-key"  # local test servers accept anything
-        self._api_key = key
+        self.breaker = Breaker(max_consecutive_failures)
+        self._api_key = keys.read_key(api_key_env, base_url)  # '' = none needed (a loopback server)
         self.model = model
         self.base_url = base_url
         self.name = f"openai:{model}"
@@ -180,7 +135,11 @@ class JudgeTransport:
         self.timeout = timeout
         self.temperature = temperature
         self.max_tokens = max_tokens
+        self.usage = Usage()
         self.cache = cache
+        # A lease outlives one request's worst case; the holder renews it while its conversation lasts.
+        lease_ttl = timeout * (max_retries + 1) + backoff_max * max_retries + 10.0
+        self._shared = SharedCache(cache, self.usage, lease_ttl) if cache is not None else None
         self.budget = budget
         self.max_reasks = max_reasks
         self.backoff_base = backoff_base
@@ -189,7 +148,8 @@ class JudgeTransport:
         self.extra_params = dict(extra_params or {})
         self.structured = structured
         self.structured_supported: bool | None = None  # learnt from the endpoint (None = not yet known)
-        self.usage = Usage()
+        self._probe_open = False  # a probe failed without an answer: schema requests go in parallel
+        self._warned_usage = False
         self._fatal: str | None = None  # set by a 401/403/404: later requests fail at once
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -202,12 +162,8 @@ class JudgeTransport:
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
 
     def redact(self, text: str) -> str:
-        """``text`` with the API key replaced (servers and proxies sometimes echo it in errors)."""
-        key = self._api_key
-        if not isinstance(text, str) or not key or len(key) < 4:
-            return text
-        text = text.replace(key, _REDACTED)
-        return text.replace(key[:-4], _REDACTED) if len(key) >= 16 else text  # also a truncated echo
+        """``text`` with the API key and any echoed prefix of >= 8 of its characters replaced (see :mod:`keys`)."""
+        return keys.redact(text, self._api_key)
 
     # ---- the private event loop --------------------------------------------------------------------------
     def ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -221,11 +177,15 @@ class JudgeTransport:
                 thread = threading.Thread(target=loop.run_forever, name="rgsd-judge-loop", daemon=True)
                 thread.start()
                 self._loop, self._thread = loop, thread
-                self._client = openai.AsyncOpenAI(
-                    api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=self.timeout
-                )
+                # Redirects are not followed: the cache key and the key's recipient must be the configured URL.
+                http = openai.DefaultAsyncHttpxClient(follow_redirects=False)
+                self._client = openai.AsyncOpenAI(api_key=self._api_key or "rgsd-loopback-no-key",
+                                                  base_url=self.base_url, max_retries=0, timeout=self.timeout,
+                                                  http_client=http)
                 self._sem = asyncio.Semaphore(self.concurrency)
                 self._probe = asyncio.Lock()
+                if self._shared is not None:
+                    self._shared.flights.clear()  # futures of a closed loop: nobody will resolve them
             return self._loop
 
     async def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -259,13 +219,8 @@ class JudgeTransport:
     def _delay(self, attempt: int, err: Exception) -> float:
         delay = min(self.backoff_max, self.backoff_base * 2**attempt) * (1 + self.jitter * random.random())
         response = getattr(err, "response", None)
-        retry_after = response.headers.get("retry-after") if response is not None else None
-        if retry_after:
-            try:
-                delay = max(delay, min(self.backoff_max, float(retry_after)))
-            except ValueError:
-                pass
-        return max(0.0, delay) if delay == delay else self.backoff_max  # NaN from an odd header
+        asked = retry_after(response.headers.get("retry-after"), self.backoff_max) if response is not None else None
+        return max(delay, asked or 0.0)
 
     async def request(
         self,
@@ -278,41 +233,54 @@ class JudgeTransport:
 
         ``response_format``: the JSON schema, sent as the structured mode allows; ``structured`` overrides the
         judge's mode for this request. The caller parses the reply and calls :meth:`store` only for what it
-        accepted, so a malformed reply is never replayed. Raises :class:`JudgeUnavailable` after the retries,
-        :class:`JudgeConfigError` (key/URL/model rejected), :class:`~rgsd.judges.usage.BudgetExhausted`.
+        accepted, so a malformed reply is never replayed. A cacheable request (``use_cache`` and a cache) is
+        sent once however many ask it at once (in this process: one shared answer; in others: a lease, see
+        :mod:`rgsd.judges.lease`); the caller :meth:`release` s its key if it stores nothing. Raises
+        :class:`JudgeUnavailable` after the retries or while the judge is marked down,
+        :class:`JudgeConfigError` (key/URL/model rejected, a redirect), :class:`~rgsd.judges.usage.BudgetExhausted`.
         """
         mode = self.structured if structured is None else structured
         _check_structured(mode)
         schema = response_format if mode != "off" else None
-        params = self._params()
         key = self.key(messages)
-        if use_cache and self.cache is not None:
-            hit = self.cache.get(key)
-            if hit is not None:
-                self.usage.cache_hits += 1
-                return Reply(hit.reply, key, hit.prompt_tokens, hit.completion_tokens, cached=True)
+        if not use_cache or self._shared is None:
+            return await self._send(messages, key, schema, mode)
+        return await self._shared.once(key, lambda: self._send(messages, key, schema, mode), self._hit)
+
+    def _hit(self, got: Reply | CachedReply) -> Reply:
+        """A reply that cost nothing: shared with an identical request in flight, or read from the cache."""
+        self.usage.cache_hits += 1
+        if isinstance(got, Reply):
+            return replace(got, cached=True)
+        return Reply(got.reply, got.key, got.prompt_tokens, got.completion_tokens, cached=True)
+
+    def _stop_if_down(self) -> None:
+        if self._fatal is not None:  # e.g. a 401 seen while this request waited
+            raise JudgeConfigError(self._fatal)
+        self.breaker.check()
+
+    async def _send(self, messages: Messages, key: str, schema: dict[str, Any] | None, mode: str) -> Reply:
         client, sem = self._client, self._sem
         assert client is not None and sem is not None, "request() runs on the judge's loop: use run()"
+        params = self._params()
         attempt = 0
         while True:
-            if self._fatal is not None:
-                raise JudgeConfigError(self._fatal)
+            self._stop_if_down()
             auto = schema is not None and mode == "auto"
             sent_schema = refused = False
-            # Until the endpoint has answered one schema request, auto-mode schema requests go one at a time,
-            # so a refusing endpoint costs one refused call, not one per request in flight.
-            held = False
-            if auto and self.structured_supported is None:
+            # Until the endpoint has answered one schema request, auto-mode schema requests go one attempt at
+            # a time, so a refusing endpoint costs one refused call, not one per request in flight. A probe
+            # that got no answer at all (timeout, 5xx) opens the gate: a hung judge must not be asked serially.
+            held = auto and self.structured_supported is None and not self._probe_open
+            if held:
                 await self._probe.acquire()
-                held = True
-                if self.structured_supported is not None:  # answered while this one waited: go in parallel
+                if self.structured_supported is not None or self._probe_open:  # answered while this one waited
                     self._probe.release()
                     held = False
             try:
                 try:
                     async with sem:
-                        if self._fatal is not None:  # a 401 seen while this request waited for its slot
-                            raise JudgeConfigError(self._fatal)
+                        self._stop_if_down()
                         send = dict(params)
                         sent_schema = schema is not None and (mode == "on" or self.structured_supported is not False)
                         if sent_schema:
@@ -327,8 +295,7 @@ class JudgeTransport:
                             )
                         except openai.APIStatusError as err:
                             # In auto mode, before any schema request succeeded, a 400/422 is read as "no
-                            # structured outputs here" (set before the probe slot opens); once one succeeded,
-                            # it is a real error.
+                            # structured outputs here"; once one succeeded, it is a real error.
                             if auto and sent_schema and self.structured_supported is not True and (
                                 err.status_code in _REFUSED_SCHEMA
                             ):
@@ -339,49 +306,81 @@ class JudgeTransport:
                         body = raw.content  # the body is read already (non-streaming)
                 finally:
                     if held:
+                        self._probe_open = self._probe_open or self.structured_supported is None
                         self._probe.release()
-                text, finish, pt, ct = read_completion(body)
+                done = read_completion(body)
             except (openai.APITimeoutError, openai.APIConnectionError, BadCompletion) as err:
                 problem: Exception = err
             except openai.APIStatusError as err:
-                message = self.redact(str(err.message))
                 if refused:  # the one fallback: ask again plainly (not a retry)
                     log.info("judge endpoint refused response_format (HTTP %d); using plain requests", err.status_code)
                     continue
-                if err.status_code in (401, 403, 404):
-                    self._fatal = (
-                        f"judge request rejected with HTTP {err.status_code} (check the key in the "
-                        f"environment, the base URL {self.base_url!r} and the model {self.model!r}): {message}"
-                    )
-                    raise JudgeConfigError(self._fatal) from None
-                if err.status_code not in _RETRY_STATUS and err.status_code < 500:
-                    raise JudgeUnavailable(f"HTTP {err.status_code}: {message}") from None
+                self._refuse(err)
                 problem = err
             except openai.OpenAIError as err:  # anything else the SDK raises: retry, then a counted failure
                 problem = err
             else:
-                self.usage.prompt_tokens += pt
-                self.usage.completion_tokens += ct
-                return Reply(self.redact(text), key, pt, ct, truncated=finish == "length")
+                self.breaker.success()
+                return self._reply(messages, key, done)
             if attempt >= self.max_retries:
-                raise JudgeUnavailable(
-                    self.redact(f"gave up after {attempt + 1} attempts: {type(problem).__name__}: {problem}")
-                )
+                why = self.redact(f"gave up after {attempt + 1} attempts: {type(problem).__name__}: {problem}")
+                self.breaker.failure(why)
+                raise JudgeUnavailable(why)
             self.usage.retries += 1
             delay = self._delay(attempt, problem)
             log.debug("judge request failed (%s); retry %d in %.3fs", type(problem).__name__, attempt + 1, delay)
             attempt += 1
             await asyncio.sleep(delay)
 
+    def _refuse(self, err: openai.APIStatusError) -> None:
+        """Raise for an HTTP status no retry can fix; return for one worth retrying (408/409/429/5xx)."""
+        status, message = err.status_code, self.redact(str(err.message))
+        if 300 <= status < 400:  # never followed: the cache key and the API key's recipient are the configured URL
+            where = self.redact(err.response.headers.get("location") or "(no Location header)")
+            self._fatal = (f"judge endpoint {self.base_url!r} redirects (HTTP {status}) to {where}; redirects are "
+                           "not followed: set the judge's base URL to the endpoint itself")
+            raise JudgeConfigError(self._fatal) from None
+        if status in (401, 403, 404):
+            self._fatal = (
+                f"judge request rejected with HTTP {status} (check the key in the "
+                f"environment, the base URL {self.base_url!r} and the model {self.model!r}): {message}"
+            )
+            raise JudgeConfigError(self._fatal) from None
+        if status not in _RETRY_STATUS and status < 500:
+            raise JudgeUnavailable(f"HTTP {status}: {message}") from None
+
+    def _reply(self, messages: Messages, key: str, done: Completion) -> Reply:
+        pt, ct, estimated = done.tokens(messages)
+        if estimated:  # no believable usage: an estimate was counted, so budgets and costs hold
+            self.usage.estimated_usage += 1
+            if not self._warned_usage:
+                self._warned_usage = True
+                log.warning("judge %s reports no usable token usage; counting ceil(characters / 4) per message "
+                            "and reply toward its token budget and cost (usage.estimated_usage)", self.name)
+        self.usage.prompt_tokens += pt
+        self.usage.completion_tokens += ct
+        return Reply(self.redact(done.text), key, pt, ct, truncated=done.finish_reason == "length")
+
     def put(self, key: str, text: str, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
-        """Cache ``text`` under ``key`` (no-op without a cache)."""
-        if self.cache is not None:
-            self.cache.put(key, self.model, text, prompt_tokens, completion_tokens)
+        """Cache ``text`` under ``key`` (no-op without a cache); this also ends this judge's lease on it."""
+        if self._shared is not None:
+            self._shared.put(key, self.model, text, prompt_tokens, completion_tokens)
 
     def store(self, reply: Reply, key: str | None = None) -> None:
         """Cache a reply the caller parsed and accepted, under ``key`` (default: its own); no-op for a hit."""
         if not reply.cached:
             self.put(key or reply.key, reply.text, reply.prompt_tokens, reply.completion_tokens)
+
+    def release(self, *keys: str) -> None:
+        """End this judge's leases on ``keys`` (a question that stored nothing: others may ask it now)."""
+        if self._shared is not None:
+            self._shared.release(*keys)
+
+    async def _shutdown(self, client: openai.AsyncOpenAI | None) -> None:
+        if self._shared is not None:
+            await self._shared.stop()
+        if client is not None:
+            await client.close()
 
     def close(self) -> None:
         """Close the HTTP client and stop the private loop (a later request starts a new one)."""
@@ -390,8 +389,7 @@ class JudgeTransport:
             self._loop = self._thread = self._client = None
         if loop is None:
             return
-        if client is not None:
-            asyncio.run_coroutine_threadsafe(client.close(), loop).result(timeout=10)
+        asyncio.run_coroutine_threadsafe(self._shutdown(client), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
         if thread is not None:
             thread.join(timeout=10)

@@ -22,11 +22,13 @@ class Usage:
 
     calls: int = 0  # HTTP requests sent to the server, retries and re-asks included
     cache_hits: int = 0  # replies served from the cache (no request sent)
-    prompt_tokens: int = 0  # as reported by the server's ``usage`` field; cache hits add nothing
+    prompt_tokens: int = 0  # as reported by the server's ``usage`` (or estimated); cache hits add nothing
     completion_tokens: int = 0
     failures: int = 0  # verdicts (or holistic ratings) recorded as failures (met=None)
     retries: int = 0  # requests repeated after 429 / 5xx / timeout / connection error
     reasks: int = 0  # requests repeated because a reply could not be parsed or missed items
+    estimated_usage: int = 0  # replies without usable token counts: ceil(chars / 4) was counted instead
+    cache_errors: int = 0  # 1 once the cache failed mid-run (it is then off for the rest of the run)
     wall_time: float = 0.0  # seconds during which at least one grade() was running
 
     @property
@@ -68,7 +70,8 @@ class Budget:
     """Caps on what a judge may spend. ``None`` = unlimited.
 
     ``max_calls`` counts requests sent (retries and re-asks included); ``max_tokens`` counts prompt plus
-    completion tokens reported by the server. Both are checked before each request, so requests already
+    completion tokens reported by the server (estimated when it reports none: see
+    :mod:`rgsd.judges.completion`). Both are checked before each request, so requests already
     in flight may overshoot ``max_tokens`` by their own size.
     """
 
