@@ -98,15 +98,13 @@ def run(args: argparse.Namespace) -> int:
         check(jo)  # before generating: a bad judge option should not cost a generation pass
         price_table = prices(jo)
         examples = load_eval_examples(data)
+        judge = build_judge(jo, out)  # before generating: an unusable cache file should not cost a generation pass
         if ca.canaries:  # before generating: a judge fooled by non-answers should not cost a generation pass
-            judge = build_judge(jo, out)
             code, canaries = canary_gate(judge, examples, ca, jo.judge_max_failure_rate, gen.seed, out)
             if code:
                 close(judge)
                 return code
         examples, responses, tokens, tokenizer, skipped = _responses(e, data, gen, examples, out)
-        out.mkdir(parents=True, exist_ok=True)
-        judge = judge if judge is not None else build_judge(jo, out)
     except (ValueError, JudgeConfigError) as err:  # DataError and ConfigError are ValueErrors
         close(judge)
         print(f"error: {err}", file=sys.stderr)
