@@ -255,3 +255,22 @@ def test_lint_and_convert_read_csv_and_folders(hub_folder, tmp_path, capsys):
     assert main(["data", "convert", str(hub_folder / "tables" / "train.csv"), str(out)]) == 0
     assert [json.loads(line)["prompt"] for line in out.read_text().splitlines()] == [
         [{"role": "user", "content": "t1"}], [{"role": "user", "content": "t2\nsecond line"}]]
+
+
+def test_folder_options_and_files_only_datasets_reads(tmp_path):
+    import gzip
+
+    # a configuration's own CSV options (here sep) apply to its files
+    semi = tmp_path / "semicolons"
+    semi.mkdir()
+    write_csv(semi / "train.csv", [["prompt", "rubric"], ["Spaghetti; how long?", RUBRIC]], delimiter=";")
+    (semi / "README.md").write_text('---\nconfigs:\n- config_name: default\n  sep: ";"\n  data_files:\n'
+                                    "  - split: train\n    path: train.csv\n---\n")
+    assert load_examples(semi).examples[0].prompt[0]["content"] == "Spaghetti; how long?"
+    # compressed files: datasets reads the split, records are numbered by row of the folder
+    packed = tmp_path / "packed"
+    (packed / "data").mkdir(parents=True)
+    lines = json.dumps(_rec("a")) + "\n" + json.dumps(_rec("b", "x")) + "\n"
+    (packed / "data" / "train.jsonl.gz").write_bytes(gzip.compress(lines.encode()))
+    with pytest.raises(DataError, match=re.escape(f"{packed}:row 1: rubric[0].points: wrong type")):
+        load_examples(packed)
