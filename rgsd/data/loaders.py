@@ -150,8 +150,9 @@ def _folder_records(source: str, split: str | None, config_name: str | None) -> 
         return
     several, root = len(chosen.files) > 1, folder.resolve()
     for path in chosen.files:
-        rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
-        shown = folder / rel if path.is_relative_to(root) else path  # named as the user wrote the folder
+        inside = path.is_relative_to(root)  # datasets gives absolute paths; name them as the user wrote the folder
+        rel = path.relative_to(root) if inside else Path(path.name)
+        shown = folder / rel if inside else path
         kind = FILE_CONTAINERS[path.suffix.lower()]
         kind = json_kind(path) if kind == "json" else kind
         delimiter = chosen.delimiter or DELIMITERS.get(path.suffix.lower())
