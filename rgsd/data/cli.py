@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "report every problem in rubric files (exit 1 when errors are found)")
     lint.add_argument("files", nargs="+", metavar="FILE")
     conv = add_command(sub, "convert", [ConvertArgs], run_convert, "write the canonical JSONL form of a rubric dataset")
-    conv.add_argument("input", metavar="IN", help=".jsonl/.json/.parquet file, dataset folder or hub name")
+    conv.add_argument("input", metavar="IN", help=".jsonl/.json/.csv/.tsv/.parquet file, dataset folder or hub name")
     conv.add_argument("output", metavar="OUT", help="canonical JSONL file to write")
 
 

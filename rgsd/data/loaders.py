@@ -1,8 +1,11 @@
 """Read rubric datasets (HealthBench, RaR, RubricHub, canonical, generic JSONL) into :class:`Example` objects.
 
 Containers: ``.jsonl`` (records numbered by line), ``.json`` (a list; numbered by the line where each record
-starts), ``.parquet`` and Hugging Face datasets (a hub name, a ``save_to_disk`` folder or a local data folder;
-numbered ``row N``, 0-based like ``dataset[N]``). Every problem is reported as ``FILE:LINE: field: message``.
+starts), ``.csv`` / ``.tsv`` (numbered by the line where each record starts; header = line 1; see
+:mod:`.tables`), ``.parquet`` and Hugging Face datasets (a hub name or a ``save_to_disk`` folder; numbered
+``row N``, 0-based like ``dataset[N]``). A local folder laid out like a hub dataset (configurations, splits;
+see :mod:`.hub_folder`) is read file by file, each record named by its own file and line or row.
+Every problem is reported as ``FILE:LINE: field: message``.
 See ``docs/data-formats.md`` for the field list of every format and the polarity policy.
 """
 
@@ -13,44 +16,26 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from rgsd.data.errors import (  # noqa: F401  (re-exported: callers import them from here)
+    MAX_LISTED,
+    DataError,
+    LoadIssue,
+    Malformed,
+    decode_utf8,
+    file_error,
+    format_issues,
+)
+from rgsd.data.files import FILE_CONTAINERS, file_records, json_kind
 from rgsd.data.formats import RecordError, detect_format, parse_record
+from rgsd.data.hub_folder import split_files
 from rgsd.data.rar import DEFAULT_POLICY, POLARITY_POLICIES
 from rgsd.data.schema import POLARITIES, Example
+from rgsd.data.tables import DELIMITERS
 
 FORMATS: tuple[str, ...] = ("healthbench", "rar", "rubrichub", "canonical", "generic")
-MAX_LISTED = 20  # problems quoted in a strict-mode DataError
 
-
-class DataError(ValueError):
-    """Bad input data; the message starts with ``FILE:LINE: field: message`` of the first problem."""
-
-    def __init__(self, message: str, issues: list[LoadIssue] | None = None):
-        super().__init__(message)
-        self.issues = issues or []
-
-
-@dataclass(frozen=True)
-class LoadIssue:
-    """One problem in one record (``line`` is None for a whole-file problem)."""
-
-    file: str
-    line: int | None
-    field: str
-    message: str
-    unit: str = "line"  # "line" (JSONL/JSON) or "row" (parquet / HF datasets, 0-based)
-    severity: str = "error"  # "error" or "warning" (lint heuristics only)
-
-    @property
-    def where(self) -> str:
-        if self.line is None:
-            return self.file
-        return f"{self.file}:{self.line}" if self.unit == "line" else f"{self.file}:row {self.line}"
-
-    def __str__(self) -> str:
-        prefix = "warning: " if self.severity == "warning" else ""
-        return f"{self.where}: {self.field}: {prefix}{self.message}"
 
 
 @dataclass(frozen=True)
@@ -82,55 +67,19 @@ class LoadResult:
         return len({(i.file, i.line) for i in self.skipped})
 
 
-def format_issues(issues: list[LoadIssue]) -> str:
-    lines = [str(i) for i in issues[:MAX_LISTED]]
-    if len(issues) > MAX_LISTED:
-        lines.append(f"... and {len(issues) - MAX_LISTED} more problems")
-    return "\n".join(lines)
-
-
-def file_error(file: str, field: str, message: str, line: int | None = None) -> DataError:
-    """A :class:`DataError` for a problem of the whole file (or of one spot that stops reading)."""
-    issue = LoadIssue(str(file), line, field, message)
-    return DataError(str(issue), [issue])
-
-
 # ---------------------------------------------------------------------------------------------- containers
-class Malformed:
-    """A record that could not even be decoded (its message says why; ``field`` names the layer)."""
-
-    def __init__(self, message: str, field: str = "record"):
-        self.message = message
-        self.field = field
-
-
-def _utf8_error(raw: bytes, pos: int) -> tuple[int, str]:
-    """(line number, message) for the undecodable byte at offset ``pos`` of ``raw``."""
-    line_start = raw.rfind(b"\n", 0, pos) + 1
-    msg = f"not UTF-8 (byte 0x{raw[pos]:02x} at column {pos - line_start + 1}); re-save the file as UTF-8"
-    return raw.count(b"\n", 0, pos) + 1, msg
-
-
-def decode_utf8(raw: bytes, label: str) -> str:
-    """``raw`` as UTF-8 text, or a :class:`DataError` ``FILE:LINE: encoding: ...`` naming the bad byte."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line, msg = _utf8_error(raw, err.start)
-        raise file_error(label, "encoding", msg, line) from None
-
-
 def _container(source: str) -> str:
     path = Path(source)
     suffix = path.suffix.lower()
     if path.is_dir():
         return "hf-local"
-    if suffix in (".jsonl", ".ndjson", ".json", ".parquet"):
+    if suffix in FILE_CONTAINERS:
         if not path.is_file():
             raise file_error(source, "file", "not found")
-        return {".ndjson": "jsonl", ".jsonl": "jsonl", ".json": "json", ".parquet": "parquet"}[suffix]
+        return FILE_CONTAINERS[suffix]
     if path.exists():
-        raise file_error(source, "file", "unknown container (expected .jsonl, .json, .parquet or a folder)")
+        raise file_error(
+            source, "file", "unknown container (expected .jsonl, .json, .csv, .tsv, .parquet or a folder)")
     # A hub name is "name" or "org/name"; anything else that does not exist is a missing local path.
     looks_like_path = source.startswith((".", "/", "~")) or source.count("/") > 1 or bool(path.suffix)
     if looks_like_path:
@@ -138,72 +87,11 @@ def _container(source: str) -> str:
     return "hub"
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open("rb") as fh:  # decoded line by line, so one bad byte costs one record, not the file
-        for n, raw in enumerate(fh, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                yield n, Malformed(_utf8_error(raw, err.start)[1], "encoding")
-                continue
-            if not text.strip():
-                continue  # blank lines are not records
-            try:
-                yield n, json.loads(text.rstrip("\r\n"))  # so an error column points into the line
-            except json.JSONDecodeError as err:
-                yield n, Malformed(f"malformed JSON: {err.msg} (column {err.colno})")
-
-
-def _json_list(path: Path) -> Iterator[tuple[int, Any]]:
-    text = decode_utf8(path.read_bytes(), str(path))
-    decoder = json.JSONDecoder()
-    pos, line, counted = 0, 1, 0
-
-    def skip_ws(i: int) -> int:
-        while i < len(text) and text[i] in " \t\r\n":
-            i += 1
-        return i
-
-    def line_at(i: int) -> int:
-        nonlocal line, counted
-        line += text.count("\n", counted, i)
-        counted = i
-        return line
-
-    pos = skip_ws(pos)
-    if not text[pos : pos + 1] == "[":
-        raise file_error(str(path), "file", "expected a JSON list of records", line_at(pos))
-    pos = skip_ws(pos + 1)
-    while pos < len(text) and text[pos] != "]":
-        try:
-            obj, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as err:
-            raise file_error(
-                str(path), "file", f"malformed JSON: {err.msg} (column {err.colno})", err.lineno
-            ) from err
-        yield line_at(pos), obj
-        pos = skip_ws(end)
-        if text[pos : pos + 1] == ",":
-            pos = skip_ws(pos + 1)
-        elif text[pos : pos + 1] != "]":
-            raise file_error(str(path), "file", "malformed JSON: expected ',' or ']'", line_at(pos))
-
-
-def _parquet(path: Path) -> Iterator[tuple[int, Any]]:
-    import pyarrow.parquet as pq
-
-    n = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
-        for row in batch.to_pylist():
-            yield n, row
-            n += 1
-
-
 def _hf_rows(source: str, kind: str, split: str | None, config_name: str | None = None) -> Iterator[tuple[int, Any]]:
     import datasets
 
     path = Path(source)
-    if kind == "hf-local" and any((path / f).exists() for f in ("dataset_dict.json", "state.json")):
+    if kind == "hf-local" and _saved_to_disk(path):
         ds = datasets.load_from_disk(str(path))
     else:
         try:
@@ -232,17 +120,61 @@ def _hf_rows(source: str, kind: str, split: str | None, config_name: str | None 
     yield from enumerate(ds)
 
 
-def numbered_records(source: str, split: str | None, config_name: str | None = None) -> tuple[str, Iterator[tuple[int, Any]]]:
+class Spot(NamedTuple):
+    """Where one record is: its file, its line (or 0-based row) there, and which of the two the number is."""
+
+    file: str
+    n: int
+    unit: str
+    id_prefix: str = ""  # put before ``line-N`` in a default id when a split spans several files
+
+    @property
+    def default_id(self) -> str:
+        return f"{self.id_prefix}{self.unit}-{self.n}"
+
+
+def _saved_to_disk(folder: Path) -> bool:
+    return any((folder / f).exists() for f in ("dataset_dict.json", "state.json"))
+
+
+def _folder_records(source: str, split: str | None, config_name: str | None) -> Iterator[tuple[Spot, Any]]:
+    folder = Path(source)
+    if _saved_to_disk(folder):
+        for n, rec in _hf_rows(source, "hf-local", split):
+            yield Spot(source, n, "row"), rec
+        return
+    chosen = split_files(folder, config_name, split)
+    if not chosen.readable:  # files rgsd cannot number itself: datasets reads the split, rows are numbered
+        for n, rec in _hf_rows(str(chosen.folder), "hf-local", chosen.split, chosen.config):
+            yield Spot(source, n, "row"), rec
+        return
+    several, root = len(chosen.files) > 1, folder.resolve()
+    for path in chosen.files:
+        inside = path.is_relative_to(root)  # datasets gives absolute paths; name them as the user wrote the folder
+        rel = path.relative_to(root) if inside else Path(path.name)
+        shown = folder / rel if inside else path
+        kind = FILE_CONTAINERS[path.suffix.lower()]
+        kind = json_kind(path) if kind == "json" else kind
+        delimiter = chosen.delimiter or DELIMITERS.get(path.suffix.lower())
+        unit, records = file_records(path, kind, delimiter)
+        prefix = f"{rel.as_posix()}:" if several else ""  # "line-3" alone would repeat in every file
+        for n, rec in records:
+            yield Spot(str(shown), n, unit, prefix), rec
+
+
+def located_records(source: str, split: str | None, config_name: str | None = None) -> Iterator[tuple[Spot, Any]]:
+    """Every record of ``source`` with its :class:`Spot`; a missing or unknown file raises here, at once."""
     kind = _container(source)
-    if config_name is not None and kind != "hub":
-        raise file_error(source, "config_name", "a dataset configuration name applies only to a hub dataset")
-    if kind == "jsonl":
-        return "line", _jsonl(Path(source))
-    if kind == "json":
-        return "line", _json_list(Path(source))
-    if kind == "parquet":
-        return "row", _parquet(Path(source))
-    return "row", _hf_rows(source, kind, split, config_name)
+    if config_name is not None and (kind not in ("hub", "hf-local") or _saved_to_disk(Path(source))):
+        what = "a save_to_disk folder" if kind == "hf-local" else "one file"
+        raise file_error(source, "config_name", "a dataset configuration name applies only to a hub dataset or "
+                         f"a hub-style dataset folder, not to {what}")
+    if kind == "hub":
+        return (((Spot(source, n, "row"), rec) for n, rec in _hf_rows(source, kind, split, config_name)))
+    if kind == "hf-local":
+        return _folder_records(source, split, config_name)
+    unit, records = file_records(Path(source), kind)
+    return ((Spot(source, n, unit), rec) for n, rec in records)
 
 
 def _map_columns(rec: Any, columns: Mapping[str, str]) -> Any:
@@ -350,61 +282,62 @@ def load_examples(
     _check_overrides(overrides, "polarity_overrides")
     source = resolve_source(source)
     label = str(source)
-    unit, records = numbered_records(label, split, config_name)
+    records = located_records(label, split, config_name)
     if columns:
-        records = ((n, _map_columns(rec, columns)) for n, rec in records)
+        records = ((spot, _map_columns(rec, columns)) for spot, rec in records)
 
     fmt = None if format == "auto" else format
-    pending: list[tuple[int, Any]] = []  # records read before the format was detected
+    pending: list[tuple[Spot, Any]] = []  # records read before the format was detected
     result = LoadResult(examples=[], skipped=[], format=format)
     used: set[str] = set()
 
-    def handle(n: int, rec: Any) -> None:
+    def handle(at: Spot, rec: Any) -> None:
         if isinstance(rec, Malformed):
-            result.skipped.append(LoadIssue(label, n, rec.field, rec.message, unit))
+            result.skipped.append(LoadIssue(at.file, at.n, rec.field, rec.message, at.unit))
             return
         assert fmt is not None
         try:
-            ex, names = parse_record(rec, fmt, f"{unit}-{n}", polarity)
+            ex, names = parse_record(rec, fmt, at.default_id, polarity)
         except RecordError as err:
-            result.skipped.extend(LoadIssue(label, n, f, m, unit) for f, m in err.problems)
+            result.skipped.extend(LoadIssue(at.file, at.n, f, m, at.unit) for f, m in err.problems)
             return
         _apply_overrides(ex, overrides, used)
         result.examples.append(ex)
-        result.sources.append(Source(label, n, unit, names))
+        result.sources.append(Source(at.file, at.n, at.unit, names))
 
-    for n, rec in records:
+    for at, rec in records:
         if fmt is None:
             fmt = detect_format(rec) if isinstance(rec, dict) else None
             if fmt is None:
-                pending.append((n, rec))
+                pending.append((at, rec))
                 continue
-            for pn, prec in pending:
-                handle(pn, prec)
+            for pat, prec in pending:
+                handle(pat, prec)
             pending.clear()
-        handle(n, rec)
+        handle(at, rec)
         if limit is not None and len(result.examples) >= limit:
             break
     if fmt is None:
         if not pending:
             raise file_error(label, "file", "no records")
-        broken = [LoadIssue(label, n, r.field, r.message, unit) for n, r in pending if isinstance(r, Malformed)]
+        broken = [LoadIssue(a.file, a.n, r.field, r.message, a.unit) for a, r in pending if isinstance(r, Malformed)]
         if len(broken) == len(pending):  # nothing decodable: those problems are the story, not the format
             raise DataError(format_issues(broken), broken)
-        empty = next((n for n, r in pending if isinstance(r, dict) and any(
+        empty = next(((a, r) for a, r in pending if isinstance(r, dict) and any(
             isinstance(r.get(k), list) and not r[k] for k in ("rubric", "rubrics"))), None)
         if empty is not None:  # "cannot detect the format" would send the user looking in the wrong place
-            key = "rubrics" if isinstance(dict(pending)[empty].get("rubrics"), list) else "rubric"
-            raise file_error(label, key, "empty: a record needs at least one criterion", empty if unit == "line" else None)
-        raise file_error(
-            label,
-            "format",
-            f"cannot detect the format (no record looks like {', '.join(FORMATS)}); pass --format",
-            pending[0][0] if unit == "line" else None,
-        )
+            at, rec = empty
+            key = "rubrics" if isinstance(rec.get("rubrics"), list) else "rubric"
+            where = (at.file, at.n) if at.unit == "line" else (label, None)
+            raise file_error(where[0], key, "empty: a record needs at least one criterion", where[1])
+        first = pending[0][0]
+        where = (first.file, first.n) if first.unit == "line" else (label, None)
+        raise file_error(where[0], "format",
+                         f"cannot detect the format (no record looks like {', '.join(FORMATS)}); pass --format",
+                         where[1])
     result.format = fmt
     result.unused_overrides = sorted(set(overrides) - used)
-    result.skipped.sort(key=lambda i: (i.line is None, i.line or 0))
+    result.skipped.sort(key=lambda i: (i.line is None, i.file, i.line or 0))  # files: a folder's split
     if result.skipped and on_error == "strict":
         raise DataError(format_issues(result.skipped), result.skipped)
     return result

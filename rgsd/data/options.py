@@ -23,10 +23,11 @@ class DatasetArgs:
                                             "data_config_name": "dataset_config"}
 
     dataset_name: str = arg(
-        "", "Rubric data: a file (JSONL/JSON/Parquet), a local Hugging Face dataset folder, a hub name, or "
-            "demo:train / demo:heldout (the demo's data).")
+        "", "Rubric data: a file (JSONL/JSON/CSV/TSV/Parquet), a local Hugging Face dataset folder (hub layout "
+            "or save_to_disk), a hub name, or demo:train / demo:heldout (the demo's data).")
     format: Format = arg("auto", "Data format; auto = detected from the first records.")
-    dataset_config: str | None = arg(None, "Configuration (subset) of a Hugging Face dataset.")
+    dataset_config: str | None = arg(None, "Configuration (subset) of a Hugging Face dataset: a hub name or a "
+                                           "local folder (README.md configs:, or a subfolder).")
     prompt_column: str | None = arg(None, "Source column holding the prompt (null = the format's own name; "
                                           "a.b reaches into an object).")
     rubric_column: str | None = arg(None, "Source column holding the rubric (null = the format's own name).")

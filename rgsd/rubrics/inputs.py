@@ -21,7 +21,7 @@ from rgsd.data.loaders import (
     Malformed,
     file_error,
     format_issues,
-    numbered_records,
+    located_records,
     resolve_source,
 )
 
@@ -87,13 +87,13 @@ def read_tasks(
     """Every prompt of ``source``; bad records raise :class:`DataError` (``strict``) or are returned as issues."""
     source = resolve_source(source)
     label = str(source)
-    unit, records = numbered_records(label, split, config_name)
+    records = located_records(label, split, config_name)
     mapped = any((prompt_column, reference_column, id_column))
     tasks: list[Task] = []
     issues: list[LoadIssue] = []
-    seen: dict[str, int] = {}
-    for n, rec in records:
-        default_id = f"{unit}-{n}"
+    seen: dict[str, str] = {}
+    for at, rec in records:
+        default_id, where = at.default_id, LoadIssue(at.file, at.n, "", "", at.unit).where
         try:
             if isinstance(rec, Malformed):
                 raise RecordError([("record", rec.message)])
@@ -104,14 +104,13 @@ def read_tasks(
             else:
                 found = _by_columns(rec, default_id, prompt_column, reference_column, id_column)
         except RecordError as err:
-            issues.extend(LoadIssue(label, n, f, m, unit) for f, m in err.problems)
+            issues.extend(LoadIssue(at.file, at.n, f, m, at.unit) for f, m in err.problems)
             continue
         ex_id = found[0]
         if ex_id in seen:
-            issues.append(LoadIssue(label, n, "id", f"duplicate id {ex_id!r} (also {unit} {seen[ex_id]})", unit))
+            issues.append(LoadIssue(at.file, at.n, "id", f"duplicate id {ex_id!r} (also {seen[ex_id]})", at.unit))
             continue
-        seen[ex_id] = n
-        where = f"{label}:{n}" if unit == "line" else f"{label}:row {n}"
+        seen[ex_id] = where
         tasks.append(Task(ex_id, found[1], found[2], where, dict(found[3])))
         if limit is not None and len(tasks) >= limit:
             break
