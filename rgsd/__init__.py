@@ -7,6 +7,8 @@ fast and never pulls in torch)::
     data = rgsd.load_examples("demo:train").examples
     cfg = rgsd.build_config(rgsd.RGSDConfig, rgsd.recipe_path("rgsd-tiny-cpu.yaml"))
     run_dir = rgsd.train(cfg)                    # or rgsd.train_grpo(rgsd.GRPORunConfig(...))
+    model, tokenizer = rgsd.load_model(run_dir / "final")
+    responses = rgsd.generate_responses(model, tokenizer, data)
     judge = rgsd.make_judge("regex")
     result = rgsd.evaluate(data, responses, judge)   # rgsd.evaluate_async inside a running event loop
 
@@ -35,6 +37,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "GRPORunConfig": ("rgsd.grpo.config", "GRPORunConfig"),
     "build_config": ("rgsd.options", "build"),  # a config dataclass from a YAML file plus field overrides
     "recipe_path": ("rgsd.recipes", "path"),
+    # models
+    "load_model": ("rgsd.models", "load_model"),  # (model, tokenizer) from a hub name, a folder or a run's final/
     # training
     "train_grpo": ("rgsd.grpo", "train_grpo"),
     # judges

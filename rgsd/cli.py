@@ -35,11 +35,32 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rgsd", allow_abbrev=False,
         description="Rubric-Guided Self-Distillation: train on rubric data without a judge, evaluate with one.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (rgsd's own)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
+
+
+def package_version() -> str:
+    """The installed distribution's version (a checkout that is not installed: the package's own)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rgsd")
+    except PackageNotFoundError:
+        from rgsd import __version__
+
+        return __version__
+
+
+def configure_logging(verbose: bool) -> None:
+    """rgsd's lines at INFO (``-v``: DEBUG) on stderr; every other library's stay at WARNING and up."""
+    # The level goes on the ``rgsd`` logger, not on root: a root at INFO lets every library's INFO lines through
+    # (HTTP requests, checkpoint shards). Records still propagate to root's handler, so pytest's caplog sees them.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("rgsd").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
@@ -57,9 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:  # a bad key or value in a --config file
         print(f"rgsd: error: {err}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-    )
+    configure_logging(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

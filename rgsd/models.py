@@ -137,7 +137,7 @@ def torch_dtype(name: str | torch.dtype) -> torch.dtype:
 
 
 def load_model(
-    name_or_path: str = DEFAULT_MODEL,
+    name_or_path: str | os.PathLike[str] = DEFAULT_MODEL,
     dtype: torch.dtype | str = torch.float32,
     device: str | None = None,
     attn_implementation: str | None = None,
@@ -146,6 +146,7 @@ def load_model(
 
     A folder holding a PEFT adapter (what a LoRA run saves) loads its base model with the adapter merged.
     """
+    name_or_path = os.fspath(name_or_path)  # a Path such as ``rgsd.train(cfg) / "final"``
     path = resolve_model_path(name_or_path)
     if isinstance(dtype, str) and dtype != "auto":  # "auto" here = the checkpoint's own dtype (transformers)
         dtype = torch_dtype(dtype)

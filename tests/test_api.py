@@ -62,3 +62,31 @@ def test_apps_are_imported_only_by_the_cli_and_the_trainers_share_fields_below_b
             if module.startswith(("rgsd.compare", "rgsd.demo", "rgsd.options", "rgsd.trainer_args", "rgsd.train.config",
                                   "rgsd.grpo.config", "rgsd.data.options", "rgsd.data.cli")):
                 assert not [n for n in names if n.startswith("_")], (module, target, names)
+
+
+def test_evaluate_takes_what_generate_responses_returns():
+    """Rollouts grade as their text, and their generated ids are the length statistic; anything else is refused."""
+    import pytest
+
+    import rgsd
+    from rgsd.method.rollout import Rollout
+
+    examples = rgsd.load_examples("demo:heldout", limit=2).examples
+    texts = ["Rest, fluids and paracetamol; see a doctor if it gets worse.", "I do not know."]
+    rollouts = [Rollout(prompt_ids=[1], response_ids=list(range(n)), text=t, finished=True)
+                for n, t in zip((7, 3), texts)]
+    judge = rgsd.make_judge("regex")
+    by_text = rgsd.evaluate(examples, texts, judge, bootstrap=10)
+    by_rollout = rgsd.evaluate(examples, rollouts, judge, bootstrap=10)
+    assert [r["score_normalized"] for r in by_rollout.records] == [r["score_normalized"] for r in by_text.records]
+    assert [r["response"] for r in by_rollout.records] == texts
+    assert by_rollout.summary["mean_response_tokens"] == 5.0 and "model tokens" in by_rollout.summary["response_length_unit"]
+    with pytest.raises(TypeError, match=r"responses\[1\] is a int"):
+        rgsd.evaluate(examples, [texts[0], 3], judge)
+
+
+def test_load_model_is_public_and_takes_a_path(tiny_model_dir):
+    import rgsd
+
+    model, tok = rgsd.load_model(tiny_model_dir)  # a Path, as `rgsd.train(cfg) / "final"` gives
+    assert model.config.num_hidden_layers == 2 and tok.padding_side == "left"

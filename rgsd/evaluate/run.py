@@ -18,18 +18,22 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 
 from rgsd import scoring
 from rgsd.data.schema import Example
+from rgsd.evaluate.judge_stats import failure_stats, judge_cost_usd, usage_delta
 from rgsd.judges.base import Grade, Judge
 from rgsd.judges.openai_judge import JudgeConfigError
 from rgsd.judges.usage import BudgetExhausted, Usage
+
+if TYPE_CHECKING:  # the rollout module imports torch; evaluating strings must not
+    from rgsd.method.rollout import Rollout
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +105,9 @@ def generate_responses(
     seed: int | None = None,
     messages_fn: Callable[[Example], list[dict[str, str]]] | None = None,
     progress: bool = False,
-) -> list[Any]:
-    """One response per example (a :class:`rgsd.method.rollout.Rollout` each). ``temperature=0`` is greedy.
+) -> list[Rollout]:
+    """One response per example (a :class:`rgsd.method.rollout.Rollout` each; :func:`evaluate` takes them as
+    they are). ``temperature=0`` is greedy.
 
     ``messages_fn`` builds the chat (default: the plain student prompt; pass ``teacher_messages`` for the
     rubric-conditioned model).
@@ -124,11 +129,6 @@ def generate_responses(
         generator_seed=seed,
         progress=progress,
     )
-
-
-def usage_delta(before: Usage, after: Usage) -> Usage:
-    """What a judge consumed between two snapshots (a judge object may be reused across evaluations)."""
-    return Usage(**{f.name: getattr(after, f.name) - getattr(before, f.name) for f in fields(Usage)})
 
 
 async def grade_responses(
@@ -277,49 +277,25 @@ def _holistic_summary(grades: list[Grade | None], bootstrap: int, seed: int) -> 
     }
 
 
-def failure_stats(grades: list[Grade | None]) -> dict[str, Any]:
-    """Judge failures among the graded verdicts (holistic: among the graded responses)."""
-    total = failed = 0
-    first: str | None = None
-    for g in grades:
-        if g is None:
-            continue
-        if g.holistic is not None or g.failed:
-            total += 1
-            failed += int(g.failed)
-            continue
-        total += len(g.verdicts)
-        for v in g.verdicts:
-            if v.met is None:
-                failed += 1
-                first = first or v.explanation
-    out: dict[str, Any] = {"n_verdicts": total, "n_judge_failures": failed}
-    out["failure_rate"] = failed / total if total else 0.0
-    if first:
-        out["first_failure"] = first
-    return out
-
-
-def judge_cost_usd(judge: Any, spent: Usage | None, summary: dict[str, Any], prices: Any) -> float | None:
-    """Dollars this evaluation's judge tokens cost (panel: each member at its own model's price)."""
-    members = getattr(judge, "members", None)
-    if members:
-        total, known = 0.0, True
-        for m, entry in zip(members, summary.get("panel", {}).get("members", [])):
-            u = entry.get("usage") or {}
-            usd = prices.usd(getattr(m, "model", None), u.get("prompt_tokens", 0), u.get("completion_tokens", 0))
-            entry["cost_usd"] = usd
-            known &= usd is not None
-            total += usd or 0.0
-        return round(total, 6) if known else None
-    if spent is None:
-        return None
-    return prices.usd(getattr(judge, "model", None), spent.prompt_tokens, spent.completion_tokens)
+def response_texts(
+    responses: Sequence[str | Rollout], response_tokens: list[int] | None
+) -> tuple[list[str], list[int] | None]:
+    """The texts of ``responses`` (strings, or rollouts as :func:`generate_responses` returns them) and the token
+    counts: ``response_tokens`` when given, else the rollouts' own when every response is one."""
+    texts = []
+    for i, r in enumerate(responses):
+        text = r if isinstance(r, str) else getattr(r, "text", None)
+        if not isinstance(text, str):
+            raise TypeError(f"responses[{i}] is a {type(r).__name__}: expected a str or a Rollout")
+        texts.append(text)
+    if response_tokens is None and responses and not any(isinstance(r, str) for r in responses):
+        response_tokens = [len(r.response_ids) for r in responses]  # type: ignore[union-attr]
+    return texts, response_tokens
 
 
 async def evaluate_async(
     examples: list[Example],
-    responses: list[str],
+    responses: Sequence[str | Rollout],
     judge: Judge,
     *,
     response_tokens: list[int] | None = None,
@@ -333,16 +309,17 @@ async def evaluate_async(
     """Async :func:`evaluate` (use it from inside a running event loop); the parameters are documented there."""
     if len(examples) != len(responses):
         raise ValueError(f"{len(examples)} examples but {len(responses)} responses")
-    if response_tokens is not None and len(response_tokens) != len(responses):
-        raise ValueError(f"{len(responses)} responses but {len(response_tokens)} token counts")
+    texts, response_tokens = response_texts(responses, response_tokens)
+    if response_tokens is not None and len(response_tokens) != len(texts):
+        raise ValueError(f"{len(texts)} responses but {len(response_tokens)} token counts")
     usage = getattr(judge, "usage", None)
     before = replace(usage) if isinstance(usage, Usage) else None
-    grades, stop = await grade_responses(judge, examples, responses, progress)
+    grades, stop = await grade_responses(judge, examples, texts, progress)
     if response_tokens is not None:
         counts, unit = list(response_tokens), "model tokens (generated ids, end-of-turn included)"
     else:
-        counts, unit = _count_tokens(responses, tokenizer)
-    records = [_record(ex, r, n, g) for ex, r, n, g in zip(examples, responses, counts, grades)]
+        counts, unit = _count_tokens(texts, tokenizer)
+    records = [_record(ex, r, n, g) for ex, r, n, g in zip(examples, texts, counts, grades)]
     holistic = any(g is not None and (g.holistic is not None or g.failed) for g in grades)
     summary: dict[str, Any] = {"n_examples": len(examples), "n_graded": sum(g is not None for g in grades)}
     summary.update(
@@ -397,9 +374,10 @@ def _signature_of(
 def evaluate(*args: Any, **kwargs: Any) -> EvalResult:
     """Grade ``responses[i]`` for ``examples[i]`` with ``judge`` and score them.
 
-    ``response_tokens`` (e.g. ``len(rollout.response_ids)``) gives the length statistic; without it the
-    responses are counted with ``tokenizer`` or, without one, in whitespace-separated words (the summary
-    names the unit). ``bootstrap``/``seed`` drive the bootstrap std. ``prices`` (a
+    ``responses`` are strings or what :func:`generate_responses` returns (rollouts: their text is graded and
+    their generated ids are the length statistic). ``response_tokens`` gives the length statistic for
+    strings; without it they are counted with ``tokenizer`` or, without one, in whitespace-separated words
+    (the summary names the unit). ``bootstrap``/``seed`` drive the bootstrap std. ``prices`` (a
     :class:`rgsd.costs.PriceTable`) adds ``judge_cost_usd``. Never raises on a budget stop: check
     ``result.complete``. A judge that rejects its key, URL or model raises :class:`JudgeRejected`, whose
     ``result`` holds the examples graded before it (the rest pending), so a caller can still write them.
