@@ -107,7 +107,9 @@ class RunArgs:
     save_steps: int = arg(0, "Save a resumable checkpoint every N steps (0 = only at the end).")
     save_total_limit: int | None = arg(2, "Keep only the newest N step checkpoints.")
     logging_steps: int = arg(1, "Print a log line every N steps (metrics.jsonl gets every step).")
-    report_to: list[str] = arg([], "Extra metric sinks: tensorboard, wandb.")
+    report_to: list[str] = arg(
+        [], "Trackers, as transformers' report_to: none, all (every installed one) or names (tensorboard, wandb, "
+            "trackio, mlflow, ...); a tracker not installed exits 2 naming its package. Keys as TRL's: train/loss...")
     run_name: str | None = arg(None, "Run name shown by W&B / TensorBoard (null = the output folder's name).")
     project: str | None = arg(
         None, "W&B project (null = the output folder's parent name, or 'rgsd' when that is '.' or empty).")
@@ -117,6 +119,12 @@ class RunArgs:
         out = Path(self.output_dir).resolve()
         parent = out.parent.name
         return self.run_name or out.name, self.project or (parent if parent not in ("", ".") else "rgsd")
+
+    def check_trackers(self) -> None:
+        """Unknown or uninstalled trackers fail here, before any model loads."""
+        from rgsd.trackers import check_report_to
+
+        check_report_to(self.report_to)
 
 
 @dataclass
@@ -128,6 +136,7 @@ class TrainerArgs(RunArgs, OptimArgs, PolicyArgs):
     def validate(self) -> None:
         self.check_policy()
         self.check_optim()
+        self.check_trackers()
 
 
 def add_trainer_command(sub: argparse._SubParsersAction, name: str, config: type[TrainerArgs],

@@ -133,7 +133,11 @@ def test_rgsd_layout_end_to_end_and_cached_rerun(tiny_model_dir, tmp_path, monke
     with DiagnoseServer() as server:
         args = _args(server.url, run, out)
         assert main(args) == 0
-        printed = capsys.readouterr().out
+        captured = capsys.readouterr()
+        printed = captured.out
+        for phase in ("generate base", "probe: sample with rubric", "proxy judge rgsd-run/step-1",
+                      "reference judge base", "pairwise rgsd-run/step-2"):  # progress bars, on stderr
+            assert phase in captured.err, phase
         diag = json.loads((out / "diagnostics.json").read_text())
         labels = [e["label"] for e in diag["checkpoints"]]
         assert labels == ["base", "rgsd-run/step-1", "rgsd-run/step-2"]

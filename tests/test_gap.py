@@ -149,7 +149,7 @@ def test_conditioning_gap_pairs_per_example_scores(tiny):
     assert cg.to_dict()["with_rubric"]["n"] == 2
 
 
-def test_cli_gap(tiny, tmp_path):
+def test_cli_gap(tiny, tmp_path, capsys):
     model, tok = tiny
     path = tmp_path / "tiny"
     model.save_pretrained(path)
@@ -160,6 +160,11 @@ def test_cli_gap(tiny, tmp_path):
     code = main(["gap", "--dataset-name", str(data), "--model", str(path), "--judge", "regex", "--k", "2",
                  "--max-new-tokens", "3", "--sig-max-new-tokens", "3", "--out", str(out)])
     assert code == 0
+    printed = capsys.readouterr()
+    for phase in ("generate without rubric", "judge with rubric", "probe: sample with rubric",
+                  "probe: score without rubric"):  # a bar per phase, on stderr; stdout keeps the one result line
+        assert phase in printed.err, phase
+    assert len(printed.out.strip().splitlines()) == 1 and "probe" not in printed.out
     report = json.loads((out / "gap.json").read_text())
     assert report["conditioning_gap"]["normalized"]["n"] == 2 and "not an LLM judge" in report["note"]
     assert (

@@ -147,6 +147,7 @@ def test_generate_writes_linted_rubrics_counts_failures_and_resumes(server, tmp_
     assert fails["nopos"]["where"].endswith("in.jsonl:5")
     err = capsys.readouterr().err
     assert "in.jsonl:6: rubric: unusable reply after 3 tries" in err
+    assert "rubrics: " in err  # the progress bar (stderr)
 
     capsys.readouterr()
     assert main(["data", "lint", str(out)]) == 0

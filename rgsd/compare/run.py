@@ -26,11 +26,13 @@ def evaluate_model(path: str, examples: list, judge: Any, run: CompareArgs, out:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, tok = load_model(path, dtype=torch.bfloat16 if device == "cuda" else torch.float32, device=device)
     reps, rollouts = sample_responses(model, tok, examples, run.samples, temperature=run.temperature,
-                                      max_new_tokens=run.max_new_tokens, batch_size=run.batch_size, seed=run.seed)
+                                      max_new_tokens=run.max_new_tokens, batch_size=run.batch_size, seed=run.seed,
+                                      progress=f"generate {Path(path).name}")
     del model
     gc.collect()
     result = evaluate(reps, [r.text for r in rollouts], judge,
-                      response_tokens=[len(r.response_ids) for r in rollouts], seed=run.seed)
+                      response_tokens=[len(r.response_ids) for r in rollouts], seed=run.seed,
+                      progress=f"judge {Path(path).name}")
     if run.samples > 1:
         result.summary.update(sample_summary(result.records, run.samples, run.temperature))
     result.write(out, report=False)

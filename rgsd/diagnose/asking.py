@@ -40,12 +40,13 @@ def reask_messages(base: Messages, reply: str, problem: str) -> Messages:
     ]
 
 
-def ask_many(judge: Any, questions: Sequence[Messages], parse: Callable[[str], T]) -> list[tuple[T | None, str]]:
+def ask_many(judge: Any, questions: Sequence[Messages], parse: Callable[[str], T],
+             progress: bool | str = False) -> list[tuple[T | None, str]]:
     """Ask every question concurrently (the judge bounds requests in flight); ``(answer | None, error)``.
 
     Raises :class:`rgsd.judges.usage.BudgetExhausted` when the budget stops it (after every sibling ended).
     """
     from rgsd.judges.asking import ask_all
 
-    answers = ask_all(judge, questions, parse, reask=reask_messages)
+    answers = ask_all(judge, questions, parse, progress=progress, reask=reask_messages)
     return [(a.value, "") if a.ok else (None, f"judge failure: {a.error}") for a in answers]

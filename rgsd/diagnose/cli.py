@@ -200,11 +200,11 @@ def _run(args: argparse.Namespace) -> int:
     device = d.device or ("cuda" if torch.cuda.is_available() else None)
     run_dir_of = dict(zip(runs, [Path(r) for r in args.run or []]))
     try:
-        base_resp = responses_for(base, examples, gen, out, dtype=d.dtype, device=device)
+        base_resp = responses_for(base, examples, gen, out, dtype=d.dtype, device=device, progress=True)
         run_resp = {
             name: [
                 responses_for(
-                    c, examples, gen, out, dtype=d.dtype, device=device,
+                    c, examples, gen, out, dtype=d.dtype, device=device, progress=True,
                     sig_from_metrics=_sig_from_metrics(run_dir_of.get(name), c.step) if d.sig_source == "auto" else None,
                 )
                 for c in ckpts
@@ -217,7 +217,7 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     all_resp = [base_resp] + [r for rs in run_resp.values() for r in rs]
     rule = PANEL_RULES[roles["reference"].judge_panel_rule]
-    opts = Options(panel_rule=rule, seed=d.seed, taxonomy_max=d.taxonomy_max, notes=notes)
+    opts = Options(panel_rule=rule, seed=d.seed, taxonomy_max=d.taxonomy_max, notes=notes, progress=True)
     judges = {"proxy": [built["proxy"]], "reference": _members(built["reference"]),
               "pairwise": _members(built["pairwise"]), "classifier": _members(built["classifier"])}
     try:

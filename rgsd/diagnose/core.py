@@ -51,16 +51,17 @@ class Options:
     n_boot: int = metrics.N_BOOT
     taxonomy_max: int = 200
     notes: list[str] = field(default_factory=list)
+    progress: bool = False  # bars on stderr for each judge pass (the CLI sets it)
 
 
-def grade(judge: Any, examples: dict[str, Example], cr: CheckpointResponses) -> Graded:
+def grade(judge: Any, examples: dict[str, Example], cr: CheckpointResponses, progress: bool | str = False) -> Graded:
     """Grade a checkpoint's responses (criterion by criterion) through :func:`rgsd.evaluate.run.evaluate`."""
     from rgsd.evaluate.run import evaluate
 
     if getattr(judge, "mode", None) == "holistic":
         raise ValueError(f"judge {judge.name}: holistic mode gives no per-criterion verdicts; use per-criterion or batched")
     exs = [examples[pid] for pid, _ in cr.keys]
-    result = evaluate(exs, list(cr.texts), judge, response_tokens=list(cr.tokens))
+    result = evaluate(exs, list(cr.texts), judge, response_tokens=list(cr.tokens), progress=progress)
     if not result.complete:
         raise BudgetStop(str(result.summary.get("budget_stop")))
     g = Graded({}, {}, {})
@@ -130,8 +131,12 @@ def diagnose(
     by_id = {ex.id: ex for ex in examples}
     weights = {(ex.id, c.id): abs(c.points) for ex in examples for c in ex.rubric}
     ordered = [base] + [cr for crs in runs.values() for cr in crs]
-    proxy = {cr.checkpoint.label: grade(judges.proxy, by_id, cr) for cr in ordered}
-    refs = {cr.checkpoint.label: [grade(j, by_id, cr) for j in judges.reference] for cr in ordered}
+    def bar(what: str, cr: CheckpointResponses) -> bool | str:
+        return opts.progress and f"{what} {cr.checkpoint.label}"
+
+    proxy = {cr.checkpoint.label: grade(judges.proxy, by_id, cr, bar("proxy judge", cr)) for cr in ordered}
+    refs = {cr.checkpoint.label: [grade(j, by_id, cr, bar("reference judge", cr)) for j in judges.reference]
+            for cr in ordered}
 
     entries: dict[str, dict[str, Any]] = {}
     for cr in ordered:
@@ -204,7 +209,7 @@ def diagnose(
             keys = [k for k in cr.keys if k in base_text]
             res = pairwise.compare_to_base(
                 judges.pairwise, by_id, keys, [dict(zip(cr.keys, cr.texts))[k] for k in keys],
-                [base_text[k] for k in keys],
+                [base_text[k] for k in keys], progress=bar("pairwise", cr),
             )
             summary = metrics.pairwise_summary(res["outcomes"], opts.n_boot, opts.seed)
             summary["scale_deltas"] = res["scale_deltas"]
@@ -214,7 +219,7 @@ def diagnose(
     tax = None
     if judges.classifier is not None:
         chosen = credits_to_classify[: opts.taxonomy_max]
-        tax = taxonomy.classify(judges.classifier, by_id, chosen)
+        tax = taxonomy.classify(judges.classifier, by_id, chosen, progress=opts.progress and "classify credits")
         tax["n_exploited_total"] = len(credits_to_classify)
     criteria = [(c.text, c.polarity, c.weight) for ex in examples for c in ex.rubric]
     lengths: dict[str, Any] = {"presence_weight_share": metrics.presence_weight_share(criteria)}

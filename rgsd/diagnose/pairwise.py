@@ -122,6 +122,7 @@ def compare_to_base(
     keys: Sequence[tuple[str, int]],
     checkpoint_texts: Sequence[str],
     base_texts: Sequence[str],
+    progress: bool | str = False,
 ) -> dict[str, Any]:
     """Both orders for every (prompt, sample) pair; returns outcomes and mean rating differences.
 
@@ -133,7 +134,7 @@ def compare_to_base(
         ex = examples[pid]
         questions.append(pairwise_messages(ex, c, b))  # checkpoint as A
         questions.append(pairwise_messages(ex, b, c))  # base as A
-    answers = ask_many(judge, questions, parse_pairwise)
+    answers = ask_many(judge, questions, parse_pairwise, progress)
     outcomes: dict[tuple[str, int], tuple[str | None, str | None]] = {}
     deltas: dict[str, list[float]] = {s: [] for s in SCALES}
     failures: list[str] = []

@@ -95,7 +95,7 @@ def _read(path: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def generate_for(
-    model: Any, tok: Any, examples: list[Example], gen: GenerationSettings
+    model: Any, tok: Any, examples: list[Example], gen: GenerationSettings, progress: bool | str = False
 ) -> tuple[list[tuple[str, int]], list[str], list[int]]:
     """``gen.samples`` responses per example from the plain (rubric-free) prompt."""
     from rgsd.method.rollout import chat_prompt_ids, generate
@@ -111,19 +111,21 @@ def generate_for(
         do_sample=gen.temperature > 0,
         batch_size=gen.batch_size,
         generator_seed=gen.seed,
+        progress=progress,
     )
     keys = [(ex.id, s) for ex in examples for s in range(gen.samples)]
     return keys, [r.text for r in rollouts], [len(r.response_ids) for r in rollouts]
 
 
-def measure_sig(model: Any, tok: Any, examples: list[Example], gen: GenerationSettings) -> dict[str, Any]:
+def measure_sig(model: Any, tok: Any, examples: list[Example], gen: GenerationSettings,
+                progress: bool = False) -> dict[str, Any]:
     """The self-internalization gap of a loaded model on the first ``sig_prompts`` examples."""
     from rgsd.evaluate.gap import self_internalization_gap
 
     chosen = examples[: gen.sig_prompts]
     result = self_internalization_gap(
         model, tok, chosen, k=gen.sig_k, max_new_tokens=gen.sig_max_new_tokens, seed=gen.seed,
-        placement=gen.sig_placement, style=gen.sig_style,
+        placement=gen.sig_placement, style=gen.sig_style, progress=progress,
     )
     return {"gap": float(result.gap), "source": "measured", "k": gen.sig_k, "n_prompts": len(chosen)}
 
@@ -138,8 +140,10 @@ def responses_for(
     dtype: str = "float32",
     device: str | None = None,
     loader: Callable[..., tuple[Any, Any]] | None = None,
+    progress: bool = False,
 ) -> CheckpointResponses:
-    """Cached responses of ``ckpt``, generating (and measuring the gap when the run has none) on a miss."""
+    """Cached responses of ``ckpt``, generating (and measuring the gap when the run has none) on a miss;
+    ``progress``: bars on stderr while generating."""
     want_sig = sig_from_metrics is None and gen.sig_k > 0
     meta = _meta(ckpt, examples, gen, want_sig)
     path = cache_path(out_dir, ckpt)
@@ -148,8 +152,8 @@ def responses_for(
     if data is None:
         log.info("generating %d x %d responses with %s", len(examples), gen.samples, ckpt.label)
         model, tok = (loader or load_checkpoint)(ckpt.path, dtype=dtype, device=device)
-        keys, texts, tokens = generate_for(model, tok, examples, gen)
-        sig = measure_sig(model, tok, examples, gen) if want_sig else None
+        keys, texts, tokens = generate_for(model, tok, examples, gen, progress and f"generate {ckpt.label}")
+        sig = measure_sig(model, tok, examples, gen, progress) if want_sig else None
         del model
         data = {
             "meta": meta,

@@ -77,10 +77,12 @@ def parse_category(text: str) -> str:
 
 
 def classify(
-    judge: Any, examples: dict[str, Example], credits: Sequence[ExploitedCredit], max_examples: int = 3
+    judge: Any, examples: dict[str, Example], credits: Sequence[ExploitedCredit], max_examples: int = 3,
+    progress: bool | str = False,
 ) -> dict[str, Any]:
     """Category counts and shares (of classified credits), failures, and a few examples per category."""
-    answers = ask_many(judge, [taxonomy_messages(examples[c.prompt_id], c) for c in credits], parse_category)
+    answers = ask_many(judge, [taxonomy_messages(examples[c.prompt_id], c) for c in credits], parse_category,
+                       progress)
     counts = {c: 0 for c in CATEGORIES}
     shown: dict[str, list[dict[str, Any]]] = {c: [] for c in CATEGORIES}
     failures = 0

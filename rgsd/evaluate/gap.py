@@ -103,8 +103,12 @@ def conditioning_gap(
     batch_size: int = 8,
     seed: int = 0,
     n_boot: int = 1000,
+    progress: bool = False,
 ) -> ConditioningGap:
-    """Generate with and without the rubric (greedy by default), grade both with ``judge``, pair them."""
+    """Generate with and without the rubric (greedy by default), grade both with ``judge``, pair them.
+
+    ``progress``: a bar on stderr for each phase (generate and judge, each side).
+    """
     from rgsd.evaluate.run import evaluate, generate_responses
     from rgsd.method.teacher_prompt import student_messages, teacher_messages
 
@@ -123,6 +127,7 @@ def conditioning_gap(
             batch_size=batch_size,
             seed=seed,
             messages_fn=build,
+            progress=progress and f"generate {name} rubric",
         )
         sides[name] = evaluate(
             examples,
@@ -130,6 +135,7 @@ def conditioning_gap(
             judge,
             response_tokens=[len(r.response_ids) for r in rollouts],
             seed=seed,
+            progress=progress and f"judge {name} rubric",
         )
     without, with_ = sides["without"], sides["with"]
     nb, na = paired_scores(without, with_, "score_normalized")

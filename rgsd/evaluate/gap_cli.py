@@ -58,7 +58,7 @@ def _conditioning(model: Any, tok: Any, examples: list[Any], judge: Any, a: GapA
     try:
         cg = conditioning_gap(model, tok, examples, judge, max_new_tokens=gen.max_new_tokens,
                               temperature=gen.temperature, placement=a.placement, style=a.teacher_style,
-                              batch_size=gen.batch_size, seed=gen.seed)
+                              batch_size=gen.batch_size, seed=gen.seed, progress=True)
     finally:
         close(judge)
     cg.without_rubric.write(out / "without_rubric")
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_BAD_INPUT
     sig = self_internalization_gap(model, tok, examples, k=a.k, max_new_tokens=a.sig_max_new_tokens, seed=gen.seed,
                                    placement=a.placement, style=a.teacher_style, temperature=a.sig_temperature,
-                                   batch_size=gen.batch_size)
+                                   batch_size=gen.batch_size, progress=True)
     report["self_internalization_gap"] = sig.to_dict()
     (out / "gap.json").write_text(json.dumps(report, indent=2) + "\n")
     brief: dict[str, Any] = {"self_internalization_gap": sig.gap}

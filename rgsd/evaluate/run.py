@@ -31,6 +31,7 @@ from rgsd.evaluate.judge_stats import failure_stats, judge_cost_usd, usage_delta
 from rgsd.judges.base import Grade, Judge
 from rgsd.judges.openai_judge import JudgeConfigError
 from rgsd.judges.usage import BudgetExhausted, Usage
+from rgsd.progress import bar as progress_bar
 
 if TYPE_CHECKING:  # the rollout module imports torch; evaluating strings must not
     from rgsd.method.rollout import Rollout
@@ -104,7 +105,7 @@ def generate_responses(
     batch_size: int = 8,
     seed: int | None = None,
     messages_fn: Callable[[Example], list[dict[str, str]]] | None = None,
-    progress: bool = False,
+    progress: bool | str = False,
 ) -> list[Rollout]:
     """One response per example (a :class:`rgsd.method.rollout.Rollout` each; :func:`evaluate` takes them as
     they are). ``temperature=0`` is greedy.
@@ -132,7 +133,7 @@ def generate_responses(
 
 
 async def grade_responses(
-    judge: Judge, examples: list[Example], responses: list[str], progress: bool = False
+    judge: Judge, examples: list[Example], responses: list[str], progress: bool | str = False
 ) -> tuple[list[Grade | None], str | None]:
     """Grade every response concurrently (the judge bounds its own requests).
 
@@ -140,11 +141,7 @@ async def grade_responses(
     the grading) and the first stop message, if any (prefixed ``judge error:`` for the latter).
     """
     stop: list[str] = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(examples), desc="judge", unit="response", leave=False)
+    bar = progress_bar(progress, len(examples), "judge", "response")
 
     async def one(ex: Example, resp: str) -> Grade | None:
         try:
@@ -302,7 +299,7 @@ async def evaluate_async(
     tokenizer: Any = None,
     bootstrap: int = scoring.BOOTSTRAP_SAMPLES,
     seed: int = 0,
-    progress: bool = False,
+    progress: bool | str = False,
     extra_summary: dict[str, Any] | None = None,
     prices: Any = None,
 ) -> EvalResult:

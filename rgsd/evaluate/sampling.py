@@ -27,7 +27,7 @@ def repeat(examples: list[Example], n: int) -> list[Example]:
 def sample_responses(
     model: Any, tokenizer: Any, examples: list[Example], samples: int, *, temperature: float,
     max_new_tokens: int, batch_size: int, seed: int,
-    messages_fn: Callable[[Example], list[dict[str, str]]] | None = None, progress: bool = False,
+    messages_fn: Callable[[Example], list[dict[str, str]]] | None = None, progress: bool | str = False,
 ) -> tuple[list[Example], list[Any]]:
     """``samples`` responses per example; returns the repeated examples and their rollouts (same order).
 

@@ -90,7 +90,6 @@ class GRPORunConfig(JudgeOptions, TrainerArgs):
     vllm_gpu_memory_utilization: float = arg(0.3, "GPU memory share vLLM may take (colocate mode).")
     # checkpointing and logging (TRL / transformers names)
     output_dir: str = arg("runs/grpo", "Run folder: config, metrics.jsonl, costs.json, checkpoints, final model.")
-    report_to: list[str] = arg([], "Extra metric sinks: tensorboard, wandb (the config is logged with the run).")
     disable_tqdm: bool = arg(False, "Hide the progress bar.")
     # reward (the judge's fields are JudgeOptions'; judge_max_calls counts per process)
     reward: Literal["normalized", "healthbench", "rar-implicit"] = arg(

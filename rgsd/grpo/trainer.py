@@ -17,9 +17,10 @@ from typing import Any
 from rgsd.costs import CostRecord
 from rgsd.grpo.callbacks import CostCallback, quiet_console
 from rgsd.grpo.config import GRPORunConfig
-from rgsd.grpo.trackers import ConfigToTrackers, apply_project
+from rgsd.grpo.trackers import ConfigToTrackers, apply_project, point_tensorboard, tensorboard_dir
 from rgsd.grpo.trl_shim import timed_grpo_trainer_class
 from rgsd.runlog import truncate_metrics
+from rgsd.trackers import resolve_report_to
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ def trl_config(cfg: GRPORunConfig, resolved_dtype: str) -> Any:
         save_steps=cfg.save_steps if cfg.save_steps > 0 else 500,
         save_total_limit=cfg.save_total_limit,
         logging_steps=1,  # every step reaches metrics.jsonl; the console line follows cfg.logging_steps
-        report_to=list(cfg.report_to) or "none",
+        report_to=resolve_report_to(cfg.report_to) or "none",  # transformers' meaning; "all" resolved once
         disable_tqdm=cfg.disable_tqdm,
         run_name=run_name,
         project=project,
@@ -229,7 +230,7 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
     callback = CostCallback(cost, reward, judge, out, cfg.logging_steps, prices=cfg.price_table(),
                             judge_model=cfg.judge_model if cfg.judge == "openai" else None)
     trackers = ConfigToTrackers(cfg)
-    apply_project(cfg.tracker_names()[1], list(cfg.report_to), explicit=cfg.project is not None)
+    apply_project(cfg.tracker_names()[1], resolve_report_to(cfg.report_to), explicit=cfg.project is not None)
     trainer = timed_grpo_trainer_class()(
         model=model_path,
         reward_funcs=reward,
@@ -241,6 +242,7 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
     )
     callback.attach(trainer)
     trackers.attach(trainer)
+    point_tensorboard(trainer.callback_handler.callbacks, tensorboard_dir(out, cfg.tracker_names()[0]))
     quiet_console(trainer)
     if cfg.dynamic_weights and trainer.accelerator.num_processes > 1:
         log.warning(

@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 from rgsd.judges.parse import ParseError
 from rgsd.judges.prompts import reask_messages
 from rgsd.judges.transport import JudgeTransport, JudgeUnavailable, Messages, Reply
+from rgsd.progress import bar as progress_bar
 
 T = TypeVar("T")
 Reask = Callable[[Messages, str, str], Messages]
@@ -119,19 +120,31 @@ def ask_all(
     judge: JudgeTransport,
     questions: Sequence[Messages],
     parse: Callable[[str], T],
+    progress: bool | str = False,
     **options: Any,
 ) -> list[Answer[T]]:
     """:func:`ask_json` for every question, concurrently (the judge bounds requests in flight); blocking.
 
     Raises the first exception (a budget stop, a rejected key) after every sibling ended, so no request is
-    left running.
+    left running. ``progress``: a bar on stderr counting answered questions (a string labels it).
     """
+    pbar = progress_bar(progress, len(questions), "ask", "question")
+
+    async def counted(q: Messages) -> Answer[T]:
+        try:
+            return await ask_json(judge, q, parse, **options)
+        finally:
+            if pbar is not None:
+                pbar.update(1)
 
     async def run_all() -> list[Any]:
-        coros = (ask_json(judge, q, parse, **options) for q in questions)
-        return await asyncio.gather(*coros, return_exceptions=True)
+        return await asyncio.gather(*(counted(q) for q in questions), return_exceptions=True)
 
-    results = judge.run_sync(run_all())
+    try:
+        results = judge.run_sync(run_all())
+    finally:
+        if pbar is not None:
+            pbar.close()
     for r in results:
         if isinstance(r, BaseException):
             raise r

@@ -20,13 +20,15 @@ from rgsd.data.schema import Example
 from rgsd.method.padding import pad_batch
 from rgsd.method.rollout import chat_prompt_ids, generate
 from rgsd.method.teacher_prompt import student_messages, teacher_messages
+from rgsd.progress import Progress, tracked
 
 __all__ = ["InternalizationGap", "self_internalization_gap", "sequence_logprobs"]
 
 
 @torch.no_grad()
 def sequence_logprobs(
-    model: Any, prompts: list[list[int]], responses: list[list[int]], batch_size: int = 8, pad_id: int = 0
+    model: Any, prompts: list[list[int]], responses: list[list[int]], batch_size: int = 8, pad_id: int = 0,
+    progress: Progress = False,
 ) -> list[float]:
     """Average per-token log-probability of ``responses[i]`` after ``prompts[i]``.
 
@@ -43,7 +45,7 @@ def sequence_logprobs(
     device = next(model.parameters()).device
     out: list[float] = [0.0] * len(prompts)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(responses[i]))
-    for start in range(0, len(order), batch_size):
+    for start in tracked(range(0, len(order), batch_size), progress, "score", "batch"):
         idx = order[start : start + batch_size]
         seqs = [prompts[i] + responses[i] for i in idx]
         ids, mask = pad_batch(seqs, pad_id, side="right")
@@ -101,12 +103,13 @@ def self_internalization_gap(
     temperature: float = 1.0,
     style: str = "full",
     batch_size: int = 8,
+    progress: bool = False,
 ) -> InternalizationGap:
     """Delta over ``examples`` with ``k`` samples each from the rubric-conditioned model (see module doc).
 
     The paper uses K = 10; sampling is at ``temperature`` (1.0 = the model's own distribution; 0 = greedy, in
     which case all K samples coincide). ``seed`` reseeds torch's global RNG (wrap the call in
-    ``torch.random.fork_rng`` to leave a training RNG untouched).
+    ``torch.random.fork_rng`` to leave a training RNG untouched). ``progress``: bars on stderr, per phase.
     """
     if not examples:
         raise ValueError("no examples to measure the self-internalization gap on")
@@ -124,11 +127,14 @@ def self_internalization_gap(
         do_sample=temperature > 0,
         batch_size=batch_size,
         generator_seed=seed,
+        progress=progress and "probe: sample with rubric",
     )
     resp = [r.response_ids for r in rollouts]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    lp_student = sequence_logprobs(model, [s for s in student for _ in range(k)], resp, batch_size, pad)
-    lp_teacher = sequence_logprobs(model, [t for t in teacher for _ in range(k)], resp, batch_size, pad)
+    lp_student = sequence_logprobs(model, [s for s in student for _ in range(k)], resp, batch_size, pad,
+                                   progress=progress and "probe: score without rubric")
+    lp_teacher = sequence_logprobs(model, [t for t in teacher for _ in range(k)], resp, batch_size, pad,
+                                   progress=progress and "probe: score with rubric")
     diffs = [a - b for a, b in zip(lp_student, lp_teacher)]
     per_sample = [diffs[i * k : (i + 1) * k] for i in range(len(examples))]
     per_example = [float(np.mean(d)) for d in per_sample]

@@ -12,6 +12,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rgsd.method.padding import pad_batch
+from rgsd.progress import tracked
 
 
 @dataclass
@@ -56,12 +57,13 @@ def generate(
     batch_size: int = 8,
     repetition_penalty: float = 1.0,
     generator_seed: int | None = None,
-    progress: bool = False,
+    progress: bool | str = False,
 ) -> list[Rollout]:
     """Sample one response per prompt (prompt = token ids from :func:`chat_prompt_ids`).
 
     Prompts are left-padded in batches of ``batch_size``; ``do_sample=False`` gives greedy decoding.
-    ``generator_seed`` reseeds torch's global RNG first, for reproducible sampling.
+    ``generator_seed`` reseeds torch's global RNG first, for reproducible sampling. ``progress``: a bar on
+    stderr (:mod:`rgsd.progress`; a string labels it).
     """
     if generator_seed is not None:
         torch.manual_seed(generator_seed)
@@ -72,12 +74,7 @@ def generate(
     stops = eos_ids(model, tokenizer)
     sync = _sharded_across_ranks(model)  # FSDP2: every rank runs forwards until all ranks are done
     out: list[Rollout] = []
-    batches = range(0, len(prompts), batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, desc="generate", unit="batch", leave=False)
-    for start in batches:
+    for start in tracked(range(0, len(prompts), batch_size), progress, "generate", "batch"):
         chunk = prompts[start : start + batch_size]
         input_ids, attention = pad_batch(chunk, pad, side="left")
         width = input_ids.shape[1]

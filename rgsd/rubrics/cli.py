@@ -113,7 +113,7 @@ def run_generate(args: argparse.Namespace) -> int:
         print(f"{COMMAND}: error: {err}", file=sys.stderr)
         return 2
     try:
-        report = generate_rubrics(tasks, out, judge, settings)
+        report = generate_rubrics(tasks, out, judge, settings, progress=True)
     except JudgeConfigError as err:
         print(f"{COMMAND}: error: {err}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ from rgsd.data.schema import Example
 from rgsd.judges.asking import Answer, ask_json
 from rgsd.judges.transport import STRUCTURED, JudgeTransport
 from rgsd.judges.usage import BudgetExhausted
+from rgsd.progress import bar as progress_bar
 from rgsd.rubrics.clean import build_rubric
 from rgsd.rubrics.inputs import Task
 from rgsd.rubrics.parse import DEFAULT_WEIGHTS, WeightMap, parse_rubric_reply
@@ -93,14 +94,23 @@ async def _one(judge: JudgeTransport, task: Task, s: Settings) -> tuple[Task, An
     return task, answer
 
 
-async def _run_all(judge: JudgeTransport, tasks: list[Task], s: Settings) -> list[Any]:
-    return await asyncio.gather(*(_one(judge, t, s) for t in tasks), return_exceptions=True)
+async def _run_all(judge: JudgeTransport, tasks: list[Task], s: Settings, pbar: Any) -> list[Any]:
+    async def counted(task: Task) -> tuple[Task, Answer[Any]]:
+        try:
+            return await _one(judge, task, s)
+        finally:
+            if pbar is not None:
+                pbar.update(1)
+
+    return await asyncio.gather(*(counted(t) for t in tasks), return_exceptions=True)
 
 
-def generate_rubrics(tasks: list[Task], out: str | Path, judge: JudgeTransport, settings: Settings | None = None) -> Report:
+def generate_rubrics(tasks: list[Task], out: str | Path, judge: JudgeTransport, settings: Settings | None = None,
+                     progress: bool = False) -> Report:
     """Write ``out`` (canonical JSONL, input order) with a generated rubric for every task; see the module doc.
 
     Blocking; safe to call from a thread that runs an event loop (the work runs on the judge's own loop).
+    ``progress``: a bar on stderr counting the prompts done.
     """
     s = settings or Settings()
     out = Path(out)
@@ -110,7 +120,12 @@ def generate_rubrics(tasks: list[Task], out: str | Path, judge: JudgeTransport, 
     report.kept = len(tasks) - len(todo)
     made: dict[str, Example] = {}
     if todo:
-        results = judge.run_sync(_run_all(judge, todo, s))
+        pbar = progress_bar(progress, len(todo), "rubrics", "prompt")
+        try:
+            results = judge.run_sync(_run_all(judge, todo, s, pbar))
+        finally:
+            if pbar is not None:
+                pbar.close()
         for r in results:
             if isinstance(r, BudgetExhausted):
                 report.budget_stop = str(r)

@@ -40,6 +40,7 @@ from rgsd.runlog import truncate_metrics
 from rgsd.train import checkpoint, setup
 from rgsd.train.config import RGSDConfig
 from rgsd.train.distributed import fsdp_root, local_param_count
+from rgsd.train.tracking import start_trackers, tracker_logs
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +233,7 @@ def _train(cfg: RGSDConfig, run: setup.Run) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out_dir / "config.yaml")
         (out_dir / "metrics.jsonl").unlink(missing_ok=True)
-    trackers = _trackers(cfg, out_dir) if dist.is_main else []
+    trackers = start_trackers(cfg, student, state["step"]) if dist.is_main else None
     log.info("RGSD: sharding %s, world size %d, parameters per rank %s", run.sharding, world, params_per_rank)
     log.info("RGSD: %d examples (%d skipped: prompt > %d tokens), global batch %d prompts x %d rollouts",
              len(items), n_long, cfg.max_prompt_tokens, plan.global_batch, cfg.rollouts_per_prompt)
@@ -263,6 +264,8 @@ def _train(cfg: RGSDConfig, run: setup.Run) -> Path:
             **st.signal.metrics(tok),
             "grad_norm": st.grad_norm,
             "lr": st.lr,
+            "learning_rate": st.lr,  # transformers' name (as in rgsd grpo's metrics.jsonl); "lr" kept for readers
+            "epoch": (step + 1) * plan.global_batch / len(items),  # passes over the usable prompts
             "mean_response_tokens": st.response_tokens / max(st.rollouts, 1),
             "eos_rate": st.finished / max(st.rollouts, 1),
             "scored_tokens": global_tokens,
@@ -291,13 +294,15 @@ def _train(cfg: RGSDConfig, run: setup.Run) -> Path:
                 log.info("step %d loss %.5f clipped %.3f len %.1f eos %.2f gen %.1fs train %.1fs", step + 1,
                          metrics["loss"], metrics["clipped_fraction"], metrics["mean_response_tokens"],
                          metrics["eos_rate"], st.time_generation, st.time_train)
-        for tracker in trackers:
-            tracker(metrics, step + 1)
+        if trackers is not None:
+            trackers.log(tracker_logs(metrics), step + 1, metrics["epoch"])
         if cfg.save_steps and (step + 1) % cfg.save_steps == 0 and step + 1 < cfg.max_steps:
             checkpoint.save(run, out_dir, state, cost, cfg.save_total_limit)
 
     if bar is not None:
         bar.close()
+    if trackers is not None:
+        trackers.end()
     cost.wall_time = time.perf_counter() - start_wall
     checkpoint.save_final(run, out_dir, cost)
     return out_dir
@@ -311,37 +316,6 @@ def _no_sync(wrapper: nn.Module, fsdp: Any, last: bool) -> AbstractContextManage
     if hasattr(wrapper, "no_sync") and not last:
         return wrapper.no_sync()
     return nullcontext()
-
-
-def _trackers(cfg: RGSDConfig, out_dir: Path) -> list:
-    """Metric sinks from ``report_to`` (rank 0 only): tensorboard, wandb; each also records the whole config.
-
-    Run name and project default from the output folder (``runs/exp1`` -> run ``exp1``, project ``runs``),
-    as for ``rgsd grpo``.
-    """
-    import dataclasses
-
-    import yaml
-
-    run_name, project = cfg.tracker_names()
-    config = dataclasses.asdict(cfg)
-    sinks = []
-    for name in cfg.report_to:
-        if name == "tensorboard":
-            from torch.utils.tensorboard import SummaryWriter
-
-            writer = SummaryWriter(str(out_dir / "tensorboard" / run_name))
-            writer.add_text("rgsd_config", "```yaml\n" + yaml.safe_dump(config, sort_keys=False) + "```", 0)
-            sinks.append(lambda m, s, w=writer: [w.add_scalar(k, v, s) for k, v in m.items()
-                                                  if isinstance(v, (int, float)) and not isinstance(v, bool)])
-        elif name == "wandb":
-            import wandb
-
-            wandb.init(project=project, name=run_name, dir=str(out_dir), config=config)
-            sinks.append(lambda m, s: wandb.log({k: v for k, v in m.items() if not isinstance(v, (list, str))}, step=s))
-        else:
-            raise ValueError(f"report_to: unknown sink {name!r} (tensorboard, wandb)")
-    return sinks
 
 
 def _eos_only(tok: Any) -> Rollout:
