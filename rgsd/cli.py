@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "rgsd.data.cli",  # rgsd data lint|convert
     "rgsd.train.cli",  # rgsd train
     "rgsd.grpo.cli",  # rgsd grpo
+    "rgsd.export",  # rgsd export
     "rgsd.evaluate.cli",  # rgsd eval, rgsd gap, rgsd judge check
     "rgsd.compare.cli",  # rgsd compare
     "rgsd.evaluate.paired",  # rgsd compare-evals

@@ -68,9 +68,17 @@ def _fix_tokenizer(tok: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
     return tok
 
 
+def _default_folder() -> Path:
+    return cache_dir() / "SmolLM2-135M-Instruct"
+
+
+def _tiny_folder() -> Path:
+    return cache_dir() / "tiny-random-llama"
+
+
 def default_model_path() -> Path:
     """Return a transformers folder with SmolLM2-135M-Instruct, converting the GGUF file once if needed."""
-    target = cache_dir() / "SmolLM2-135M-Instruct"
+    target = _default_folder()
     if (target / "config.json").exists() and any(target.glob("*.safetensors")):
         return target
     gguf = _gguf_path()
@@ -99,7 +107,7 @@ TINY_MODEL = "tiny-random"
 
 def tiny_model_path() -> Path:
     """A saved :func:`tiny_model` folder in the cache (created once), so it loads like any local model."""
-    target = cache_dir() / "tiny-random-llama"
+    target = _tiny_folder()
     if not (target / "config.json").exists():
         model, tok = tiny_model(seed=0)
         tmp = target.with_name(target.name + f".tmp{os.getpid()}")
@@ -116,6 +124,21 @@ def resolve_model_path(name_or_path: str) -> str:
         return str(default_model_path())
     if name_or_path == TINY_MODEL:
         return str(tiny_model_path())
+    return name_or_path
+
+
+def given_name(name_or_path: str) -> str:
+    """The inverse of :func:`resolve_model_path`: rgsd's cache folders back to the names that select them.
+
+    A model loaded by name records its cache folder as ``name_or_path``; a saved adapter or model card must
+    name what the user gave instead (the cache folder exists on this machine only). Converts nothing.
+    """
+    if not name_or_path:
+        return name_or_path
+    path = Path(name_or_path).expanduser().resolve()
+    for name, folder in ((DEFAULT_MODEL, _default_folder()), (TINY_MODEL, _tiny_folder())):
+        if path == folder.expanduser().resolve():
+            return name
     return name_or_path
 
 

@@ -15,7 +15,9 @@ the same here:
 
 The fields shared with ``rgsd train`` (data, ``model_name_or_path``, ``dtype``/``bf16``, LoRA, optimizer,
 schedule, run folder) are :class:`rgsd.trainer_args.TrainerArgs`, the judge's are
-:class:`rgsd.judges.options.JudgeOptions` (the names and defaults of ``rgsd eval``); on top:
+:class:`rgsd.judges.options.JudgeOptions` (the names and defaults of ``rgsd eval``), the hub's
+:class:`rgsd.hub.HubArgs` (transformers' ``push_to_hub``, ``hub_model_id``, ``hub_private_repo``, ``hub_token``;
+rgsd pushes ``final/`` itself, with its model card, rather than TRL's every-save push); on top:
 ``max_prompt_tokens`` (TRL 1.16 has no prompt limit; over-long prompts are skipped, never truncated), the
 reward fields, and ``project`` for the trackers.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from rgsd.hub import HubArgs
 from rgsd.judges.options import JudgeOptions
 from rgsd.options import arg, redefault
 from rgsd.trainer_args import TrainerArgs
@@ -33,7 +36,7 @@ REWARDS = ("normalized", "healthbench", "rar-implicit")
 
 
 @dataclass
-class GRPORunConfig(JudgeOptions, TrainerArgs):
+class GRPORunConfig(JudgeOptions, HubArgs, TrainerArgs):
     """Judge-based GRPO: G rollouts per prompt, each graded by a judge against the prompt's rubric."""
 
     DEPRECATED: ClassVar[dict] = {

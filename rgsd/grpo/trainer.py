@@ -165,6 +165,7 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
 
     from rgsd.data.training import load_training_examples
     from rgsd.grpo.rewards import RubricReward
+    from rgsd.hub import finish_model_folder, push_folder
     from rgsd.models import load_tokenizer, resolve_model_path
     from rgsd.options import save as save_config
 
@@ -256,6 +257,10 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
     trainer.save_model(str(final))
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(str(final))
+        finish_model_folder(final, out)  # the base model as the user named it (not rgsd's cache) + model card
+        if cfg.push_to_hub:  # final/ once, with its card (TRL's own push would send every checkpoint)
+            repo = push_folder(final, cfg, out.resolve().name, f"rgsd grpo: {trainer.state.global_step} steps")
+            log.info("pushed %s to the hub: %s", final, repo)
         callback.finish()
         if reward.stats.budget_exhausted:
             log.warning(

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from rgsd.costs import CostRecord
+from rgsd.hub import finish_model_folder
 
 if TYPE_CHECKING:
     from rgsd.train.distributed import Dist
@@ -63,6 +64,7 @@ def save_model(wrapper: nn.Module, tokenizer: Any, folder: Path, dist: Dist) -> 
         state = {k.removeprefix("lm."): v for k, v in state.items()}
         lm.save_pretrained(folder, state_dict=state)
         tokenizer.save_pretrained(folder)
+        finish_model_folder(folder)  # the base model as the user named it (not rgsd's cache) + model card
     dist.barrier()
     return folder
 

@@ -3,7 +3,8 @@
 Defaults follow the method's description: beta 0.5, entry-wise clip 0.05, one rollout per prompt at
 temperature 1.0, a teacher frozen at the initial weights, the thinking mask, AdamW (0.9, 0.999, 1e-8, wd 0.01).
 The fields shared with ``rgsd grpo`` (data, model, LoRA, optimizer, schedule, run folder) are
-:class:`rgsd.trainer_args.TrainerArgs`, in TRL's and transformers' names.
+:class:`rgsd.trainer_args.TrainerArgs`, in TRL's and transformers' names; the hub's (``push_to_hub`` ...) are
+:class:`rgsd.hub.HubArgs`, transformers' too.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
+from rgsd.hub import HubArgs
 from rgsd.options import arg
 from rgsd.trainer_args import TrainerArgs
 
@@ -19,8 +21,9 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class ModelArgs(TrainerArgs):
-    """The fields of an RGSD run outside the method: model, data, optimization, generation, checkpoints, logging."""
+class ModelArgs(HubArgs, TrainerArgs):
+    """The fields of an RGSD run outside the method: model, data, optimization, generation, checkpoints, logging,
+    the hub."""
 
     DEPRECATED: ClassVar[dict] = {
         **TrainerArgs.DEPRECATED, "per_device_batch_size": "per_device_train_batch_size",

@@ -30,6 +30,7 @@ from torch import nn
 from rgsd.costs import CostRecord
 from rgsd.data.order import step_indices
 from rgsd.data.schema import Example
+from rgsd.hub import push_folder
 from rgsd.method.alignment import align, gather_hidden, loss_mask, thinking_end_id
 from rgsd.method.hidden import check_hidden_is_final
 from rgsd.method.rollout import Rollout, chat_prompt_ids
@@ -304,7 +305,10 @@ def _train(cfg: RGSDConfig, run: setup.Run) -> Path:
     if trackers is not None:
         trackers.end()
     cost.wall_time = time.perf_counter() - start_wall
-    checkpoint.save_final(run, out_dir, cost)
+    final = checkpoint.save_final(run, out_dir, cost)
+    if cfg.push_to_hub and dist.is_main:
+        repo = push_folder(final, cfg, out_dir.resolve().name, f"rgsd train: {state['step']} steps")
+        log.info("pushed %s to the hub: %s", final, repo)
     return out_dir
 
 
