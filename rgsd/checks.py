@@ -223,12 +223,13 @@ class _LineLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             try:
-                first = seen.setdefault(key, line)
+                first = seen.get(key)
             except TypeError:
                 continue  # an unhashable key: SafeLoader says so below
-            if first != line:
+            if first is not None:
                 raise ConfigError(f"{self.name}:{line}: duplicate key {show(key)} (first at line {first}); "
                                   "give each key once")
+            seen[key] = line
             if node is self.top:
                 self.lines[str(key)] = line
         return super().construct_mapping(node, deep=deep)
@@ -256,15 +257,16 @@ def read_config(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
         raise ConfigError(f"{path}{at}: not valid YAML: {err.problem or err.context}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
-    except (ValueError, RecursionError) as err:  # ConfigError (a duplicate), a 5,000-digit int, deep nesting
-        if isinstance(err, ConfigError):
-            raise
-        raise ConfigError(f"{path}: not a usable YAML config: {str(err).splitlines()[0] or type(err).__name__}") \
-            from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not a usable YAML config: nested too deeply") from None
+    except ConfigError:  # a duplicate key
+        raise
+    except ValueError:  # Python reads no int of over 4,300 digits
+        raise ConfigError(f"{path}: not a usable YAML config: a number too long to read") from None
     finally:
         loader.dispose()
     if raw is None:
         return {}, {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a config file must be a mapping of field: value, got a {type(raw).__name__}")
+        raise ConfigError(f"{path}: a config file must be a mapping of field: value, got {show(raw)}")
     return raw, loader.lines

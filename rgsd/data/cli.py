@@ -51,7 +51,8 @@ class ConvertArgs(SourceArgs):
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``rgsd data`` with its ``lint`` and ``convert`` subcommands."""
     data = subparsers.add_parser("data", help="check and convert rubric datasets", usage="%(prog)s {lint,convert} ...")
-    sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=CommandParser)
+    sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=CommandParser,
+                              prog=data.prog)  # errors say "rgsd data convert", not the usage line
     data.set_defaults(func=lambda args: (data.print_help(), 2)[1])
 
     lint = add_command(sub, "lint", [LintArgs], run_lint,
