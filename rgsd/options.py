@@ -175,6 +175,14 @@ def save(obj: Any, path: str | Path) -> None:
 
 
 # ---- the parser -----------------------------------------------------------------------------------------
+class OptionError(ConfigError):
+    """A bad value or config file found while parsing ``prog``'s arguments (``rgsd train: error: ...``, exit 2)."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """``--help``: descriptions as written, and every option's default after its help."""
 
@@ -218,8 +226,10 @@ class CommandParser(HfArgumentParser):
                 self.set_defaults(**self._yaml_defaults(path))
             ns, extra = super().parse_known_args(argv, namespace)
             self._check_values(ns)
-        except ConfigError as err:  # one line naming the file:line or flag, exit 2, as a bad flag exits
-            self.exit(2, f"{self.prog}: error: {err}\n")
+        except OptionError:  # a subcommand's (rgsd rubrics generate): it names itself
+            raise
+        except ConfigError as err:  # rgsd.cli.main prints one line naming the file:line or flag, exit 2
+            raise OptionError(self.prog, str(err)) from None
         unknown = [t for t in extra if t.startswith("-")]
         if unknown:
             known = sorted({s[2:].replace("-", "_") for s in self._option_string_actions if s.startswith("--")})

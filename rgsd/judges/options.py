@@ -100,6 +100,9 @@ def prices(opts: JudgeOptions) -> PriceTable | None:
     """The price table of ``judge_price_in/judge_price_out/judge_prices`` (None when no price was given)."""
     from rgsd.costs import load_prices
 
+    if (opts.judge_price_in is None) != (opts.judge_price_out is None):  # costs.py names no flag of ours
+        raise ValueError("--judge-price-in and --judge-price-out go together (dollars per million input/output "
+                         "tokens)")
     table = load_prices(opts.judge_prices, opts.judge_price_in, opts.judge_price_out)
     return table if table else None
 
