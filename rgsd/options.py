@@ -15,7 +15,9 @@ transformers' :class:`~transformers.HfArgumentParser` turns the fields into flag
   :func:`build`, against the field's range (``arg(..., check=POSITIVE)``, see :mod:`rgsd.checks`; floats
   finite, ints within 64 bits); a dataclass's ``validate()`` runs after parsing. A bad value exits 2 with
   one line naming the flag (``--learning-rate: must be > 0, got -0.001``) or the file, line and key
-  (``recipe.yaml:7: learning_rate: ...``); a YAML key given twice is refused;
+  (``recipe.yaml:7: learning_rate: ...``); a YAML key given twice is refused, and a config file is checked
+  whole, a value that a flag overrides included. The parser raises :class:`OptionError`, which
+  ``rgsd.cli.main`` prints as ``rgsd CMD: error: ...`` and exits 2;
 * ``--help`` shows every field's help and default; :func:`config_markdown` renders the same as a table.
 
 The Python API builds the same dataclasses with :func:`build` (a YAML file plus field overrides, checked
