@@ -235,7 +235,7 @@ class _LineLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def read_config(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
+def read_config(path: str | Path, what: str = "config file") -> tuple[dict[str, Any], dict[str, int]]:
     """A YAML config file's mapping and the line of each top-level key; :class:`ConfigError` names the file.
 
     An empty file is an empty mapping; anything but a mapping, a syntax error (with its line:column), a key
@@ -244,9 +244,11 @@ def read_config(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
-        raise ConfigError(f"{path}: cannot read the config file: {err.strerror or err}") from None
+        raise ConfigError(f"{path}: cannot read the {what}: {err.strerror or err}") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: cannot read the config file: it is not UTF-8 text") from None
+        raise ConfigError(f"{path}: cannot read the {what}: it is not UTF-8 text") from None
+    except ValueError:  # a NUL or a lone surrogate in the name (from a YAML escape): no file has that name
+        raise ConfigError(f"{show(str(path))}: cannot read the {what}: not a usable file name") from None
     loader = _LineLoader(text, str(path))
     try:
         loader.top = node = loader.get_single_node()

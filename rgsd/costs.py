@@ -125,7 +125,7 @@ def load_prices(path: str | Path | None = None, price_in: float | None = None, p
         table.default = Price(_price_value(price_in, "--price-in"), _price_value(price_out, "--price-out"))
     if path is None:
         return table
-    data, lines = read_config(path)  # ConfigError (a ValueError) naming the file, and the line where it can
+    data, lines = read_config(path, "price table")  # ConfigError (a ValueError) naming the file, and the line where it can
     if not data:
         raise ValueError(f"{path}: file: expected a mapping of model -> {{input: PRICE, output: PRICE}}")
     for model, entry in data.items():

@@ -144,8 +144,14 @@ def build(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any
 
 def _located(message: str, path: str, lines: dict[str, int]) -> str:
     """``PATH:LINE`` of the field named first in ``message`` (``PATH`` when none of the file's keys is named)."""
-    found = [(m.start(), key) for key in lines if (m := re.search(rf"\b{re.escape(key)}\b", message))]
+    found = [(m.start(), key) for key in lines if (m := re.search(field_pattern(key), message))]
     return f"{path}:{lines[min(found)[1]]}" if found else path
+
+
+def field_pattern(name: str) -> str:
+    """A regular expression for field ``name`` in a message, as a key or a flag (``judge`` not in ``--judge-mode``)."""
+    flag = "--" + name.replace("_", "-")
+    return rf"(?<![\w-]){re.escape(name)}(?![\w-])|{re.escape(flag)}(?![\w-])"
 
 
 def checked(value: Any, tp: Any, where: str, meta: typing.Mapping[str, Any] | None = None) -> Any:

@@ -264,7 +264,7 @@ def test_prices_turn_tokens_into_dollars(tmp_path, capsys):
         assert s["judge_cost_usd"] == pytest.approx(c1 + c2)
     prices.write_text("j1: {input: cheap, output: 2}\n")
     assert main(eval_args(tmp_path, dead_url(), "--judge-prices", str(prices))) == 2
-    assert "prices.yaml:1: j1.input: expected a price >= 0" in capsys.readouterr().err
+    assert f"--judge-prices: {prices}:1: j1.input: expected a price >= 0" in capsys.readouterr().err
     prices.write_text("j1: {input: 1, output: .inf}\nj2: {input: 1, output: 2}\nj1: {input: 1, output: 2}\n")
     assert main(eval_args(tmp_path, dead_url(), "--judge-prices", str(prices))) == 2
     assert "prices.yaml:3: duplicate key 'j1' (first at line 1)" in capsys.readouterr().err

@@ -103,7 +103,10 @@ def prices(opts: JudgeOptions) -> PriceTable | None:
     if (opts.judge_price_in is None) != (opts.judge_price_out is None):  # costs.py names no flag of ours
         raise ValueError("--judge-price-in and --judge-price-out go together (dollars per million input/output "
                          "tokens)")
-    table = load_prices(opts.judge_prices, opts.judge_price_in, opts.judge_price_out)
+    try:
+        table = load_prices(opts.judge_prices, opts.judge_price_in, opts.judge_price_out)
+    except ValueError as err:  # the file's problem, under the option that named the file
+        raise ValueError(f"--judge-prices: {err}" if opts.judge_prices is not None else str(err)) from None
     return table if table else None
 
 
