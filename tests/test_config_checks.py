@@ -99,6 +99,10 @@ def test_a_missing_unreadable_or_binary_config_file(tmp_path, capsys):
     binary.write_bytes(b"\xff\xfe\x00max_steps: 1\n")
     with pytest.raises(ConfigError, match=r": cannot read the config file: it is not UTF-8 text$"):
         build(RGSDConfig, binary)
+    for name in ("a\x00b.yaml", "\ud800.yaml"):  # a YAML escape can give a path no file system takes
+        with pytest.raises(ConfigError) as exc:
+            read_config(name)
+        assert str(exc.value) == f"{name!r}: cannot read the config file: not a usable file name"
 
 
 @pytest.mark.parametrize("text", ["", "# nothing set yet\n", "~\n"])
