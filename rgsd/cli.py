@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
-    except ConfigError as err:  # a bad key or value in a --config file
-        print(f"rgsd: error: {err}", file=sys.stderr)
+    except ConfigError as err:  # a bad flag value, config file, key or value in it: one line, no usage, no traceback
+        print(f"{getattr(err, 'prog', 'rgsd')}: error: {err}", file=sys.stderr)
         return 2
     configure_logging(args.verbose)
     if not getattr(args, "func", None):

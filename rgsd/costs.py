@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -103,7 +104,8 @@ class PriceTable:
 
 
 def _price_value(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
+    # a NaN or infinite price would make every cost NaN or infinite: a wrong number in every report
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
         raise ValueError(f"{where}: expected a price >= 0 (dollars per million tokens), got {value!r}")
     return float(value)
 
@@ -111,9 +113,10 @@ def _price_value(value: object, where: str) -> float:
 def load_prices(path: str | Path | None = None, price_in: float | None = None, price_out: float | None = None) -> PriceTable:
     """A :class:`PriceTable` from a YAML file and/or one input/output price for every model.
 
-    Raises ``ValueError`` naming the file and the model for anything that is not a price.
+    Raises ``ValueError`` naming the file, the line and the model for anything that is not a price (a model
+    listed twice included).
     """
-    import yaml
+    from rgsd.checks import read_config
 
     table = PriceTable()
     if (price_in is None) != (price_out is None):
@@ -122,20 +125,14 @@ def load_prices(path: str | Path | None = None, price_in: float | None = None, p
         table.default = Price(_price_value(price_in, "--price-in"), _price_value(price_out, "--price-out"))
     if path is None:
         return table
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: file: cannot read the price table: {err}") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ValueError(f"{path}{line}: file: malformed YAML: {getattr(err, 'problem', err)}") from None
-    if not isinstance(data, dict) or not data:
+    data, lines = read_config(path, "price table")  # ConfigError (a ValueError) naming the file, and the line where it can
+    if not data:
         raise ValueError(f"{path}: file: expected a mapping of model -> {{input: PRICE, output: PRICE}}")
     for model, entry in data.items():
+        where = f"{path}:{lines.get(str(model), '?')}: {model}"
         if not isinstance(entry, dict) or set(entry) != {"input", "output"}:
-            raise ValueError(f"{path}: {model}: expected {{input: PRICE, output: PRICE}}, got {entry!r}")
-        p = Price(_price_value(entry["input"], f"{path}: {model}.input"), _price_value(entry["output"], f"{path}: {model}.output"))
+            raise ValueError(f"{where}: expected {{input: PRICE, output: PRICE}}, got {entry!r}")
+        p = Price(_price_value(entry["input"], f"{where}.input"), _price_value(entry["output"], f"{where}.output"))
         if str(model) == "default":
             table.default = table.default or p
         else:

@@ -10,8 +10,14 @@ transformers' :class:`~transformers.HfArgumentParser` turns the fields into flag
 * renamed fields keep their old name for one release (a class attribute ``DEPRECATED = {"old": "new"}``),
   with a warning; an entry ``"old": ("new", {old_value: new_value})`` also translates values whose meaning
   changed (``"key": ("key", {None: "none"})`` deprecates a value of a field that kept its name);
-* values from YAML are converted and checked against the field's type (:func:`convert`), and a dataclass's
-  ``validate()`` runs after parsing; a ``ValueError`` from either exits 2 naming the field;
+* values from YAML are converted and checked against the field's type (:func:`convert`: a ``str`` field
+  takes a string, never ``17`` or ``[a, b]`` turned into text), then every value, from a flag, a YAML file or
+  :func:`build`, against the field's range (``arg(..., check=POSITIVE)``, see :mod:`rgsd.checks`; floats
+  finite, ints within 64 bits); a dataclass's ``validate()`` runs after parsing. A bad value exits 2 with
+  one line naming the flag (``--learning-rate: must be > 0, got -0.001``) or the file, line and key
+  (``recipe.yaml:7: learning_rate: ...``); a YAML key given twice is refused, and a config file is checked
+  whole, a value that a flag overrides included. The parser raises :class:`OptionError`, which
+  ``rgsd.cli.main`` prints as ``rgsd CMD: error: ...`` and exits 2;
 * ``--help`` shows every field's help and default; :func:`config_markdown` renders the same as a table.
 
 The Python API builds the same dataclasses with :func:`build` (a YAML file plus field overrides, checked
@@ -21,8 +27,10 @@ as the flags are); :func:`prefixed` gives a role's copy of a dataclass (``--eval
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import difflib
+import re
 import sys
 import types
 import typing
@@ -33,24 +41,32 @@ from typing import Any, TypeVar
 import yaml
 from transformers import HfArgumentParser
 
+# ConfigError and convert are imported from here by every command: this module is the configuration's face
+from rgsd.checks import Check, ConfigError, check_value, convert, read_config  # noqa: F401
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
-    """A bad option, key or value; the message names it and what is accepted. The CLI exits 2, no traceback."""
+CHECK_KEYS = ("check", "allow_inf")  # our field metadata, not argparse's
 
 
-def arg(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002 - "help" reads best in the definitions
-    """A dataclass field with a help text (lists and dicts are copied per instance)."""
+def arg(default: Any, help: str, *, check: Check | None = None, allow_inf: bool = False,  # noqa: A002
+        **kw: Any) -> Any:
+    """A dataclass field with a help text and the values it allows (lists and dicts are copied per instance).
+
+    ``check``: a :class:`rgsd.checks.Range` (``POSITIVE``, ``SHARE`` ...) or ``NOT_EMPTY``; ``allow_inf``: the
+    field means something by an infinite float (every other float must be finite).
+    """
+    meta = {"help": help, **({"check": check} if check else {}), **({"allow_inf": True} if allow_inf else {})}
     if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kw)
-    return dataclasses.field(default=default, metadata={"help": help}, **kw)
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta, **kw)
+    return dataclasses.field(default=default, metadata=meta, **kw)
 
 
 def redefault(cls: type, name: str, default: Any) -> Any:
-    """Field ``name`` of dataclass ``cls`` with another default and the same help (a subclass's own default)."""
-    (help_text,) = (f.metadata["help"] for f in dataclasses.fields(cls) if f.name == name)
-    return arg(default, help_text)
+    """Field ``name`` of dataclass ``cls`` with another default, the same help and checks (a subclass's default)."""
+    (meta,) = (f.metadata for f in dataclasses.fields(cls) if f.name == name)
+    return dataclasses.field(default=default, metadata=dict(meta))
 
 
 # ---- values ---------------------------------------------------------------------------------------------
@@ -58,76 +74,6 @@ def field_types(cls: type) -> dict[str, Any]:
     """Field name -> declared type (from the annotations: HfArgumentParser rewrites ``Field.type``)."""
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
-
-
-def convert(value: Any, tp: Any, where: str) -> Any:
-    """Coerce a YAML or command-line value to the field's declared type; ``ValueError`` names ``where``."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            return None
-        for a in args:
-            try:
-                return convert(value, a, where)
-            except (TypeError, ValueError):
-                continue
-        raise ValueError(f"{where}: cannot read {value!r} as {tp}")
-    if origin is typing.Literal:
-        allowed = typing.get_args(tp)
-        if value not in allowed:
-            raise ValueError(f"{where}: {value!r} is not one of {list(allowed)}")
-        return value
-    if origin in (list, tuple):
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{where}: expected a list, got {value!r}")
-        (inner,) = typing.get_args(tp)[:1] or (str,)
-        # "a,b" and ["a", "b"] mean the same (the flag takes several words, a YAML value may be one string);
-        # a repeated flag (action "append") gives lists, whose words are kept whole
-        items: list[Any] = []
-        for v in value:
-            if isinstance(v, (list, tuple)):
-                items.extend(v)
-            elif isinstance(v, str):
-                items.extend(p for p in v.split(",") if p != "")
-            else:
-                items.append(v)
-        return [convert(v, inner, where) for v in items]
-    if origin is dict or tp is dict:
-        if isinstance(value, str):
-            try:
-                value = yaml.safe_load(value)
-            except yaml.YAMLError:
-                raise ValueError(f"{where}: expected a mapping, got {value!r}") from None
-        if not isinstance(value, dict):
-            raise ValueError(f"{where}: expected a mapping, got {value!r}")
-        return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on"):
-            return True
-        if isinstance(value, str) and value.lower() in ("false", "no", "0", "off"):
-            return False
-        raise ValueError(f"{where}: expected true/false, got {value!r}")
-    if tp in (int, float):
-        if isinstance(value, bool):
-            raise ValueError(f"{where}: expected a number, got {value!r}")
-        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string, so parse numbers ourselves
-            try:
-                value = int(value) if tp is int else float(value)
-            except ValueError:
-                raise ValueError(f"{where}: expected {tp.__name__}, got {value!r}") from None
-        if tp is int and isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, (int, float)) or (tp is int and not isinstance(value, int)):
-            raise ValueError(f"{where}: expected {tp.__name__}, got {value!r}")
-        return tp(value)
-    if tp is str:
-        return str(value)
-    return value
 
 
 def did_you_mean(key: str, known: list[str]) -> str:
@@ -173,28 +119,51 @@ def _renamed(key: str, value: Any, renames: dict[str, Rename], where: str) -> tu
 
 def build(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:
     """``cls`` from a YAML file plus field overrides (the Python API's way in), checked like the flags."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     ftypes = field_types(cls)
     renames = deprecated_names([cls])
     values: dict[str, Any] = {}
-    sources = [(str(path), read_yaml(path))] if path is not None else []
-    sources.append(("overrides", dict(overrides or {})))
-    for where, mapping in sources:
-        for key, value in mapping.items():
+    mapping, lines = read_config(path) if path is not None else ({}, {})
+    sources = [(mapping, lambda key: f"{path}:{lines[key]}" if key in lines else str(path)),
+               (dict(overrides or {}), lambda key: "overrides")]
+    for items, place in sources:
+        for key, value in items.items():
+            where = place(str(key))
             key, value = _renamed(str(key).replace("-", "_"), value, renames, where)
             if key not in ftypes:
                 raise ConfigError(f"{where}: unknown key {key!r} for {cls.__name__}{did_you_mean(key, list(ftypes))}"
                                   " (`--help` lists every field)")
-            values[key] = checked(value, ftypes[key], f"{where}: {key}")
-    return instantiate(cls, values)
-
-
-def checked(value: Any, tp: Any, where: str) -> Any:
+            values[key] = checked(value, ftypes[key], f"{where}: {key}", fields[key].metadata)
     try:
-        return convert(value, tp, where)
+        return instantiate(cls, values)
+    except ConfigError as err:  # a check across fields: the line of the first field it names
+        if path is None:
+            raise
+        raise ConfigError(f"{_located(str(err), str(path), lines)}: {err}") from None
+
+
+def _located(message: str, path: str, lines: dict[str, int]) -> str:
+    """``PATH:LINE`` of the field named first in ``message`` (``PATH`` when none of the file's keys is named)."""
+    found = [(m.start(), key) for key in lines if (m := re.search(field_pattern(key), message))]
+    return f"{path}:{lines[min(found)[1]]}" if found else path
+
+
+def field_pattern(name: str) -> str:
+    """A regular expression for field ``name`` in a message, as a key or a flag (``judge`` not in ``--judge-mode``)."""
+    flag = "--" + name.replace("_", "-")
+    return rf"(?<![\w-]){re.escape(name)}(?![\w-])|{re.escape(flag)}(?![\w-])"
+
+
+def checked(value: Any, tp: Any, where: str, meta: typing.Mapping[str, Any] | None = None) -> Any:
+    """``value`` converted to ``tp`` and checked against the field's ``meta`` (its range): else ConfigError."""
+    try:
+        value = convert(value, tp, where)
     except ConfigError:
         raise
     except (TypeError, ValueError) as err:
         raise ConfigError(str(err)) from None
+    check_value(value, meta or {}, where)
+    return value
 
 
 def instantiate(cls: type[T], values: dict[str, Any]) -> T:
@@ -209,23 +178,19 @@ def instantiate(cls: type[T], values: dict[str, Any]) -> T:
     return obj
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the config file: {err.strerror or err}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a config file must be a mapping of field: value")
-    return raw
-
-
 def save(obj: Any, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(dataclasses.asdict(obj), sort_keys=False))
 
 
 # ---- the parser -----------------------------------------------------------------------------------------
+class OptionError(ConfigError):
+    """A bad value or config file found while parsing ``prog``'s arguments (``rgsd train: error: ...``, exit 2)."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """``--help``: descriptions as written, and every option's default after its help."""
 
@@ -253,21 +218,39 @@ class CommandParser(HfArgumentParser):
                     and "none" not in (action.choices or ())):  # a choice named "none" stays a choice
                 action.type = _or_null(action.type)
 
+    @staticmethod
+    def _parse_dataclass_field(parser: Any, field: dataclasses.Field) -> None:
+        # transformers hands a field's metadata to add_argument: keep our own keys (its checks) from argparse
+        if any(k in field.metadata for k in CHECK_KEYS):
+            field = copy.copy(field)
+            field.metadata = types.MappingProxyType({k: v for k, v in field.metadata.items() if k not in CHECK_KEYS})
+        HfArgumentParser._parse_dataclass_field(parser, field)
+
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
         argv = self._rename_flags(sys.argv[1:] if args is None else list(args))
         path = _flag_value(argv, "--config")
-        if path is not None and self.dataclass_types:
-            try:
+        try:
+            if path is not None and self.dataclass_types:
                 self.set_defaults(**self._yaml_defaults(path))
-            except ConfigError as err:  # exit 2 with the command's usage line, like a bad flag
-                self.error(str(err))
-        ns, extra = super().parse_known_args(argv, namespace)
+            ns, extra = super().parse_known_args(argv, namespace)
+            self._check_values(ns)
+        except OptionError:  # a subcommand's (rgsd rubrics generate): it names itself
+            raise
+        except ConfigError as err:  # rgsd.cli.main prints one line naming the file:line or flag, exit 2
+            raise OptionError(self.prog, str(err)) from None
         unknown = [t for t in extra if t.startswith("-")]
         if unknown:
             known = sorted({s[2:].replace("-", "_") for s in self._option_string_actions if s.startswith("--")})
             name = unknown[0][2:].partition("=")[0].replace("-", "_")
             self.error(f"unrecognized arguments: {' '.join(extra)}{did_you_mean(name, known)}")
         return ns, extra
+
+    def _check_values(self, ns: argparse.Namespace) -> None:
+        """Every option's range, at parse time: a flag's value (a config file's were checked as it was read)."""
+        for cls in self.dataclass_types:
+            for f in dataclasses.fields(cls):
+                if f.init and hasattr(ns, f.name):
+                    check_value(getattr(ns, f.name), f.metadata, "--" + f.name.replace("_", "-"))
 
     def _rename_flags(self, argv: list[str]) -> list[str]:
         """Old option names (and old values, see ``DEPRECATED``) rewritten to the current ones, with a warning."""
@@ -289,15 +272,19 @@ class CommandParser(HfArgumentParser):
 
     def _yaml_defaults(self, path: str) -> dict[str, Any]:
         ftypes: dict[str, Any] = {}
+        metas: dict[str, Any] = {}
         for cls in self.dataclass_types:
             ftypes.update(field_types(cls))
+            metas.update({f.name: f.metadata for f in dataclasses.fields(cls)})
         out = {}
-        for key, value in read_yaml(path).items():
-            key, value = _renamed(str(key).replace("-", "_"), value, self.renames, path)
+        mapping, lines = read_config(path)
+        for key, value in mapping.items():
+            where = f"{path}:{lines[str(key)]}" if str(key) in lines else path
+            key, value = _renamed(str(key).replace("-", "_"), value, self.renames, where)
             if key not in ftypes:
-                raise ConfigError(f"{path}: unknown key {key!r}{did_you_mean(key, list(ftypes))}"
+                raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, list(ftypes))}"
                                   " (`--help` lists every field)")
-            out[key] = checked(value, ftypes[key], f"{path}: {key}")
+            out[key] = checked(value, ftypes[key], f"{where}: {key}", metas[key])
         return out
 
 
@@ -330,7 +317,8 @@ def add_command(sub: argparse._SubParsersAction, name: str, option_types: list[t
 def options(args: argparse.Namespace, cls: type[T]) -> T:
     """The ``cls`` instance in parsed arguments: values converted to the field types, then ``validate()``."""
     ftypes = field_types(cls)
-    values = {k: checked(getattr(args, k), tp, f"--{k.replace('_', '-')}") for k, tp in ftypes.items()
+    metas = {f.name: f.metadata for f in dataclasses.fields(cls)}
+    values = {k: checked(getattr(args, k), tp, f"--{k.replace('_', '-')}", metas[k]) for k, tp in ftypes.items()
               if hasattr(args, k)}
     return instantiate(cls, values)
 
@@ -388,7 +376,9 @@ def config_markdown(cls: type) -> str:
     """The fields of ``cls`` as a Markdown table (docs/configuration.md is generated from this)."""
     rows = ["| field | default | meaning |", "| --- | --- | --- |"]
     for f in dataclasses.fields(cls):
-        rows.append(f"| `{f.name}` | `{default_of(f)!r}` | {f.metadata.get('help', '')} |")
+        check = f.metadata.get("check")
+        allowed = f" Allowed: {check.describe()}." if check else ""
+        rows.append(f"| `{f.name}` | `{default_of(f)!r}` | {f.metadata.get('help', '')}{allowed} |")
     renames = deprecated_names([cls])
     if renames:
         rows.append("")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from rgsd.checks import AT_LEAST_ONE, NON_NEGATIVE, NOT_EMPTY, POSITIVE, SEED, SHARE_BELOW_ONE
 from rgsd.data.options import TrainDataArgs
 from rgsd.options import add_command, arg
 
@@ -30,15 +31,15 @@ class PolicyArgs(TrainDataArgs):
     """The training data, the policy model and its LoRA adapter: the same fields in every trainer."""
 
     model_name_or_path: str = arg(
-        "smollm2-offline", "Hub name, local folder, or 'smollm2-offline' (the embedded default).")
+        "smollm2-offline", "Hub name, local folder, or 'smollm2-offline' (the embedded default).", check=NOT_EMPTY)
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = arg(
         "auto", "Training dtype; auto = bf16 on GPU, fp32 on CPU.")
     bf16: bool | None = arg(
         None, "TRL's switch: true = dtype bf16, false = fp32 (instead of auto); null = dtype decides.")
     use_lora: bool = arg(True, "Train a LoRA adapter (PEFT); false = full fine-tuning.")
-    lora_r: int = arg(16, "LoRA rank.")
-    lora_alpha: int = arg(32, "LoRA alpha.")
-    lora_dropout: float = arg(0.0, "LoRA dropout.")
+    lora_r: int = arg(16, "LoRA rank.", check=AT_LEAST_ONE)
+    lora_alpha: int = arg(32, "LoRA alpha.", check=AT_LEAST_ONE)
+    lora_dropout: float = arg(0.0, "LoRA dropout.", check=SHARE_BELOW_ONE)
     lora_target_modules: list[str] = arg(
         ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         "Module names that get LoRA adapters.")
@@ -64,23 +65,25 @@ class PolicyArgs(TrainDataArgs):
 class OptimArgs:
     """AdamW, the learning-rate schedule and the seed (transformers' names and meanings)."""
 
-    max_steps: int = arg(100, "Optimizer steps.")
-    gradient_accumulation_steps: int = arg(1, "Micro-batches per optimizer step.")
-    learning_rate: float = arg(1e-4, "Peak learning rate (1e-4 suits LoRA; ~5e-6 for full fine-tuning).")
+    max_steps: int = arg(100, "Optimizer steps.", check=AT_LEAST_ONE)
+    gradient_accumulation_steps: int = arg(1, "Micro-batches per optimizer step.", check=AT_LEAST_ONE)
+    learning_rate: float = arg(
+        1e-4, "Peak learning rate (1e-4 suits LoRA; ~5e-6 for full fine-tuning).", check=POSITIVE)
     lr_scheduler_type: Scheduler = arg(
         "constant_with_warmup", "transformers' schedule: constant ignores the warm-up, constant_with_warmup, "
                                 "cosine and linear start with it.")
     warmup_ratio: float = arg(
-        0.05, "Share of max_steps in linear warm-up, rounded down (used when warmup_steps is 0).")
+        0.05, "Share of max_steps in linear warm-up, rounded down (used when warmup_steps is 0).",
+        check=SHARE_BELOW_ONE)
     warmup_steps: float = arg(
         0, "Linear warm-up as in transformers 5: an integer >= 1 = steps, a float in (0, 1) = share of "
-           "max_steps (rounded up); 0 = warmup_ratio decides.")
-    max_grad_norm: float | None = arg(1.0, "Gradient clipping norm; null disables.")
-    weight_decay: float = arg(0.01, "AdamW weight decay.")
-    adam_beta1: float = arg(0.9, "AdamW beta1.")
-    adam_beta2: float = arg(0.999, "AdamW beta2.")
-    adam_epsilon: float = arg(1e-8, "AdamW epsilon.")
-    seed: int = arg(0, "Seed for data order, sampling and initialization.")
+           "max_steps (rounded up); 0 = warmup_ratio decides.", check=NON_NEGATIVE)
+    max_grad_norm: float | None = arg(1.0, "Gradient clipping norm; null (or 0) disables.", check=NON_NEGATIVE)
+    weight_decay: float = arg(0.01, "AdamW weight decay.", check=NON_NEGATIVE)
+    adam_beta1: float = arg(0.9, "AdamW beta1.", check=SHARE_BELOW_ONE)
+    adam_beta2: float = arg(0.999, "AdamW beta2.", check=SHARE_BELOW_ONE)
+    adam_epsilon: float = arg(1e-8, "AdamW epsilon.", check=POSITIVE)
+    seed: int = arg(0, "Seed for data order, sampling and initialization.", check=SEED)
 
     def num_warmup_steps(self) -> int:
         """Warm-up steps in effect (the module doc's rule)."""
@@ -103,10 +106,13 @@ class OptimArgs:
 class RunArgs:
     """The run folder, checkpoints, log lines and tracker names (transformers' names)."""
 
-    output_dir: str = arg("runs/rgsd", "Run folder: config, metrics.jsonl, costs.json, checkpoints, final model.")
-    save_steps: int = arg(0, "Save a resumable checkpoint every N steps (0 = only at the end).")
-    save_total_limit: int | None = arg(2, "Keep only the newest N step checkpoints.")
-    logging_steps: int = arg(1, "Print a log line every N steps (metrics.jsonl gets every step).")
+    output_dir: str = arg("runs/rgsd", "Run folder: config, metrics.jsonl, costs.json, checkpoints, final model.",
+                          check=NOT_EMPTY)
+    save_steps: int = arg(0, "Save a resumable checkpoint every N steps (0 = only at the end).", check=NON_NEGATIVE)
+    save_total_limit: int | None = arg(2, "Keep only the newest N step checkpoints (null or 0 = all).",
+                                       check=NON_NEGATIVE)
+    logging_steps: int = arg(1, "Print a log line every N steps (metrics.jsonl gets every step).",
+                             check=AT_LEAST_ONE)
     report_to: list[str] = arg(
         [], "Trackers, as transformers' report_to: none, all (every installed one) or names (tensorboard, wandb, "
             "trackio, mlflow, ...); a tracker not installed exits 2 naming its package. Keys as TRL's: train/loss...")

@@ -22,6 +22,9 @@ def render() -> str:
         "`lr_scheduler_type` is transformers' name and meaning: `constant` ignores the warm-up,\n"
         "`constant_with_warmup` does not (rgsd 0.1's `lr_scheduler: constant` warmed up, so it reads as\n"
         "`constant_with_warmup`). `bf16` is TRL's switch over `dtype` (true = bf16, false = fp32).\n\n"
+        "Values are checked as the file is read: the type (a string field takes a string: quote `'17'`), the\n"
+        "range given as *Allowed*, every float finite and every int within 64 bits; a key given twice is refused.\n"
+        "A bad value exits 2 with one line naming it: `recipe.yaml:7: learning_rate: must be > 0, got -0.001`.\n\n"
         "## `rgsd train` (RGSDConfig)\n\n" + config_markdown(RGSDConfig) + "\n\n"
         "## `rgsd grpo` (GRPORunConfig)\n\n" + config_markdown(GRPORunConfig) + "\n"
     )

@@ -38,7 +38,7 @@ def test_config_fields_accept_both_spellings(spelling, capsys):
         (["--max-step", "3"], "did you mean --max_steps"),  # no abbreviation
         (["--clip_mode", "foo"], "invalid choice: 'foo' (choose from 'entry', 'token')"),
         (["--max-steps", "abc"], "--max_steps/--max-steps: invalid int value: 'abc'"),
-        (["--beta", "2"], "beta must be in [0, 1]"),
+        (["--beta", "2"], "rgsd train: error: --beta: must be in [0, 1], got 2.0"),
         (["--format", "jsonl"], "invalid choice: 'jsonl' (choose from 'auto', 'healthbench', 'rar', 'rubrichub', "
                                 "'canonical', 'generic')"),
     ],

@@ -244,7 +244,7 @@ def test_judge_roles_take_the_judge_flags_and_refuse_what_they_cannot_use(tmp_pa
     assert main(base + ["--reference-judge-mode", "holistic"]) == 2
     assert "--reference-judge-mode holistic gives no per-criterion verdicts" in capsys.readouterr().err
     assert main(base + ["--reference-judge", "openai", "--reference-judge-max-retries", "-1"]) == 2
-    assert "--reference-judge-max-retries must be >= 0" in capsys.readouterr().err
+    assert "--reference-judge-max-retries: must be >= 0, got -1" in capsys.readouterr().err
     # the old names, for one release: the role's own, and diagnose's --panel-rule (all = unanimous)
     with pytest.warns(FutureWarning, match="'reference_base_url' is deprecated"):
         assert main(base + ["--reference-base-url", "http://127.0.0.1:9/v1"]) == 2

@@ -61,11 +61,11 @@ def test_config_validation_names_the_problem(tmp_path):
         GRPORunConfig(dataset_name="x", judge="openai", reward="rar-implicit").validate()
     with pytest.raises(ValueError, match="holistic gives no per-criterion verdicts"):
         GRPORunConfig(dataset_name="x", judge="openai", judge_mode="holistic").validate()
-    with pytest.raises(ValueError, match="--price-in and --price-out go together"):
+    with pytest.raises(ValueError, match="--judge-price-in and --judge-price-out go together"):
         GRPORunConfig(dataset_name="x", judge_price_in=1.0).validate()
     recipe = tmp_path / "r.yaml"
     recipe.write_text("dataset_name: d.jsonl\nnum_generation: 4\n")
-    with pytest.raises(ValueError, match=r"r\.yaml: unknown key 'num_generation'"):
+    with pytest.raises(ValueError, match=r"r\.yaml:2: unknown key 'num_generation'"):
         build(GRPORunConfig, recipe)
 
 

@@ -151,16 +151,16 @@ def test_401_mid_run_keeps_results_and_the_rerun_finishes(tmp_path, capsys, monk
 @pytest.mark.parametrize(
     "extra,message",
     [
-        (["--judge-max-retries", "-1"], "--judge-max-retries must be >= 0"),
-        (["--judge-max-reasks", "-2"], "--judge-max-reasks must be >= 0"),
-        (["--judge-timeout", "0"], "--judge-timeout must be > 0"),
-        (["--limit", "0"], "--limit must be >= 1"),
-        (["--limit", "-3"], "--limit must be >= 1"),
-        (["--judge-max-calls", "-1"], "--judge-max-calls must be >= 0"),
-        (["--judge-concurrency", "0"], "--judge-concurrency must be >= 1"),
-        (["--judge-max-failure-rate", "1.5"], "--judge-max-failure-rate must be from 0 to 1"),
-        (["--judge-price-in", "1"], "--price-in and --price-out go together"),
-        (["--judge-price-in", "-1", "--judge-price-out", "1"], "expected a price >= 0"),
+        (["--judge-max-retries", "-1"], "--judge-max-retries: must be >= 0, got -1"),
+        (["--judge-max-reasks", "-2"], "--judge-max-reasks: must be >= 0, got -2"),
+        (["--judge-timeout", "0"], "--judge-timeout: must be > 0, got 0.0"),
+        (["--limit", "0"], "--limit: must be >= 1, got 0"),
+        (["--limit", "-3"], "--limit: must be >= 1, got -3"),
+        (["--judge-max-calls", "-1"], "--judge-max-calls: must be >= 0, got -1"),
+        (["--judge-concurrency", "0"], "--judge-concurrency: must be >= 1, got 0"),
+        (["--judge-max-failure-rate", "1.5"], "--judge-max-failure-rate: must be in [0, 1], got 1.5"),
+        (["--judge-price-in", "1"], "--judge-price-in and --judge-price-out go together"),
+        (["--judge-price-in", "-1", "--judge-price-out", "1"], "--judge-price-in: must be >= 0, got -1.0"),
     ],
 )
 def test_bad_options_are_rejected_with_a_message(tmp_path, capsys, extra, message):
@@ -271,7 +271,14 @@ def test_prices_turn_tokens_into_dollars(tmp_path, capsys):
         assert s["judge_cost_usd"] == pytest.approx(c1 + c2)
     prices.write_text("j1: {input: cheap, output: 2}\n")
     assert main(eval_args(tmp_path, dead_url(), "--judge-prices", str(prices))) == 2
-    assert "prices.yaml: j1.input: expected a price >= 0" in capsys.readouterr().err
+    assert f"--judge-prices: {prices}:1: j1.input: expected a price >= 0" in capsys.readouterr().err
+    prices.write_text("j1: {input: 1, output: .inf}\nj2: {input: 1, output: 2}\nj1: {input: 1, output: 2}\n")
+    assert main(eval_args(tmp_path, dead_url(), "--judge-prices", str(prices))) == 2
+    assert "prices.yaml:3: duplicate key 'j1' (first at line 1)" in capsys.readouterr().err
+    prices.write_text("j1: {input: 1, output: .inf}\n")
+    assert main(eval_args(tmp_path, dead_url(), "--judge-prices", str(prices))) == 2
+    assert "prices.yaml:1: j1.output: expected a price >= 0 (dollars per million tokens), got inf" in (
+        capsys.readouterr().err)
 
 
 # ---- GRPO: a hostile reply cannot crash a step or buy a reward -------------------------------------------------

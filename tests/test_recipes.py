@@ -50,7 +50,7 @@ def test_overrides_are_typed():
     assert cfg.lora_target_modules == ["q_proj", "v_proj"]
     with pytest.raises(ValueError, match="beta"):
         build(RGSDConfig, None, {"dataset_name": "x", "beta": "high"})
-    with pytest.raises(ValueError, match="beta must be in"):
+    with pytest.raises(ValueError, match=r"^overrides: beta: must be in \[0, 1\], got 1.5$"):
         build(RGSDConfig, None, {"dataset_name": "x", "beta": "1.5"})
 
 

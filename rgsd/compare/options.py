@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from rgsd.checks import AT_LEAST_ONE, NON_NEGATIVE, NOT_EMPTY, SEED
 from rgsd.data.options import EvalDataArgs, TrainDataArgs
 from rgsd.judges.options import JudgeKind, JudgeOptions
 from rgsd.options import ConfigError, arg, field_types, prefixed
@@ -30,9 +31,10 @@ class CompareArgs:
         "eval_base_url": "eval_judge_base_url", "eval_api_key_env": "eval_judge_api_key_env"}
 
     out: str = arg("", "Output folder (runs, evaluations, compare.md/json, plots); required.")
-    model_name_or_path: str = arg("smollm2-offline", "Base model (both methods start from it).")
-    max_steps: int | None = arg(None, "Optimizer steps (both methods); required unless the runs are read.")
-    seed: int = arg(0, "Seed of both runs and of the evaluation's sampling and bootstrap.")
+    model_name_or_path: str = arg("smollm2-offline", "Base model (both methods start from it).", check=NOT_EMPTY)
+    max_steps: int | None = arg(
+        None, "Optimizer steps (both methods); required unless the runs are read.", check=AT_LEAST_ONE)
+    seed: int = arg(0, "Seed of both runs and of the evaluation's sampling and bootstrap.", check=SEED)
     rgsd_config: str | None = arg(None, "RGSD recipe (default: RGSDConfig defaults).")
     grpo_config: str | None = arg(None, "GRPO recipe (default: GRPORunConfig defaults).")
     rgsd_set: list[str] = field(default_factory=list, metadata={
@@ -43,11 +45,11 @@ class CompareArgs:
         "metavar": "FIELD=VALUE"})
     rgsd_run: str | None = arg(None, "Read this finished RGSD run instead of training (with grpo_run).")
     grpo_run: str | None = arg(None, "Read this finished GRPO run instead of training (with rgsd_run).")
-    max_new_tokens: int = arg(256, "Longest evaluation response in tokens.")
-    temperature: float = arg(0.0, "Evaluation sampling temperature; 0 = greedy.")
+    max_new_tokens: int = arg(256, "Longest evaluation response in tokens.", check=AT_LEAST_ONE)
+    temperature: float = arg(0.0, "Evaluation sampling temperature; 0 = greedy.", check=NON_NEGATIVE)
     samples: int = arg(1, "Responses per prompt (> 1 needs temperature > 0); the paired differences use the "
-                          "per-prompt means, so a gain is not one draw per prompt.")
-    batch_size: int = arg(8, "Prompts per generate() call in the evaluation.")
+                          "per-prompt means, so a gain is not one draw per prompt.", check=AT_LEAST_ONE)
+    batch_size: int = arg(8, "Prompts per generate() call in the evaluation.", check=AT_LEAST_ONE)
 
     def validate(self) -> None:
         if not self.out:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from rgsd.checks import AT_LEAST_ONE
 from rgsd.data.loaders import DataError, load_examples, read_polarity_overrides, require_unique_ids
 from rgsd.data.options import DatasetArgs
 from rgsd.data.rar import DEFAULT_POLICY
@@ -37,20 +38,21 @@ class SourceArgs(DatasetArgs):
 
 @dataclass
 class LintArgs(SourceArgs):
-    max_criterion_chars: int | None = arg(None, "Flag longer criteria (default 4000).")
+    max_criterion_chars: int | None = arg(None, "Flag longer criteria (default 4000).", check=AT_LEAST_ONE)
 
 
 @dataclass
 class ConvertArgs(SourceArgs):
     on_error: Literal["strict", "skip"] = arg(
         "strict", "strict: stop on any bad record; skip: write the good ones, list the rest.")
-    limit: int | None = arg(None, "Stop after this many examples.")
+    limit: int | None = arg(None, "Stop after this many examples.", check=AT_LEAST_ONE)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``rgsd data`` with its ``lint`` and ``convert`` subcommands."""
     data = subparsers.add_parser("data", help="check and convert rubric datasets", usage="%(prog)s {lint,convert} ...")
-    sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=CommandParser)
+    sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=CommandParser,
+                              prog=data.prog)  # errors say "rgsd data convert", not the usage line
     data.set_defaults(func=lambda args: (data.print_help(), 2)[1])
 
     lint = add_command(sub, "lint", [LintArgs], run_lint,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from rgsd.checks import AT_LEAST_ONE
 from rgsd.options import arg
 
 COLUMN_TARGETS = ("prompt", "rubric", "id")
@@ -45,8 +46,9 @@ class TrainDataArgs(DatasetArgs):
     DEPRECATED: ClassVar[dict[str, str]] = {**DatasetArgs.DEPRECATED, "data_split": "dataset_train_split"}
 
     dataset_train_split: str | None = arg(None, "Split of a Hugging Face dataset to train on (e.g. train).")
-    polarity: str = arg("sign", "Polarity policy for negative weights (see docs/data-formats.md).")
-    max_examples: int | None = arg(None, "Use only the first N examples.")
+    polarity: Literal["sign", "avoid-positive"] = arg(
+        "sign", "Polarity policy for negative weights (see docs/data-formats.md).")
+    max_examples: int | None = arg(None, "Use only the first N examples.", check=AT_LEAST_ONE)
 
     def source_kwargs(self) -> dict[str, Any]:
         """``load_examples`` keyword arguments of these fields (besides the source itself)."""
@@ -61,7 +63,7 @@ class EvalDataArgs(DatasetArgs):
     DEPRECATED: ClassVar[dict[str, str]] = {**DatasetArgs.DEPRECATED, "split": "dataset_test_split"}
 
     dataset_test_split: str | None = arg(None, "Split of a Hugging Face dataset to evaluate on (e.g. test).")
-    limit: int | None = arg(None, "Use only the first N examples.")
+    limit: int | None = arg(None, "Use only the first N examples.", check=AT_LEAST_ONE)
 
     def source_kwargs(self) -> dict[str, Any]:
         """``load_examples`` keyword arguments of these fields (besides the source itself)."""

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rgsd.checks import AT_LEAST_ONE, NOT_EMPTY, POSITIVE, SEED
 from rgsd.demo.run import DemoSettings
 from rgsd.options import add_command, arg, field_values, options
 
@@ -17,19 +18,21 @@ _D = DemoSettings()
 class DemoArgs:
     """The demo's options (the defaults are :class:`rgsd.demo.run.DemoSettings`')."""
 
-    out: str = arg(str(_D.out), "Output folder (report.md, summary.json, plots, checkpoint).")
-    model: str = arg(_D.model, "Model to demo (default: the embedded offline SmolLM2-135M).")
-    steps: int = arg(_D.steps, "RGSD optimizer steps.")
-    seed: int = arg(_D.seed, "Seed of everything (the demo is deterministic given it).")
-    train_prompts: int = arg(_D.train_prompts, "Train on (and evaluate) the first N demo training prompts.")
-    eval_samples: int = arg(_D.eval_samples, "Sampled responses per prompt.")
+    out: str = arg(str(_D.out), "Output folder (report.md, summary.json, plots, checkpoint).", check=NOT_EMPTY)
+    model: str = arg(_D.model, "Model to demo (default: the embedded offline SmolLM2-135M).", check=NOT_EMPTY)
+    steps: int = arg(_D.steps, "RGSD optimizer steps.", check=AT_LEAST_ONE)
+    seed: int = arg(_D.seed, "Seed of everything (the demo is deterministic given it).", check=SEED)
+    train_prompts: int = arg(_D.train_prompts, "Train on (and evaluate) the first N demo training prompts.",
+                             check=AT_LEAST_ONE)
+    eval_samples: int = arg(_D.eval_samples, "Sampled responses per prompt.", check=AT_LEAST_ONE)
     base_eval_samples: int = arg(
         _D.base_eval_samples, "Sampled responses per prompt of the base model (the reference of every paired "
-                              "difference).")
-    eval_temperature: float = arg(_D.eval_temperature, "Sampling temperature of the evaluations (> 0).")
+                              "difference).", check=AT_LEAST_ONE)
+    eval_temperature: float = arg(_D.eval_temperature, "Sampling temperature of the evaluations (> 0).",
+                                  check=POSITIVE)
     threads: int | None = arg(None, "Torch CPU threads (default: the CPUs this process may use that are idle at "
-                                    "the start, at least 1; the results do not depend on it).")
-    max_new_tokens: int = arg(_D.max_new_tokens, "Response length in training and evaluation.")
+                                    "the start, at least 1).", check=AT_LEAST_ONE)
+    max_new_tokens: int = arg(_D.max_new_tokens, "Response length in training and evaluation.", check=AT_LEAST_ONE)
     with_grpo: bool = arg(False, "Also train the judge-based GRPO baseline and compare.")
     rgsd_set: list[str] = field(default_factory=list, metadata={
         "help": "FIELD=VALUE: override a field of the RGSD training config (recipes/rgsd-smollm2-cpu.yaml), "

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from rgsd.checks import AT_LEAST_ONE, NON_NEGATIVE, SEED
 from rgsd.data.options import EvalDataArgs
 from rgsd.evaluate.command import Placement, close, quiet_http_logs, reject_unused, require_kind, require_out
 from rgsd.judges.options import JudgeOptions, check
@@ -29,19 +30,19 @@ class DiagnoseArgs:
 
     base: str | None = arg(None, "Base model (default: the 'model' of the runs' config.yaml).")
     out: str = arg("", "Output folder, required (also holds the response and judge caches).")
-    samples: int = arg(1, "Responses per prompt and checkpoint.")
-    max_new_tokens: int = arg(256, "Longest generated response in tokens.")
-    temperature: float = arg(0.0, "Sampling temperature; 0 = greedy (needs --samples 1).")
-    batch_size: int = arg(8, "Generation batch size.")
-    dtype: str = arg("float32", "Model dtype.")
+    samples: int = arg(1, "Responses per prompt and checkpoint.", check=AT_LEAST_ONE)
+    max_new_tokens: int = arg(256, "Longest generated response in tokens.", check=AT_LEAST_ONE)
+    temperature: float = arg(0.0, "Sampling temperature; 0 = greedy (needs --samples 1).", check=NON_NEGATIVE)
+    batch_size: int = arg(8, "Generation batch size.", check=AT_LEAST_ONE)
+    dtype: Literal["float32", "bfloat16", "float16", "fp32", "bf16", "fp16", "auto"] = arg("float32", "Model dtype.")
     device: str | None = arg(None, "Model device (default: cuda if available, else cpu).")
-    seed: int = arg(0, "Random seed (generation and bootstrap).")
-    taxonomy_max: int = arg(200, "Classify at most this many exploited credits.")
+    seed: int = arg(0, "Random seed (generation and bootstrap).", check=SEED)
+    taxonomy_max: int = arg(200, "Classify at most this many exploited credits.", check=NON_NEGATIVE)
     sig_source: Literal["auto", "measure"] = arg(
         "auto", "auto: the run's metrics.jsonl where it logged the gap at that step, else measured.")
-    sig_k: int = arg(2, "Samples per prompt for a measured gap (0 = skip).")
-    sig_prompts: int = arg(8, "Prompts for a measured gap.")
-    sig_max_new_tokens: int = arg(64, "Longest response in tokens for a measured gap.")
+    sig_k: int = arg(2, "Samples per prompt for a measured gap (0 = skip).", check=NON_NEGATIVE)
+    sig_prompts: int = arg(8, "Prompts for a measured gap.", check=AT_LEAST_ONE)
+    sig_max_new_tokens: int = arg(64, "Longest response in tokens for a measured gap.", check=AT_LEAST_ONE)
     sig_placement: Placement = arg(
         "user_suffix", "Rubric placement of the teacher prompt for a measured gap (use the run's).")
     sig_teacher_style: Literal["full", "compact"] = arg(

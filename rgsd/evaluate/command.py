@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from rgsd.checks import AT_LEAST_ONE, NON_NEGATIVE, SEED
 from rgsd.data.options import EvalDataArgs
 from rgsd.judges.options import JudgeOptions
 from rgsd.method.teacher_prompt import PLACEMENTS
@@ -38,13 +39,13 @@ class GenerationArgs:
     """Where results go and how the model generates (``eval`` and ``gap``)."""
 
     out: str = arg("", "Output folder (required).")
-    max_new_tokens: int = arg(256, "Longest generated response in tokens.")
-    temperature: float = arg(0.0, "Sampling temperature of the model; 0 = greedy (default).")
-    batch_size: int = arg(8, "Generation batch size.")
+    max_new_tokens: int = arg(256, "Longest generated response in tokens.", check=AT_LEAST_ONE)
+    temperature: float = arg(0.0, "Sampling temperature of the model; 0 = greedy (default).", check=NON_NEGATIVE)
+    batch_size: int = arg(8, "Generation batch size.", check=AT_LEAST_ONE)
     dtype: Literal["float32", "bfloat16", "float16", "auto"] | None = arg(
         None, "Model dtype (default: bfloat16 on CUDA, float32 on CPU).")
     device: str | None = arg(None, "Model device (default: cuda if available, else cpu).")
-    seed: int = arg(0, "Random seed.")
+    seed: int = arg(0, "Random seed.", check=SEED)
 
 
 def add_judging_command(sub: argparse._SubParsersAction, name: str, args: type,

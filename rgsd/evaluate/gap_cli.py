@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from rgsd.checks import AT_LEAST_ONE, NON_NEGATIVE, NOT_EMPTY
 from rgsd.data.options import EvalDataArgs
 from rgsd.evaluate.command import (
     EXIT_BAD_INPUT,
@@ -41,13 +42,14 @@ DESCRIPTION = (
 class GapArgs:
     """The model and how the teacher prompt and the self-internalization probe are built."""
 
-    model: str = arg("smollm2-offline", "Model to measure.")
+    model: str = arg("smollm2-offline", "Model to measure.", check=NOT_EMPTY)
     placement: Placement = arg("user_suffix", "Where the rubric goes in the teacher prompt.")
     teacher_style: Literal["full", "compact"] = arg(
         "full", "Rubric wording in the teacher prompt (compact suits very small models).")
-    k: int = arg(4, "Samples per prompt for the self-internalization gap (paper: 10).")
-    sig_max_new_tokens: int = arg(128, "Longest response in tokens for the self-internalization gap.")
-    sig_temperature: float = arg(1.0, "Sampling temperature for the self-internalization gap.")
+    k: int = arg(4, "Samples per prompt for the self-internalization gap (paper: 10).", check=AT_LEAST_ONE)
+    sig_max_new_tokens: int = arg(
+        128, "Longest response in tokens for the self-internalization gap.", check=AT_LEAST_ONE)
+    sig_temperature: float = arg(1.0, "Sampling temperature for the self-internalization gap.", check=NON_NEGATIVE)
 
 
 def _conditioning(model: Any, tok: Any, examples: list[Any], judge: Any, a: GapArgs, gen: GenerationArgs,

@@ -26,6 +26,7 @@ from rgsd.evaluate.command import (
 )
 from rgsd.judges.canaries import CANARIES, CanaryReport, Pairs, run_canaries, sample_pairs
 from rgsd.judges.options import JudgeOptions
+from rgsd.checks import AT_LEAST_ONE, NON_NEGATIVE, SEED, SHARE
 from rgsd.options import CommandParser, add_command, arg, options
 
 COMMAND = "rgsd judge check"
@@ -50,7 +51,7 @@ class CanaryGate:
     """The false-positive rate a judge may show on a canary."""
 
     max_canary_rate: float = arg(
-        0.1, "Fail (exit 4) when any canary's false-positive rate (met on a non-answer) is above this.")
+        0.1, "Fail (exit 4) when any canary's false-positive rate (met on a non-answer) is above this.", check=SHARE)
 
     def validate(self) -> None:
         if not 0 <= self.max_canary_rate <= 1:
@@ -64,7 +65,8 @@ class CanaryArgs(CanaryGate):
     canaries: int = arg(
         0, "Before generating or grading, run the judge canaries (" + ", ".join(CANARIES) + ") on N sampled "
            "(example, criterion) pairs, 7N verdicts, and stop with exit 4 when a false-positive rate is above "
-           "--max-canary-rate (see `rgsd judge check`); they count against --judge-max-calls; 0 = off.")
+           "--max-canary-rate (see `rgsd judge check`); they count against --judge-max-calls; 0 = off.",
+        check=NON_NEGATIVE)
 
     def validate(self) -> None:
         super().validate()
@@ -77,8 +79,8 @@ class CheckArgs(CanaryGate):
     """How many pairs ``rgsd judge check`` samples, and where its report goes."""
 
     sample: int = arg(20, "(example, criterion) pairs to sample from the positive-points criteria; every canary "
-                          "is graded on each (7 verdicts a pair).")
-    seed: int = arg(0, "Seed of the sample.")
+                          "is graded on each (7 verdicts a pair).", check=AT_LEAST_ONE)
+    seed: int = arg(0, "Seed of the sample.", check=SEED)
     out: str = arg("", "Folder for canaries.json (and the judge cache, with --judge-cache auto); empty = print only.")
 
     def validate(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rgsd import scoring
+from rgsd.checks import SEED
 from rgsd.options import add_command, arg, options
 from rgsd.stats import paired_summary
 
@@ -167,7 +168,7 @@ class PairedArgs:
 
     dataset_name: str | None = arg(None, "The evaluated rubric data, for per-tag differences.")
     out: str | None = arg(None, "Write paired.json and paired.md here.")
-    seed: int = arg(0, "Bootstrap seed.")
+    seed: int = arg(0, "Bootstrap seed.", check=SEED)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from rgsd.checks import AT_LEAST_ONE, NON_NEGATIVE, NOT_EMPTY, PORT, POSITIVE, UNIT_OPEN_LOW, Range
 from rgsd.hub import HubArgs
 from rgsd.judges.options import JudgeOptions
 from rgsd.options import arg, redefault
@@ -49,29 +50,32 @@ class GRPORunConfig(JudgeOptions, HubArgs, TrainerArgs):
         "trl = TRL's own shuffled sampler.",
     )
     max_prompt_tokens: int = arg(
-        2048, "Longest prompt in tokens; longer prompts are skipped and counted, never truncated (not a TRL field).")
+        2048, "Longest prompt in tokens; longer prompts are skipped and counted, never truncated (not a TRL field).",
+        check=AT_LEAST_ONE)
     # optimization (TRL / transformers names and meanings)
-    max_steps: int = arg(100, "Optimizer steps.")
+    max_steps: int = redefault(TrainerArgs, "max_steps", 100)
     per_device_train_batch_size: int = arg(
         16, "Completions (not prompts) per device per micro-batch, as in TRL; with gradient_accumulation_steps "
-            "it sets the prompts per step (see prompts_per_step).")
+            "it sets the prompts per step (see prompts_per_step).", check=AT_LEAST_ONE)
     gradient_accumulation_steps: int = arg(
-        4, "Micro-batches per optimizer step (TRL's meaning; all are sampled in one generation pass).")
+        4, "Micro-batches per optimizer step (TRL's meaning; all are sampled in one generation pass).",
+        check=AT_LEAST_ONE)
     learning_rate: float = arg(
-        1e-5, "Peak learning rate (LoRA GRPO; the companion paper's full fine-tuning used 4.2e-6).")
+        1e-5, "Peak learning rate (LoRA GRPO; the companion paper's full fine-tuning used 4.2e-6).", check=POSITIVE)
     warmup_ratio: float = redefault(TrainerArgs, "warmup_ratio", 0.0)
     warmup_steps: float = redefault(TrainerArgs, "warmup_steps", 0.05)
-    max_grad_norm: float | None = arg(1.0, "Gradient clipping norm; null (or 0) disables.")
+    max_grad_norm: float | None = redefault(TrainerArgs, "max_grad_norm", 1.0)
     # generation
-    num_generations: int = arg(16, "Rollouts per prompt (G; 16 in the paper, TRL's default is 8; must be >= 2).")
-    max_completion_length: int = arg(256, "Longest sampled completion in tokens (TRL's name).")
-    temperature: float = arg(1.0, "Sampling temperature of the rollouts.")
-    top_p: float = arg(1.0, "Nucleus sampling for the rollouts (1.0 = off).")
+    num_generations: int = arg(
+        16, "Rollouts per prompt (G; 16 in the paper, TRL's default is 8; must be >= 2).", check=Range(2))
+    max_completion_length: int = arg(256, "Longest sampled completion in tokens (TRL's name).", check=AT_LEAST_ONE)
+    temperature: float = arg(1.0, "Sampling temperature of the rollouts (> 0: GRPO samples).", check=POSITIVE)
+    top_p: float = arg(1.0, "Nucleus sampling for the rollouts (1.0 = off).", check=UNIT_OPEN_LOW)
     # GRPO loss (TRL)
     beta: float = arg(
         0.0, "TRL's KL coefficient against the reference (initial) model; 0 = TRL's default, no reference "
-             "model is loaded. Not RGSD's divergence mixing weight.")
-    epsilon: float = arg(0.2, "PPO-style clip range of the importance ratio (TRL's epsilon).")
+             "model is loaded. Not RGSD's divergence mixing weight.", check=NON_NEGATIVE)
+    epsilon: float = arg(0.2, "PPO-style clip range of the importance ratio (TRL's epsilon).", check=POSITIVE)
     loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = arg("dapo", "TRL loss aggregation (TRL default dapo).")
     scale_rewards: Literal["group", "batch", "none"] = arg(
         "group",
@@ -88,11 +92,12 @@ class GRPORunConfig(JudgeOptions, HubArgs, TrainerArgs):
     vllm_mode: Literal["colocate", "server"] = arg(
         "colocate", "colocate = vLLM inside the training process; server = a separate `trl vllm-serve`."
     )
-    vllm_server_host: str = arg("127.0.0.1", "Host of the TRL vLLM server (vllm_mode server).")
-    vllm_server_port: int = arg(8000, "Port of the TRL vLLM server (vllm_mode server).")
-    vllm_gpu_memory_utilization: float = arg(0.3, "GPU memory share vLLM may take (colocate mode).")
+    vllm_server_host: str = arg("127.0.0.1", "Host of the TRL vLLM server (vllm_mode server).", check=NOT_EMPTY)
+    vllm_server_port: int = arg(8000, "Port of the TRL vLLM server (vllm_mode server).", check=PORT)
+    vllm_gpu_memory_utilization: float = arg(
+        0.3, "GPU memory share vLLM may take (colocate mode).", check=UNIT_OPEN_LOW)
     # checkpointing and logging (TRL / transformers names)
-    output_dir: str = arg("runs/grpo", "Run folder: config, metrics.jsonl, costs.json, checkpoints, final model.")
+    output_dir: str = redefault(TrainerArgs, "output_dir", "runs/grpo")
     disable_tqdm: bool = arg(False, "Hide the progress bar.")
     # reward (the judge's fields are JudgeOptions'; judge_max_calls counts per process)
     reward: Literal["normalized", "healthbench", "rar-implicit"] = arg(
@@ -108,7 +113,8 @@ class GRPORunConfig(JudgeOptions, HubArgs, TrainerArgs):
         "(c_k + eps); "
         "category = (polarity, category field). Evaluation always uses the static weights.",
     )
-    dynamic_weights_eps: float = arg(0.1, "eps of the dynamic weights (larger = closer to static weights).")
+    dynamic_weights_eps: float = arg(
+        0.1, "eps of the dynamic weights (larger = closer to static weights).", check=POSITIVE)
 
     def completions_per_step(self, processes: int = 1) -> int:
         """Completions one optimizer step trains on (TRL's generation_batch_size)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
+from rgsd.checks import AT_LEAST_ONE, NON_NEGATIVE, NOT_EMPTY, POSITIVE, SHARE
 from rgsd.options import arg
 
 if TYPE_CHECKING:
@@ -41,34 +42,38 @@ class JudgeOptions:
         None, "Model name sent to the endpoint (required for openai); 'a,b,c' = a panel of judges.")
     judge_base_url: str | None = arg(
         None, "Endpoint, e.g. http://127.0.0.1:8000/v1 (a panel: one URL, or one per model, comma-separated).")
-    judge_api_key_env: str = arg("OPENAI_API_KEY", "Environment variable holding the API key.")
+    judge_api_key_env: str = arg("OPENAI_API_KEY", "Environment variable holding the API key.", check=NOT_EMPTY)
     judge_mode: JudgeMode = arg(
         "per-criterion", "per-criterion: one request per criterion; batched: all criteria of a response in one "
                          "request; holistic: one 1-10 rating per response (no per-criterion verdicts).")
-    judge_concurrency: int = arg(8, "Judge requests in flight at once.")
-    judge_timeout: float = arg(60.0, "Seconds per judge request.")
-    judge_max_retries: int = arg(5, "Retries of one request on 429/5xx/timeouts.")
-    judge_max_reasks: int = arg(2, "Re-asks of an unreadable reply before it counts as a failure.")
+    judge_concurrency: int = arg(8, "Judge requests in flight at once.", check=AT_LEAST_ONE)
+    judge_timeout: float = arg(60.0, "Seconds per judge request.", check=POSITIVE)
+    judge_max_retries: int = arg(5, "Retries of one request on 429/5xx/timeouts.", check=NON_NEGATIVE)
+    judge_max_reasks: int = arg(2, "Re-asks of an unreadable reply before it counts as a failure.", check=NON_NEGATIVE)
     judge_max_consecutive_failures: int = arg(
         3, "Mark the judge down after this many requests in a row failed after all their retries (a hung or dead "
-           "endpoint): every later request then fails at once as a counted failure (0 = never).")
-    judge_temperature: float = arg(0.0, "Sampling temperature of the judge.")
-    judge_max_tokens: int = arg(1024, "Longest judge reply in tokens.")
+           "endpoint): every later request then fails at once as a counted failure (0 = never).", check=NON_NEGATIVE)
+    judge_temperature: float = arg(0.0, "Sampling temperature of the judge.", check=NON_NEGATIVE)
+    judge_max_tokens: int = arg(1024, "Longest judge reply in tokens.", check=AT_LEAST_ONE)
     judge_max_calls: int | None = arg(
-        None, "Stop cleanly once the judge sent this many requests (a panel: all members together; null = no cap).")
+        None, "Stop cleanly once the judge sent this many requests (a panel: all members together; null = no cap).",
+        check=NON_NEGATIVE)
     judge_max_tokens_budget: int | None = arg(
-        None, "Stop cleanly once the judge used this many tokens (a panel: all members together; null = no cap).")
+        None, "Stop cleanly once the judge used this many tokens (a panel: all members together; null = no cap).",
+        check=NON_NEGATIVE)
     judge_cache: str = arg(
-        "auto", "SQLite cache of judge replies: a path, 'auto' (a file in the output folder) or 'none'.")
+        "auto", "SQLite cache of judge replies: a path, 'auto' (a file in the output folder) or 'none'.",
+        check=NOT_EMPTY)
     judge_panel_rule: Literal["majority", "unanimous"] = arg(
         "majority", "How a panel (judge_model a,b,c) decides a verdict; it stands only if a majority answered.")
     judge_structured: Literal["auto", "on", "off"] = arg(
         "auto", "auto: request a JSON schema (response_format), falling back to plain JSON once the endpoint "
                 "refuses it; on: always, never falling back (a refusal is a judge failure); off: never.")
     judge_max_failure_rate: float = arg(
-        0.05, "Fail the command (exit 4) when more than this share of verdicts are judge failures.")
-    judge_price_in: float | None = arg(None, "Judge price, dollars per million prompt tokens.")
-    judge_price_out: float | None = arg(None, "Judge price, dollars per million completion tokens.")
+        0.05, "Fail the command (exit 4) when more than this share of verdicts are judge failures.", check=SHARE)
+    judge_price_in: float | None = arg(None, "Judge price, dollars per million prompt tokens.", check=NON_NEGATIVE)
+    judge_price_out: float | None = arg(
+        None, "Judge price, dollars per million completion tokens.", check=NON_NEGATIVE)
     judge_prices: str | None = arg(
         None, "YAML price table: MODEL: {input: $/Mtok, output: $/Mtok} (and 'default').")
 
@@ -99,7 +104,13 @@ def prices(opts: JudgeOptions) -> PriceTable | None:
     """The price table of ``judge_price_in/judge_price_out/judge_prices`` (None when no price was given)."""
     from rgsd.costs import load_prices
 
-    table = load_prices(opts.judge_prices, opts.judge_price_in, opts.judge_price_out)
+    if (opts.judge_price_in is None) != (opts.judge_price_out is None):  # costs.py names no flag of ours
+        raise ValueError("--judge-price-in and --judge-price-out go together (dollars per million input/output "
+                         "tokens)")
+    try:
+        table = load_prices(opts.judge_prices, opts.judge_price_in, opts.judge_price_out)
+    except ValueError as err:  # the file's problem, under the option that named the file
+        raise ValueError(f"--judge-prices: {err}" if opts.judge_prices is not None else str(err)) from None
     return table if table else None
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from rgsd.checks import AT_LEAST_ONE, NON_NEGATIVE
 from rgsd.evaluate.command import reject_unused, require_kind
 from rgsd.judges.options import JudgeOptions
 from rgsd.options import CommandParser, add_command, arg, options
@@ -30,7 +31,7 @@ class GenerateInput:
     prompt_column: str | None = arg(None, "Field holding the prompt (string or chat messages).")
     reference_column: str | None = arg(None, "Field holding the reference answer (a.b reaches into an object).")
     id_column: str | None = arg(None, "Field holding the example id.")
-    limit: int | None = arg(None, "Use only the first N prompts.")
+    limit: int | None = arg(None, "Use only the first N prompts.", check=AT_LEAST_ONE)
     on_error: Literal["strict", "skip"] = arg(
         "strict", "strict: stop on any bad input record (default); skip: list and skip them.")
 
@@ -39,11 +40,12 @@ class GenerateInput:
 class RubricShape:
     """How many criteria, their weights, and what counts as copying the reference."""
 
-    min_criteria: int = arg(7, "Fewest criteria in a rubric.")
-    max_criteria: int = arg(20, "Most criteria in a rubric.")
+    min_criteria: int = arg(7, "Fewest criteria in a rubric.", check=AT_LEAST_ONE)
+    max_criteria: int = arg(20, "Most criteria in a rubric.", check=AT_LEAST_ONE)
     weights: str = arg("", "Weight ranges per category, e.g. 'Essential=5,Important=3:4,Optional=1:2,Pitfall=-2:-1' "
                            "(the default).")
-    copy_words: int = arg(10, "Flag a criterion holding this many consecutive words of the reference (0 = off).")
+    copy_words: int = arg(10, "Flag a criterion holding this many consecutive words of the reference (0 = off).",
+                          check=NON_NEGATIVE)
     drop_copies: bool = arg(False, "Drop flagged copies instead of tagging them.")
 
 

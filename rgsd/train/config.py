@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
+from rgsd.checks import AT_LEAST_ONE, NON_NEGATIVE, NOT_EMPTY, PORT, POSITIVE, SHARE, UNIT_OPEN_LOW
 from rgsd.hub import HubArgs
 from rgsd.options import arg
 from rgsd.trainer_args import TrainerArgs
@@ -32,13 +33,14 @@ class ModelArgs(HubArgs, TrainerArgs):
 
     per_device_train_batch_size: int = arg(
         4, "Prompts per device per micro-step (as TRL's SFT/GKD count examples; each prompt gets "
-           "rollouts_per_prompt samples). Unlike `rgsd grpo`, where TRL counts completions.")
+           "rollouts_per_prompt samples). Unlike `rgsd grpo`, where TRL counts completions.", check=AT_LEAST_ONE)
     # generation
-    max_prompt_tokens: int = arg(2048, "Longest student/teacher prompt in tokens (see on_long_prompt).")
-    max_new_tokens: int = arg(256, "Longest sampled response.")
-    temperature: float = arg(1.0, "Sampling temperature of the on-policy rollouts.")
-    top_p: float = arg(1.0, "Nucleus sampling for the rollouts (1.0 = off).")
-    generation_batch_size: int = arg(16, "Prompts per generate() call.")
+    max_prompt_tokens: int = arg(
+        2048, "Longest student/teacher prompt in tokens (see on_long_prompt).", check=AT_LEAST_ONE)
+    max_new_tokens: int = arg(256, "Longest sampled response.", check=AT_LEAST_ONE)
+    temperature: float = arg(1.0, "Sampling temperature of the on-policy rollouts (0 = greedy).", check=NON_NEGATIVE)
+    top_p: float = arg(1.0, "Nucleus sampling for the rollouts (1.0 = off).", check=UNIT_OPEN_LOW)
+    generation_batch_size: int = arg(16, "Prompts per generate() call.", check=AT_LEAST_ONE)
     progress: bool = arg(True, "Show a progress bar.")
 
 
@@ -47,19 +49,20 @@ class RGSDConfig(ModelArgs):
     """RGSD: the rubric-conditioned frozen base model teaches the plain-prompt student."""
 
     # method
-    beta: float = arg(0.5, "Generalized JSD beta: 0 = forward KL(teacher||student), 1 = reverse KL.")
-    clip: float | None = arg(0.05, "Clip tau of the divergence (null = no clip).")
+    beta: float = arg(0.5, "Generalized JSD beta: 0 = forward KL(teacher||student), 1 = reverse KL.", check=SHARE)
+    clip: float | None = arg(0.05, "Clip tau of the divergence (null = no clip).", check=POSITIVE)
     clip_mode: Literal["entry", "token"] = arg(
         "entry", "entry: cap each per-vocabulary term before the vocabulary sum; token: cap the per-position sum.")
-    top_k: int | None = arg(None, "Restrict the divergence to the teacher's top-k tokens (renormalized); null = full vocab.")
-    loss_chunk_size: int = arg(1024, "Response positions per chunk of the memory-efficient loss.")
+    top_k: int | None = arg(None, "Restrict the divergence to the teacher's top-k tokens (renormalized); null = full vocab.",
+                            check=AT_LEAST_ONE)
+    loss_chunk_size: int = arg(1024, "Response positions per chunk of the memory-efficient loss.", check=AT_LEAST_ONE)
     loss_impl: Literal["auto", "fused", "checkpointed"] = arg(
         "auto", "fused: gradients computed chunk by chunk in the forward pass (fastest); checkpointed: calls the "
                 "head module per chunk (safe when FSDP2 shards the weights); auto picks checkpointed when sharded.")
-    rollouts_per_prompt: int = arg(1, "On-policy samples per prompt (the paper uses 1).")
+    rollouts_per_prompt: int = arg(1, "On-policy samples per prompt (the paper uses 1).", check=AT_LEAST_ONE)
     teacher: Literal["frozen", "live", "ema"] = arg(
         "frozen", "frozen = the initial model for the whole run (the method); live/ema are ablations only.")
-    ema_decay: float = arg(0.99, "EMA decay when teacher = ema.")
+    ema_decay: float = arg(0.99, "EMA decay when teacher = ema.", check=SHARE)
     teacher_placement: Literal["user_suffix", "system", "user_prefix"] = arg(
         "user_suffix", "Where the rubric goes in the teacher prompt (user_prefix: as key points before the "
                        "question, see rgsd/method/teacher_prompt.py).")
@@ -71,7 +74,7 @@ class RGSDConfig(ModelArgs):
     loss_temperature: float | None = arg(
         None, "Temperature at which both distributions are compared in the loss (logits / T on both sides); "
               "null = the rollout temperature (as TRL's GKD), 1.0 = untempered (rgsd 0.1.0). The paper leaves "
-              "this open.")
+              "this open.", check=POSITIVE)
     signal_diagnostics: bool = arg(
         True, "Log signal_* diagnostics (divergence by response position, tokens the teacher raises, clip "
               "shares, sampled-token log-ratio) in metrics.jsonl; fused loss only.")
@@ -90,8 +93,8 @@ class RGSDConfig(ModelArgs):
     generation_backend: Literal["transformers", "vllm-server", "vllm-colocate"] = arg(
         "transformers", "transformers generate (tested path), or vLLM through trl.generation.VLLMGeneration: "
                         "a TRL vLLM server (trl vllm-serve) or vLLM colocated on the training GPUs (GPU only).")
-    vllm_server_host: str = arg("127.0.0.1", "Host of the TRL vLLM server.")
-    vllm_server_port: int = arg(8000, "Port of the TRL vLLM server.")
+    vllm_server_host: str = arg("127.0.0.1", "Host of the TRL vLLM server.", check=NOT_EMPTY)
+    vllm_server_port: int = arg(8000, "Port of the TRL vLLM server.", check=PORT)
     # scaling: torch DDP / FSDP2, launched by torchrun
     sharding: Literal["none", "ddp", "fsdp2"] = arg(
         "none", "none: one process (under a multi-process launcher it means ddp); ddp: torch "
@@ -99,10 +102,10 @@ class RGSDConfig(ModelArgs):
                 "full fine-tuning or LoRA). Launch several processes with torchrun (or accelerate launch as a "
                 "plain launcher); the same code runs on gloo (CPU) and NCCL (GPU).")
     # self-internalization gap probe
-    probe_steps: int = arg(0, "Measure the self-internalization gap every N steps (0 = off).")
-    probe_prompts: int = arg(8, "Prompts in the fixed probe set (first N training examples).")
-    probe_samples: int = arg(2, "Rubric-conditioned samples per probe prompt.")
-    probe_max_new_tokens: int = arg(64, "Length of the probe samples.")
+    probe_steps: int = arg(0, "Measure the self-internalization gap every N steps (0 = off).", check=NON_NEGATIVE)
+    probe_prompts: int = arg(8, "Prompts in the fixed probe set (first N training examples).", check=AT_LEAST_ONE)
+    probe_samples: int = arg(2, "Rubric-conditioned samples per probe prompt.", check=AT_LEAST_ONE)
+    probe_max_new_tokens: int = arg(64, "Length of the probe samples.", check=AT_LEAST_ONE)
 
     def loss_options(self) -> LossOptions:
         """The divergence's options (building them validates them: the one place they are checked)."""
