@@ -32,7 +32,7 @@ def cpu_model() -> str:
 
 
 def run_demo(out: Path, extra: list[str]) -> dict:
-    cmd = [sys.executable, "-m", "rgsd", "demo", "--out", str(out), *extra]
+    cmd = [sys.executable, "-m", "rgsd.cli", "demo", "--out", str(out), *extra]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     start = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)

@@ -22,7 +22,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-__all__ = ["ConfigToTrackers", "Trackers", "apply_project", "check_report_to", "log_config",
+__all__ = ["TRACKERS", "ConfigToTrackers", "Trackers", "apply_project", "check_report_to", "log_config",
            "point_tensorboard", "resolve_report_to", "tensorboard_dir"]
 
 # integration -> (transformers' availability check, what to install); names are transformers' INTEGRATION_TO_CALLBACK
@@ -42,6 +42,9 @@ _INSTALL = {
     "trackio": ("is_trackio_available", "pip install trackio"),
     "wandb": ("is_wandb_available", "pip install wandb"),
 }
+
+
+TRACKERS: tuple[str, ...] = ("none", "all", *sorted(_INSTALL))  # what report_to may name
 
 
 def _integrations() -> Any:

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from rgsd.checks import AT_LEAST_ONE, NON_NEGATIVE, NOT_EMPTY, POSITIVE, SEED, SHARE_BELOW_ONE
+from rgsd.checks import AT_LEAST_ONE, NON_NEGATIVE, NOT_EMPTY, POSITIVE, SEED, SHARE_BELOW_ONE, OneOf
 from rgsd.data.options import TrainDataArgs
 from rgsd.options import add_command, arg
+from rgsd.trackers import TRACKERS
 
 Scheduler = Literal["constant", "constant_with_warmup", "cosine", "linear"]
 
@@ -115,7 +116,8 @@ class RunArgs:
                              check=AT_LEAST_ONE)
     report_to: list[str] = arg(
         [], "Trackers, as transformers' report_to: none, all (every installed one) or names (tensorboard, wandb, "
-            "trackio, mlflow, ...); a tracker not installed exits 2 naming its package. Keys as TRL's: train/loss...")
+            "trackio, mlflow, ...); a tracker not installed exits 2 naming its package. Keys as TRL's: train/loss...",
+        check=OneOf(TRACKERS))
     run_name: str | None = arg(None, "Run name shown by W&B / TensorBoard (null = the output folder's name).")
     project: str | None = arg(
         None, "W&B project (null = the output folder's parent name, or 'rgsd' when that is '.' or empty).")

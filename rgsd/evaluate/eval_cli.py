@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from rgsd.checks import AT_LEAST_ONE
 from rgsd.data.options import EvalDataArgs
 from rgsd.evaluate.command import (
     EXIT_BAD_INPUT,
@@ -44,7 +45,8 @@ class EvalArgs:
 
     model: str | None = arg(None, "Model to generate with (or 'smollm2-offline').")
     samples: int = arg(1, "With --model: responses per prompt at --temperature (> 0); scores are means over "
-                          "prompts of the per-prompt means (compare two such folders with `rgsd compare-evals`).")
+                          "prompts of the per-prompt means (compare two such folders with `rgsd compare-evals`).",
+                     check=AT_LEAST_ONE)
     responses: str | None = arg(None, "JSONL of {prompt_id, response}; matched by prompt_id, or by line order "
                                       "without ids.")
     skip_missing: bool = arg(False, "With --responses: evaluate only examples that have a response (listed in "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rgsd.checks import AT_LEAST_ONE, NON_NEGATIVE, SEED, SHARE
 from rgsd.data.options import EvalDataArgs
 from rgsd.evaluate.command import (
     EXIT_BAD_INPUT,
@@ -26,7 +27,6 @@ from rgsd.evaluate.command import (
 )
 from rgsd.judges.canaries import CANARIES, CanaryReport, Pairs, run_canaries, sample_pairs
 from rgsd.judges.options import JudgeOptions
-from rgsd.checks import AT_LEAST_ONE, NON_NEGATIVE, SEED, SHARE
 from rgsd.options import CommandParser, add_command, arg, options
 
 COMMAND = "rgsd judge check"
