@@ -111,6 +111,11 @@ def test_kill_and_resume_reproduces_uninterrupted_run(tmp_path, tiny_model_dir, 
     if use_lora:
         assert all("lora_" in k for k in a)
         assert max(a[k].abs().max().item() for k in a if "lora_B" in k) > 1e-4  # lora_B starts at zero
+        # the resume state holds the adapter and its optimizer state, not the frozen base (nor its tied head)
+        import torch.distributed.checkpoint as dcp
+
+        saved = dcp.FileSystemReader(str(tmp_path / "killed" / "checkpoints" / "step-000002" / "resume"))
+        assert all("lora_" in k for k in saved.read_metadata().state_dict_metadata if k.startswith("model."))
     assert _max_diff(a, b) < 1e-6
     steps = [json.loads(line)["step"] for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, common["max_steps"] + 1))  # steps logged after the checkpoint are not doubled
