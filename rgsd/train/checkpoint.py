@@ -146,8 +146,10 @@ def check_resumable(path: Path, world: int) -> None:
         # before DCP, rgsd wrote accelerate's save_state (model.safetensors, optimizer.bin, random_states_*.pkl)
         raise CheckpointError(f"{path} has no resume/ state (an older rgsd wrote accelerate's layout): this "
                               "version cannot resume it; train again into a new output_dir")
+    if not (resume / "scheduler.pt").exists():
+        raise CheckpointError(f"{path}: resume/scheduler.pt is missing; resume from another checkpoint")
     saved = len(list(resume.glob("rng_rank*.pt")))
-    if saved != world or not (resume / "scheduler.pt").exists():
+    if saved != world:
         raise CheckpointError(f"{path} was saved by {saved} process(es), this run has {world}: resume with "
                               f"the same number of processes (the data order and every rank's RNG depend on it)")
 
