@@ -136,25 +136,40 @@ def test_fsdp2_lora_two_processes_matches_single(tmp_path, tiny_model_dir):
         assert torch.allclose(peft_model(input_ids=ids).logits, merged(input_ids=ids).logits, atol=1e-5)
 
 
-def test_fsdp2_kill_and_resume_matches_uninterrupted(tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("use_lora", [False, True], ids=["full", "lora"])
+def test_fsdp2_kill_and_resume_matches_uninterrupted(tmp_path, tiny_model_dir, use_lora):
     # Sampled rollouts: the resumed run must restore data position, weights, optimizer and each rank's RNG.
-    common = dict(use_lora="false", per_device_batch_size=1, learning_rate="1e-3", temperature=1.0, max_steps=4,
-                  save_steps=2, probe_steps=0)
-    _ok(_torchrun(tiny_model_dir, tmp_path / "full", **common))
+    common = dict(use_lora=str(use_lora).lower(), per_device_batch_size=1, temperature=1.0, max_steps=4,
+                  learning_rate="1e-2" if use_lora else "1e-3", save_steps=2, probe_steps=0)
+    # the uninterrupted run goes beside the one to be killed (time, not results: each run is deterministic)
+    full = _torchrun(tiny_model_dir, tmp_path / "full", wait=False, **common)
     run = tmp_path / "killed"
-    proc = _torchrun(tiny_model_dir, run, wait=False, **common)
-    deadline = time.time() + 300
-    while not list((run / "checkpoints").glob("step-*/trainer_state.json")) and time.time() < deadline:
-        time.sleep(0.1)
-        assert proc.poll() is None, "the run ended before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (run / "final").exists()
-    resumed = _torchrun(tiny_model_dir, run, extra=("--resume",), **common)
-    _ok(resumed)
-    assert "resumed from" in resumed.stderr
-    diff = _max_diff(_weights(tmp_path / "full" / "final"), _weights(run / "final"))
-    print(f"FSDP2 kill -9 + resume: max |w_resumed - w_uninterrupted| = {diff:.3e}")
+    try:
+        proc = _torchrun(tiny_model_dir, run, wait=False, **common)
+        deadline = time.time() + 300
+        while not list((run / "checkpoints").glob("step-*/trainer_state.json")) and time.time() < deadline:
+            time.sleep(0.1)
+            assert proc.poll() is None, "the run ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert not (run / "final").exists()
+        resumed = _torchrun(tiny_model_dir, run, extra=("--resume",), **common)
+        _ok(resumed)
+        assert "resumed from" in resumed.stderr
+        assert full.wait(timeout=600) == 0, "the uninterrupted run failed"
+    finally:
+        if full.poll() is None:
+            os.killpg(full.pid, signal.SIGKILL)
+    a, b = _weights(tmp_path / "full" / "final"), _weights(run / "final")  # LoRA: the adapters
+    if use_lora:
+        assert all("lora_" in k for k in a) and max(a[k].abs().max().item() for k in a if "lora_B" in k) > 1e-4
+        # the resume state holds the adapter (sharded) and its optimizer state, not the frozen base
+        import torch.distributed.checkpoint as dcp
+
+        keys = dcp.FileSystemReader(str(run / "checkpoints" / "step-000002" / "resume")).read_metadata()
+        assert all("lora_" in k for k in keys.state_dict_metadata if k.startswith("model."))
+    diff = _max_diff(a, b)
+    print(f"FSDP2 kill -9 + resume ({'LoRA' if use_lora else 'full'}): max |w_resumed - w_uninterrupted| = {diff:.3e}")
     assert diff < 1e-6
     assert [m["step"] for m in _metrics(run)] == [1, 2, 3, 4]
 

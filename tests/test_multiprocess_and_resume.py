@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
@@ -36,7 +38,7 @@ def _env() -> dict:
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
-    return load_file(run / "final" / "model.safetensors")
+    return load_file(next((run / "final").glob("*.safetensors")))  # full weights, or the LoRA adapter
 
 
 def _max_diff(a: dict, b: dict) -> float:
@@ -63,30 +65,57 @@ def test_two_process_data_parallel_matches_single_process(tmp_path, tiny_model_d
     assert _max_diff(one, two) < 1e-3 * moved
 
 
-def test_kill_and_resume_reproduces_uninterrupted_run(tmp_path, tiny_model_dir):
-    # Sampled rollouts (temperature 1): the resumed run must restore data position and every RNG state.
-    common = dict(max_steps=6, save_steps=2, per_device_batch_size=2, temperature=1.0)
-    full = subprocess.run([sys.executable, "-m", "rgsd.cli", *_args(tiny_model_dir, tmp_path / "full", **common)],
-                          env=_env(), capture_output=True, text=True)
-    assert full.returncode == 0, full.stderr[-3000:]
+def _command(model_dir: Path, out: Path, procs: int, *extra: str, **kw) -> list[str]:
+    """``rgsd train`` in one process, or under torchrun with ``procs`` DDP ranks."""
+    if procs == 1:
+        return [sys.executable, "-m", "rgsd.cli", *_args(model_dir, out, **kw), *extra]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs), "--master_port",
+            str(_free_port()), "-m", "rgsd.cli", *_args(model_dir, out, sharding="ddp", **kw), *extra]
 
-    run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "rgsd.cli", *_args(tiny_model_dir, run, **common)],
-                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+def _kill_and_resume(run: Path, command: Callable[..., list[str]]) -> None:
+    """Start ``command()``, kill -9 its process group once a checkpoint is complete, then run it with --resume."""
+    # own session: kill -9 reaches torchrun and its workers alike (a lost node, not a clean stop)
+    proc = subprocess.Popen(command(), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     deadline = time.time() + 300
     while not list((run / "checkpoints").glob("step-*/trainer_state.json")) and time.time() < deadline:
         time.sleep(0.1)
         assert proc.poll() is None, "the run ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (run / "final").exists()  # really interrupted
-
-    resumed = subprocess.run([sys.executable, "-m", "rgsd.cli", *_args(tiny_model_dir, run, **common), "--resume"],
-                             env=_env(), capture_output=True, text=True)
+    resumed = subprocess.run(command("--resume"), env=_env(), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed from" in resumed.stderr
-    assert _max_diff(_weights(tmp_path / "full"), _weights(run)) < 1e-6
-    import json
 
-    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [1, 2, 3, 4, 5, 6]  # steps the killed run logged after its checkpoint are not doubled
+
+@pytest.mark.parametrize(("use_lora", "procs"), [(False, 1), (True, 1), (False, 2), (True, 2)],
+                         ids=["full", "lora", "ddp-full", "ddp-lora"])
+def test_kill_and_resume_reproduces_uninterrupted_run(tmp_path, tiny_model_dir, use_lora, procs):
+    # Sampled rollouts (temperature 1): the resumed run must restore data position and every RNG state.
+    common = dict(max_steps=4, save_steps=2, per_device_batch_size=2, temperature=1.0,
+                  use_lora=str(use_lora).lower(), learning_rate="1e-2" if use_lora else "1e-3")
+    # the uninterrupted run goes beside the one to be killed (time, not results: each run is deterministic)
+    log = open(tmp_path / "full.log", "w")  # a file, not a pipe nobody reads while the other runs
+    full = subprocess.Popen(_command(tiny_model_dir, tmp_path / "full", procs, **common), env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    try:
+        _kill_and_resume(tmp_path / "killed", lambda *x: _command(tiny_model_dir, tmp_path / "killed", procs, *x, **common))
+        assert full.wait(timeout=600) == 0, (tmp_path / "full.log").read_text()[-3000:]
+    finally:
+        if full.poll() is None:
+            os.killpg(full.pid, signal.SIGKILL)
+        log.close()
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "killed")
+    if use_lora:
+        assert all("lora_" in k for k in a)
+        assert max(a[k].abs().max().item() for k in a if "lora_B" in k) > 1e-4  # lora_B starts at zero
+        # the resume state holds the adapter and its optimizer state, not the frozen base (nor its tied head)
+        import torch.distributed.checkpoint as dcp
+
+        saved = dcp.FileSystemReader(str(tmp_path / "killed" / "checkpoints" / "step-000002" / "resume"))
+        assert all("lora_" in k for k in saved.read_metadata().state_dict_metadata if k.startswith("model."))
+    assert _max_diff(a, b) < 1e-6
+    steps = [json.loads(line)["step"] for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, common["max_steps"] + 1))  # steps logged after the checkpoint are not doubled

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from rgsd.options import options
 from rgsd.train.config import RGSDConfig
@@ -13,10 +14,15 @@ HELP = "Train with Rubric-Guided Self-Distillation (no judge)."
 
 
 def _run(args: argparse.Namespace) -> int:
+    from rgsd.train.checkpoint import CheckpointError
     from rgsd.train.trainer import train
 
     cfg = options(args, RGSDConfig)
-    out = train(cfg, resume=args.resume)
+    try:
+        out = train(cfg, resume=args.resume)
+    except CheckpointError as err:  # --resume on a checkpoint this run cannot use: one line, no traceback
+        print(f"rgsd train: error: {err}", file=sys.stderr)
+        return 2
     if os.environ.get("RANK", "0") == "0":  # once per run, not once per process
         print(f"done: trained model in {out / 'final'}, metrics in {out / 'metrics.jsonl'}, costs in {out / 'costs.json'}")
     return 0
