@@ -246,13 +246,14 @@ def test_holistic_judges_and_bad_options_exit_2(tmp_path, capsys):
         assert main(check_args(tmp_path, server.url, "--judge-mode", "holistic")) == 2
         assert "canaries need per-criterion verdicts" in capsys.readouterr().err
         assert server.count == 0
-    for bad, message in ((["--sample", "0"], "--sample must be >= 1"),
-                         (["--max-canary-rate", "1.5"], "--max-canary-rate must be from 0 to 1")):
+    for bad, message in ((["--sample", "0"], "rgsd judge check: error: --sample: must be >= 1, got 0"),
+                         (["--max-canary-rate", "1.5"],
+                          "rgsd judge check: error: --max-canary-rate: must be in [0, 1], got 1.5")):
         assert main(check_args(tmp_path, "http://127.0.0.1:9/v1", *bad)) == 2
         assert message in capsys.readouterr().err
     args = ["eval", "--dataset-name", str(write_data(tmp_path)), "--responses", str(write_responses(tmp_path)),
             "--judge", "regex", "--out", str(tmp_path / "out"), "--canaries", "-1"]
-    assert main(args) == 2 and "--canaries must be >= 0" in capsys.readouterr().err
+    assert main(args) == 2 and "rgsd eval: error: --canaries: must be >= 0, got -1" in capsys.readouterr().err
 
 
 def test_a_budget_stop_during_the_canaries_exits_3(tmp_path, capsys):

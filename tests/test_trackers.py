@@ -158,7 +158,7 @@ def test_missing_tracker_exits_2_with_one_line(monkeypatch, capsys, command):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "trackio is not installed: pip install trackio" in err[0], err
     assert main([command, "--dataset_name", "x", "--report_to", "tensorbored", *extra]) == 2
-    assert "unknown tracker 'tensorbored'" in capsys.readouterr().err
+    assert "--report-to: 'tensorbored' is not one of ['none', 'all', " in capsys.readouterr().err
 
 
 # ---- TRL's names -------------------------------------------------------------------------------------------
