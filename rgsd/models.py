@@ -22,6 +22,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from rgsd.checks import ConfigError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "smollm2-offline"
@@ -39,8 +41,8 @@ def cache_dir() -> Path:
     return Path(base) / "rgsd"
 
 
-class ModelUnavailable(RuntimeError):
-    """A named model cannot be made here (a package missing); the CLI prints the message, exit 2."""
+class ModelUnavailable(ConfigError):
+    """A named model cannot be made here (a package missing): a configuration error, one line, exit 2."""
 
 
 def _gguf_path() -> Path:

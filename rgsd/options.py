@@ -41,6 +41,8 @@ from typing import Any, TypeVar
 import yaml
 from transformers import HfArgumentParser
 
+from rgsd import recipes
+
 # ConfigError and convert are imported from here by every command: this module is the configuration's face
 from rgsd.checks import Check, ConfigError, check_value, convert, read_config  # noqa: F401
 
@@ -117,12 +119,21 @@ def _renamed(key: str, value: Any, renames: dict[str, Rename], where: str) -> tu
     return new, values[value] if changed else value
 
 
+def _config_file(value: str | Path) -> Path:
+    """A config file by path, or a shipped recipe by name (:func:`rgsd.recipes.config_file`)."""
+    try:
+        return recipes.config_file(value)
+    except FileNotFoundError as err:
+        raise ConfigError(str(err)) from None
+
+
 def build(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:
     """``cls`` from a YAML file plus field overrides (the Python API's way in), checked like the flags."""
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     ftypes = field_types(cls)
     renames = deprecated_names([cls])
     values: dict[str, Any] = {}
+    path = _config_file(path) if path is not None else None
     mapping, lines = read_config(path) if path is not None else ({}, {})
     sources = [(mapping, lambda key: f"{path}:{lines[key]}" if key in lines else str(path)),
                (dict(overrides or {}), lambda key: "overrides")]
@@ -231,7 +242,7 @@ class CommandParser(HfArgumentParser):
         path = _flag_value(argv, "--config")
         try:
             if path is not None and self.dataclass_types:
-                self.set_defaults(**self._yaml_defaults(path))
+                self.set_defaults(**self._yaml_defaults(str(_config_file(path))))
             ns, extra = super().parse_known_args(argv, namespace)
             self._check_values(ns)
         except OptionError:  # a subcommand's (rgsd rubrics generate): it names itself

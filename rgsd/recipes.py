@@ -32,3 +32,21 @@ def path(name: str) -> Path:
     if not found.is_file():
         raise FileNotFoundError(f"no recipe {name!r} in {folder()} (recipes: {', '.join(names()) or 'none'})")
     return found
+
+
+def config_file(value: str | Path) -> Path:
+    """What ``--config VALUE`` reads: an existing file, else the shipped recipe of that name.
+
+    ``rgsd-tiny-cpu``, ``rgsd-tiny-cpu.yaml`` and ``recipes/rgsd-tiny-cpu.yaml`` (the README's path, run from an
+    installed wheel with no checkout around) all name the shipped recipe. Raises ``FileNotFoundError`` naming
+    the value and the shipped recipes when neither exists.
+    """
+    given = Path(value)
+    if given.exists():
+        return given
+    if not given.is_absolute() and given.parent in (Path("."), Path("recipes")):
+        file = given.name if given.name.endswith((".yaml", ".yml")) else f"{given.name}.yaml"
+        if (folder() / file).is_file():
+            return folder() / file
+    shipped = ", ".join(n.removesuffix(".yaml") for n in names()) or "none"
+    raise FileNotFoundError(f"{value}: no such file, and no shipped recipe of that name (recipes: {shipped})")
