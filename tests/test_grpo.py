@@ -327,3 +327,21 @@ def test_grpo_http_judge_costs_failures_and_nan_advantages(tiny_model_dir, tmp_p
     weights = load_file(str(out / "final" / "adapter_model.safetensors"))
     assert any(float(t.abs().max()) > 0 for k, t in weights.items() if "lora_B" in k)
     assert not math.isnan(cost.wall_time)
+
+
+def test_another_trl_runs_only_if_the_internals_the_shim_uses_are_unchanged(monkeypatch, caplog):
+    import trl
+    from trl import GRPOTrainer
+
+    from rgsd.checks import ConfigError
+    from rgsd.grpo.trl_shim import TRL_VERSION, require_compatible_trl
+
+    require_compatible_trl()  # the tested version: nothing to say
+    monkeypatch.setattr(trl, "__version__", "1.99.0")
+    with caplog.at_level("WARNING", logger="rgsd.grpo.trl_shim"):
+        require_compatible_trl()
+    assert f"trl 1.99.0: the TRL internals the GRPO baseline uses (written against {TRL_VERSION}) check out" in caplog.text
+    monkeypatch.delattr(GRPOTrainer, "_calculate_rewards")
+    with pytest.raises(ConfigError, match=r"trl 1\.99\.0: .* changed \(GRPOTrainer\._calculate_rewards no longer .*\); "
+                                          rf"pip install trl=={TRL_VERSION}"):
+        require_compatible_trl()

@@ -167,9 +167,11 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
     from rgsd.grpo.rewards import RubricReward
     from rgsd.hub import finish_model_folder, push_folder
     from rgsd.models import load_tokenizer, resolve_model_path
+    from rgsd.grpo.trl_shim import require_compatible_trl
     from rgsd.options import save as save_config
 
     cfg.validate()
+    require_compatible_trl()
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = get_last_checkpoint(str(out)) if resume else None

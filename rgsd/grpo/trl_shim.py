@@ -16,10 +16,11 @@ upgrade that changes them is caught before a run silently measures or rewards th
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from typing import Any
 
-__all__ = ["TRL_VERSION", "private_api_problems", "timed_grpo_trainer_class"]
+__all__ = ["TRL_VERSION", "private_api_problems", "require_compatible_trl", "timed_grpo_trainer_class"]
 
 TRL_VERSION = "1.16.0"  # the version this shim was written and checked against
 
@@ -68,3 +69,23 @@ def private_api_problems() -> list[str]:
     if calc is None or "torch.nan" not in inspect.getsource(calc):
         problems.append("GRPOTrainer._calculate_rewards no longer turns a None reward into NaN")
     return problems
+
+
+def require_compatible_trl() -> None:
+    """Before a GRPO run: another TRL than :data:`TRL_VERSION` is checked; changed internals stop the run.
+
+    rgsd allows any trl 1.x (pyproject.toml); what it cannot allow is measuring or rewarding the wrong thing,
+    so a release whose internals differ is refused with one line (exit 2) instead of run.
+    """
+    import trl
+
+    from rgsd.checks import ConfigError
+
+    if trl.__version__ == TRL_VERSION:
+        return
+    problems = private_api_problems()
+    if problems:
+        raise ConfigError(f"trl {trl.__version__}: the GRPO baseline relies on TRL internals written against "
+                          f"trl {TRL_VERSION}, and they changed ({'; '.join(problems)}); pip install trl=={TRL_VERSION}")
+    logging.getLogger(__name__).warning("trl %s: the TRL internals the GRPO baseline uses (written against %s) "
+                                        "check out; run tests/test_grpo.py to be sure", trl.__version__, TRL_VERSION)
