@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -40,3 +43,17 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(1)
+
+
+def kill_after_first_checkpoint(proc: subprocess.Popen, run: Path, timeout: float = 300.0) -> None:
+    """SIGKILL the process group of ``proc`` (its own session) once ``run`` holds a complete step checkpoint.
+
+    A lost node, not a clean stop: torchrun and its workers die alike; the run must not have finished.
+    """
+    deadline = time.time() + timeout
+    while not list((run / "checkpoints").glob("step-*/trainer_state.json")) and time.time() < deadline:
+        time.sleep(0.1)
+        assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "final").exists()  # really interrupted

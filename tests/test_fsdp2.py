@@ -14,12 +14,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import DEMO_TRAIN, REPO
+from conftest import DEMO_TRAIN, REPO, kill_after_first_checkpoint
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.slow
@@ -146,13 +145,7 @@ def test_fsdp2_kill_and_resume_matches_uninterrupted(tmp_path, tiny_model_dir, u
     run = tmp_path / "killed"
     try:
         proc = _torchrun(tiny_model_dir, run, wait=False, **common)
-        deadline = time.time() + 300
-        while not list((run / "checkpoints").glob("step-*/trainer_state.json")) and time.time() < deadline:
-            time.sleep(0.1)
-            assert proc.poll() is None, "the run ended before it could be killed"
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        assert not (run / "final").exists()
+        kill_after_first_checkpoint(proc, run)
         resumed = _torchrun(tiny_model_dir, run, extra=("--resume",), **common)
         _ok(resumed)
         assert "resumed from" in resumed.stderr

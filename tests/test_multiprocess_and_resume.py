@@ -8,13 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
 import pytest
 import torch
-from conftest import DEMO_TRAIN, REPO
+from conftest import DEMO_TRAIN, REPO, kill_after_first_checkpoint
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.slow
@@ -78,13 +77,7 @@ def _kill_and_resume(run: Path, command: Callable[..., list[str]]) -> None:
     # own session: kill -9 reaches torchrun and its workers alike (a lost node, not a clean stop)
     proc = subprocess.Popen(command(), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    deadline = time.time() + 300
-    while not list((run / "checkpoints").glob("step-*/trainer_state.json")) and time.time() < deadline:
-        time.sleep(0.1)
-        assert proc.poll() is None, "the run ended before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (run / "final").exists()  # really interrupted
+    kill_after_first_checkpoint(proc, run)
     resumed = subprocess.run(command("--resume"), env=_env(), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed from" in resumed.stderr

@@ -165,9 +165,9 @@ def train_grpo(cfg: GRPORunConfig, resume: bool = False) -> Path:
 
     from rgsd.data.training import load_training_examples
     from rgsd.grpo.rewards import RubricReward
+    from rgsd.grpo.trl_shim import require_compatible_trl
     from rgsd.hub import finish_model_folder, push_folder
     from rgsd.models import load_tokenizer, resolve_model_path
-    from rgsd.grpo.trl_shim import require_compatible_trl
     from rgsd.options import save as save_config
 
     cfg.validate()
