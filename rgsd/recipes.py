@@ -38,15 +38,20 @@ def config_file(value: str | Path) -> Path:
     """What ``--config VALUE`` reads: an existing file, else the shipped recipe of that name.
 
     ``rgsd-tiny-cpu``, ``rgsd-tiny-cpu.yaml`` and ``recipes/rgsd-tiny-cpu.yaml`` (the README's path, run from an
-    installed wheel with no checkout around) all name the shipped recipe. Raises ``FileNotFoundError`` naming
-    the value and the shipped recipes when neither exists.
+    installed wheel with no checkout around) all name the shipped recipe. A value like that which names no
+    recipe raises ``FileNotFoundError`` listing the shipped ones; any other path is returned as given (the
+    config reader says what is wrong with it).
     """
     given = Path(value)
-    if given.exists():
+    try:
+        if given.exists():
+            return given
+    except (OSError, ValueError):  # a name no file system takes: the reader says so
         return given
-    if not given.is_absolute() and given.parent in (Path("."), Path("recipes")):
-        file = given.name if given.name.endswith((".yaml", ".yml")) else f"{given.name}.yaml"
-        if (folder() / file).is_file():
-            return folder() / file
+    if given.is_absolute() or given.parent not in (Path("."), Path("recipes")):
+        return given
+    file = given.name if given.name.endswith((".yaml", ".yml")) else f"{given.name}.yaml"
+    if (folder() / file).is_file():
+        return folder() / file
     shipped = ", ".join(n.removesuffix(".yaml") for n in names()) or "none"
     raise FileNotFoundError(f"{value}: no such file, and no shipped recipe of that name (recipes: {shipped})")

