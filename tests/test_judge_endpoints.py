@@ -169,7 +169,7 @@ def test_breaker_marks_the_judge_down_after_k_failures_in_a_row_and_a_reply_rese
 
 def test_max_consecutive_failures_is_checked(tmp_path, capsys):
     assert main(eval_args(tmp_path, "http://127.0.0.1:9/v1", "--judge-max-consecutive-failures", "-1")) == 2
-    assert "--judge-max-consecutive-failures must be >= 0" in capsys.readouterr().err
+    assert capsys.readouterr().err.strip() == "rgsd eval: error: --judge-max-consecutive-failures: must be >= 0, got -1"
 
 
 # ---- 3. usage counts that overflow, numbers Python will not read ---------------------------------------------
