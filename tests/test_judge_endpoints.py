@@ -361,8 +361,11 @@ ex = Example("ex", [{"role": "user", "content": "Fruit?"}],
              [Criterion(f"c{i}", f"Mentions {words[i % 4]} {i}", 1.0) for i in range(20)])
 judge = OpenAIJudge("m", base_url=url, cache=JudgeCache(cache), concurrency=4)
 (gate / me).touch()
+deadline = time.time() + 60
 while len(list(gate.iterdir())) < 2:  # both processes start grading together
     time.sleep(0.01)
+    if time.time() > deadline:
+        sys.exit("the other worker never opened the cache")
 grade = judge.grade_sync(ex, "apple and cherry")
 judge.close()
 print(json.dumps({"met": [v.met for v in grade.verdicts], "calls": judge.usage.calls,
@@ -464,3 +467,33 @@ def test_read_completion_reads_content_only():
     with pytest.raises(Exception, match="content is null"):
         read_completion(body({"content": None, "reasoning": "hmm"}))
     assert math.isclose(estimate_tokens("abcde"), 2)
+
+
+OPENER = r"""
+import sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from rgsd.judges.cache import JudgeCache
+folder, start = Path(sys.argv[1]), float(sys.argv[2])
+refused = []
+for i in range(30):
+    while time.time() < start + i * 0.15:  # both processes open the same new file at the same moment
+        pass
+    try:
+        JudgeCache(folder / f"c{i}.sqlite").close()
+    except ValueError as err:
+        refused.append(str(err))
+print(len(refused), refused[:1])
+"""
+
+
+def test_two_processes_opening_one_new_cache_together_are_both_let_in(tmp_path):
+    # SQLite may answer "database is locked" at once to a WAL switch while another process opens the file;
+    # before, the cache read that as a broken file (about 1 open in 7 here) and the eval exited 2.
+    script = tmp_path / "opener.py"
+    script.write_text(OPENER)
+    start = time.time() + 2.0
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path), str(start), str(ROOT)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert outs == ["0 []", "0 []"]

@@ -85,17 +85,32 @@ class JudgeCache:
         try:
             self._conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30.0)
             with self._lock:
+                self._set_up()
+        except sqlite3.Error as err:
+            raise ValueError(
+                f"judge cache {self.path}: not a usable SQLite judge cache ({err}); move the file away or "
+                "give another --judge-cache"
+            ) from None
+
+    def _set_up(self) -> None:
+        # Switching a new file to WAL takes an exclusive lock, and SQLite may answer "database is locked" at
+        # once instead of waiting when another process opens the same new file that moment (two evals started
+        # together): that is no broken file, so it is tried again for up to the connection's 30 s.
+        deadline = time.monotonic() + 30.0
+        while True:
+            try:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.executescript(_SCHEMA)
                 # Reads a page of every table: a truncated or overwritten file fails here, not mid-run.
                 for table in ("replies", "leases"):
                     self._conn.execute(f"SELECT * FROM {table} ORDER BY rowid DESC LIMIT 1").fetchall()
                 self._conn.commit()
-        except sqlite3.Error as err:
-            raise ValueError(
-                f"judge cache {self.path}: not a usable SQLite judge cache ({err}); move the file away or "
-                "give another --judge-cache"
-            ) from None
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                self._conn.rollback()
+                time.sleep(0.05)
 
     def get(self, key: str) -> CachedReply | None:
         with self._lock:
