@@ -497,3 +497,31 @@ def test_two_processes_opening_one_new_cache_together_are_both_let_in(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert outs == ["0 []", "0 []"]
+
+
+# ---- any header or body an endpoint sends: a value or a counted failure, never another exception -----------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rgsd.judges.transport import BadCompletion  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60) | st.floats().map(str) | st.integers().map(str))
+def test_any_retry_after_header_is_a_delay_within_the_cap_or_ignored(value):
+    delay = retry_after(value, 30.0)
+    assert delay is None or 0.0 <= delay <= 30.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200) | st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(
+        ["choices", "message", "content", "usage", "finish_reason", "prompt_tokens", "x"]), inner, max_size=4),
+    max_leaves=10).map(lambda obj: json.dumps(obj).encode()))
+def test_any_200_body_is_a_completion_or_a_bad_completion(body):
+    try:
+        content, finish, pt, ct = read_completion(body)[:4]
+    except BadCompletion:
+        return
+    assert isinstance(content, str)
