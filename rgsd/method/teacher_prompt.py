@@ -20,6 +20,11 @@ Placement = Literal["user_suffix", "system", "user_prefix"]
 PLACEMENTS: tuple[str, ...] = ("user_suffix", "system", "user_prefix")
 Style = Literal["full", "compact"]
 STYLES: tuple[str, ...] = ("full", "compact")
+# What the teacher reads. "rubric" is the method; "neutral" (the template, no criteria) and "shuffled" (another
+# prompt's criteria) are controls: they separate the effect of the template and of *a* criteria list from the
+# effect of *this* rubric.
+Context = Literal["rubric", "neutral", "shuffled"]
+CONTEXTS: tuple[str, ...] = ("rubric", "neutral", "shuffled")
 
 _USER_HEADING = "Hidden evaluation criteria that a strong answer to the request above will satisfy:"
 _USER_INSTRUCTION = (
@@ -95,6 +100,80 @@ def teacher_messages(
     else:
         raise ValueError(f"teacher placement must be one of {PLACEMENTS}, got {placement!r}")
     return messages
+
+
+def neutral_messages(example: Example, placement: Placement = "user_suffix", style: Style = "full"
+                     ) -> list[dict[str, str]]:
+    """The teacher's template with no criteria: the control that isolates the template (persona, layout).
+
+    In a system message: the template's own first sentence ("You are a helpful assistant." in compact style),
+    placed as the criteria would be. After or before the question, the criteria are the only content the
+    template adds (a heading over nothing is not a context), so the neutral teacher is the plain prompt.
+    """
+    messages = [dict(m) for m in example.prompt]
+    if placement != "system":
+        return messages
+    persona = (_COMPACT_SYSTEM_HEADING if style == "compact" else _SYSTEM_TEMPLATE).split(". ")[0] + "."
+    if messages and messages[0]["role"] == "system":
+        messages[0]["content"] = f"{messages[0]['content']}\n\n{persona}"
+    else:
+        messages.insert(0, {"role": "system", "content": persona})
+    return messages
+
+
+def derangement(examples: list[Example], seed: int = 0) -> list[int]:
+    """``perm[i]``: whose criteria prompt ``i`` reads in the shuffled control; never ``i`` itself.
+
+    Prompts are grouped by criteria count (a lone count joins its neighbour), and each group is rotated in a
+    fixed-seed random order, so a prompt reads a list as long as its own wherever the data allow.
+    """
+    import random
+
+    n = len(examples)
+    if n < 2:
+        raise ValueError("the shuffled control needs at least two prompts")
+    rng = random.Random(seed)
+    keys = {i: rng.random() for i in range(n)}
+    order = sorted(range(n), key=lambda i: (len(examples[i].rubric), keys[i]))
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and len(examples[groups[-1][0]].rubric) == len(examples[i].rubric):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    merged: list[list[int]] = []
+    for g in groups:  # a group of one cannot be deranged: join it to the previous group (or the next)
+        if len(g) == 1 and merged:
+            merged[-1].extend(g)
+        elif merged and len(merged[-1]) == 1:
+            merged[-1].extend(g)
+        else:
+            merged.append(list(g))
+    if len(merged) > 1 and len(merged[-1]) == 1:
+        merged[-2].extend(merged.pop())
+    perm = list(range(n))
+    for g in merged:
+        for k, i in enumerate(g):
+            perm[i] = g[(k + 1) % len(g)]
+    return perm
+
+
+def context_messages(
+    examples: list[Example], context: Context, placement: Placement = "user_suffix", show_weights: bool = False,
+    style: Style = "full", seed: int = 0,
+) -> list[list[dict[str, str]]]:
+    """The teacher chat of each example under ``context`` (``rubric`` = the method, or one of the controls)."""
+    if context == "rubric":
+        return [teacher_messages(ex, placement, show_weights, style) for ex in examples]
+    if context == "neutral":
+        return [neutral_messages(ex, placement, style) for ex in examples]
+    if context == "shuffled":
+        from dataclasses import replace
+
+        perm = derangement(examples, seed)
+        return [teacher_messages(replace(ex, rubric=examples[j].rubric), placement, show_weights, style)
+                for ex, j in zip(examples, perm)]
+    raise ValueError(f"teacher context must be one of {CONTEXTS}, got {context!r}")
 
 
 def student_messages(example: Example) -> list[dict[str, str]]:

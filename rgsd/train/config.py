@@ -70,6 +70,9 @@ class RGSDConfig(ModelArgs):
         "full", "full: criteria introduced as hidden evaluation criteria to meet without mentioning them; "
                 "compact: a bare bullet list (works better on very small models, e.g. the offline SmolLM2).")
     show_weights: bool = arg(False, "Show criterion weights to the teacher.")
+    teacher_context: Literal["rubric", "neutral", "shuffled"] = arg(
+        "rubric", "What the teacher reads: rubric = the prompt's own criteria (the method); the controls: neutral "
+                  "= the template without criteria, shuffled = another prompt's criteria (a fixed derangement).")
     # loss temperature and signal diagnostics
     loss_temperature: float | None = arg(
         None, "Temperature at which both distributions are compared in the loss (logits / T on both sides); "

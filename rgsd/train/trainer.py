@@ -35,7 +35,7 @@ from rgsd.method.alignment import align, gather_hidden, loss_mask, thinking_end_
 from rgsd.method.hidden import check_hidden_is_final
 from rgsd.method.rollout import Rollout, chat_prompt_ids
 from rgsd.method.signal import SignalStats, response_positions
-from rgsd.method.teacher_prompt import student_messages, teacher_messages
+from rgsd.method.teacher_prompt import context_messages, student_messages
 from rgsd.options import save as save_config
 from rgsd.runlog import truncate_metrics
 from rgsd.train import checkpoint, setup
@@ -49,9 +49,11 @@ log = logging.getLogger(__name__)
 def tokenize_examples(examples: list[Example], tokenizer: Any, cfg: RGSDConfig) -> tuple[list[dict], int]:
     """Chat-template both prompts once. Over-long prompts are never truncated: skipped and counted, or fatal."""
     items, skipped = [], 0
-    for ex in examples:
+    teacher_chats = context_messages(examples, cfg.teacher_context, cfg.teacher_placement, cfg.show_weights,
+                                     cfg.teacher_style)
+    for ex, t_chat in zip(examples, teacher_chats):
         s_ids = chat_prompt_ids(tokenizer, student_messages(ex))
-        t_ids = chat_prompt_ids(tokenizer, teacher_messages(ex, cfg.teacher_placement, cfg.show_weights, cfg.teacher_style))
+        t_ids = chat_prompt_ids(tokenizer, t_chat)
         if max(len(s_ids), len(t_ids)) > cfg.max_prompt_tokens:
             if cfg.on_long_prompt == "error":
                 raise ValueError(
