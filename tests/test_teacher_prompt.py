@@ -57,3 +57,57 @@ def test_contexts_render_as_documented() -> None:
         assert f"point {i}." not in chat[0]["content"] and chat[-1]["content"] == f"q{i}"
     with pytest.raises(ValueError, match="teacher context"):
         context_messages(exs, "other", "system")  # type: ignore[arg-type]
+
+
+# ---- system_keep: a minimal pair with the student's own (or the template's default) system message ----------
+SMOL_DEFAULT = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+
+
+@pytest.fixture(scope="module")
+def smol_tok():
+    from rgsd.models import load_tokenizer
+
+    return load_tokenizer("smollm2-offline")
+
+
+def test_default_system_prompt_found_by_rendering(smol_tok) -> None:
+    from rgsd.method.teacher_prompt import default_system_prompt
+
+    assert default_system_prompt(smol_tok) == SMOL_DEFAULT
+
+    class Plain:  # a template that writes no system turn of its own
+        def apply_chat_template(self, messages, tokenize=False):
+            return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages)
+
+    class NoSystemRole:
+        def apply_chat_template(self, messages, tokenize=False):
+            if messages[0]["role"] == "system":
+                raise ValueError("System role not supported")
+            return "".join(m["content"] for m in messages)
+
+    assert default_system_prompt(Plain()) is None and default_system_prompt(NoSystemRole()) is None
+
+
+@pytest.mark.parametrize("style", ["full", "compact"])
+def test_system_keep_is_the_student_prompt_plus_the_criteria(smol_tok, style) -> None:
+    from rgsd.method.rollout import chat_prompt_ids
+    from rgsd.method.teacher_prompt import default_system_prompt, student_messages
+
+    default = default_system_prompt(smol_tok)
+    im_end = smol_tok.convert_tokens_to_ids("<|im_end|>")
+    for ex in (_ex(1, 3), _ex(2, 2, system="Be brief.")):
+        student = chat_prompt_ids(smol_tok, student_messages(ex))
+        teacher = chat_prompt_ids(smol_tok, teacher_messages(ex, "system_keep", style=style, default_system=default))
+        k = student.index(im_end)  # the end of the student's system turn
+        assert teacher[:k] == student[:k] and teacher[-(len(student) - k):] == student[k:]
+        added = smol_tok.decode(teacher[k: len(teacher) - (len(student) - k)])
+        assert added.startswith("\n\n") and all(c.text in added for c in ex.rubric)
+        assert "You are" not in added  # no persona of ours next to the student's own
+        own = ex.prompt[0]["content"] if ex.prompt[0]["role"] == "system" else SMOL_DEFAULT
+        assert smol_tok.decode(student[:k]).endswith(own)
+        neutral = chat_prompt_ids(smol_tok, neutral_messages(ex, "system_keep", style, default_system=default))
+        assert neutral == student  # the neutral arm under system_keep is the student's chat exactly
+    assert neutral_messages(_ex(1, 1), "system_keep", default_system=default)[0] == {
+        "role": "system", "content": SMOL_DEFAULT}
+    shuffled = context_messages([_ex(1, 2), _ex(2, 2)], "shuffled", "system_keep", default_system=default)
+    assert shuffled[0][0]["content"].startswith(SMOL_DEFAULT + "\n\n") and "point 2.0" in shuffled[0][0]["content"]

@@ -110,12 +110,13 @@ def conditioning_gap(
     ``progress``: a bar on stderr for each phase (generate and judge, each side).
     """
     from rgsd.evaluate.run import evaluate, generate_responses
-    from rgsd.method.teacher_prompt import student_messages, teacher_messages
+    from rgsd.method.teacher_prompt import default_system_prompt, student_messages, teacher_messages
 
     sides = {}
+    default = default_system_prompt(tokenizer) if placement == "system_keep" else None
 
     def with_rubric(ex: Example) -> list[dict[str, str]]:
-        return teacher_messages(ex, placement, style=style)  # type: ignore[arg-type]
+        return teacher_messages(ex, placement, style=style, default_system=default)  # type: ignore[arg-type]
 
     for name, build in (("without", student_messages), ("with", with_rubric)):
         rollouts = generate_responses(
@@ -147,3 +148,18 @@ def conditioning_gap(
         with_rubric=with_,
         n_unpaired=len(examples) - len(nb),
     )
+
+
+def conditioning_gap_from_arms(arms: Any, n_boot: int = 1000, seed: int = 0) -> ConditioningGap:
+    """The conditioning gap (``rubric`` - ``none``) of an :class:`rgsd.evaluate.arms.ArmsResult`, paired over
+    prompts on per-prompt means (with one sample per prompt: :func:`conditioning_gap` on the same responses)."""
+    from rgsd.evaluate.arms import prompt_means
+
+    without, with_ = arms.results["none"], arms.results["rubric"]
+    out = {}
+    for key in ("score_normalized", "score"):
+        a, b = prompt_means(without.records, key), prompt_means(with_.records, key)
+        ids = [i for i in a if i in b]
+        out[key] = paired_difference([a[i] for i in ids], [b[i] for i in ids], n_boot, seed)
+    return ConditioningGap(normalized=out["score_normalized"], healthbench=out["score"], without_rubric=without,
+                           with_rubric=with_, n_unpaired=len(arms.examples) - out["score_normalized"]["n"])

@@ -19,7 +19,7 @@ import torch
 from rgsd.data.schema import Example
 from rgsd.method.padding import pad_batch
 from rgsd.method.rollout import chat_prompt_ids, generate
-from rgsd.method.teacher_prompt import student_messages, teacher_messages
+from rgsd.method.teacher_prompt import default_system_prompt, student_messages, teacher_messages
 from rgsd.progress import Progress, tracked
 
 __all__ = ["InternalizationGap", "self_internalization_gap", "sequence_logprobs"]
@@ -115,8 +115,9 @@ def self_internalization_gap(
         raise ValueError("no examples to measure the self-internalization gap on")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    teacher = [chat_prompt_ids(tokenizer, teacher_messages(ex, placement, style=style))  # type: ignore[arg-type]
-               for ex in examples]
+    default = default_system_prompt(tokenizer) if placement == "system_keep" else None
+    teacher = [chat_prompt_ids(tokenizer, teacher_messages(ex, placement, style=style,  # type: ignore[arg-type]
+                                                           default_system=default)) for ex in examples]
     student = [chat_prompt_ids(tokenizer, student_messages(ex)) for ex in examples]
     rollouts = generate(
         model,

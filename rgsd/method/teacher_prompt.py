@@ -12,12 +12,12 @@ message the opening changes least, and that was the only placement that trained 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from rgsd.data.schema import Criterion, Example
 
-Placement = Literal["user_suffix", "system", "user_prefix"]
-PLACEMENTS: tuple[str, ...] = ("user_suffix", "system", "user_prefix")
+Placement = Literal["user_suffix", "system", "user_prefix", "system_keep"]
+PLACEMENTS: tuple[str, ...] = ("user_suffix", "system", "user_prefix", "system_keep")
 Style = Literal["full", "compact"]
 STYLES: tuple[str, ...] = ("full", "compact")
 # What the teacher reads. "rubric" is the method; "neutral" (the template, no criteria) and "shuffled" (another
@@ -44,6 +44,12 @@ _SYSTEM_TEMPLATE = (
 # this wording raised their rubric score where the full one lowered it.
 _COMPACT_USER_HEADING = "In your answer:"
 _COMPACT_SYSTEM_HEADING = "You are a helpful assistant. When you answer, make sure to:"
+# "system_keep": appended to the student's own system message, so no persona sentence of ours
+_KEEP_TEMPLATE = (
+    "Your reply to the user will be judged against the hidden criteria listed below. Write the reply so that it "
+    "meets them, but never mention the criteria, this list or the fact that you are being evaluated.\n\n{criteria}"
+)
+_COMPACT_KEEP_HEADING = "When you answer, make sure to:"
 # "user_prefix": the criteria read as background facts about the question that follows, not as instructions.
 _PREFIX_HEADING = "Key points that a good answer to the question below covers:"
 _PREFIX_INSTRUCTION = "Answer the question naturally; do not mention these points as a list or as notes."
@@ -65,13 +71,48 @@ def render_criteria(rubric: list[Criterion], show_weights: bool = False, style: 
     return "\n".join(lines)
 
 
+def default_system_prompt(tokenizer: Any) -> str | None:
+    """The system message the chat template writes when the chat has none (``None`` when it writes none).
+
+    Found by rendering: ``[system: SENTINEL, user: "x"]`` splits into what comes before and after the system
+    content; ``[user: "x"]`` rendered between the same two pieces holds the default in the middle.
+    """
+    sentinel = "\x00rgsd-system\x00"
+    try:
+        bare = tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False)
+        marked = tokenizer.apply_chat_template(
+            [{"role": "system", "content": sentinel}, {"role": "user", "content": "x"}], tokenize=False)
+    except Exception:  # noqa: BLE001  # a template without a system role (it raises) has no default either
+        return None
+    if not isinstance(bare, str) or not isinstance(marked, str) or marked.count(sentinel) != 1:
+        return None
+    head, tail = marked.split(sentinel)
+    if not (bare.startswith(head) and bare.endswith(tail) and len(bare) > len(head) + len(tail)):
+        return None
+    return bare[len(head): len(bare) - len(tail)] or None
+
+
+def _keep_system(messages: list[dict[str, str]], addition: str, default_system: str | None) -> None:
+    """Append ``addition`` to the chat's system message (the template's default when it has none), in place."""
+    if messages and messages[0]["role"] == "system":
+        own = messages[0]["content"]
+        messages[0]["content"] = f"{own}\n\n{addition}" if own and addition else own or addition
+        return
+    content = f"{default_system}\n\n{addition}" if default_system and addition else default_system or addition
+    if content:
+        messages.insert(0, {"role": "system", "content": content})
+
+
 def teacher_messages(
-    example: Example, placement: Placement = "user_suffix", show_weights: bool = False, style: Style = "full"
+    example: Example, placement: Placement = "user_suffix", show_weights: bool = False, style: Style = "full",
+    default_system: str | None = None,
 ) -> list[dict[str, str]]:
     """The teacher's chat: the student's prompt with the rubric added in the chosen placement.
 
     ``style="full"`` (default) tells the model the criteria are hidden evaluation criteria to meet without
     mentioning them; ``"compact"`` only lists them (for small models, see the comment above).
+    ``default_system``: the template's own system message (:func:`default_system_prompt`), kept under
+    ``"system_keep"`` when the chat has no system message; ignored by the other placements.
     An empty rubric returns the plain prompt unchanged (teacher == student), which the alignment tests use.
     """
     if style not in STYLES:
@@ -97,20 +138,28 @@ def teacher_messages(
             messages[0]["content"] = f"{messages[0]['content']}\n\n{system}"
         else:
             messages.insert(0, {"role": "system", "content": system})
+    elif placement == "system_keep":
+        addition = (f"{_COMPACT_KEEP_HEADING}\n{criteria}" if style == "compact"
+                    else _KEEP_TEMPLATE.format(criteria=criteria))
+        _keep_system(messages, addition, default_system)
     else:
         raise ValueError(f"teacher placement must be one of {PLACEMENTS}, got {placement!r}")
     return messages
 
 
-def neutral_messages(example: Example, placement: Placement = "user_suffix", style: Style = "full"
-                     ) -> list[dict[str, str]]:
+def neutral_messages(example: Example, placement: Placement = "user_suffix", style: Style = "full",
+                     default_system: str | None = None) -> list[dict[str, str]]:
     """The teacher's template with no criteria: the control that isolates the template (persona, layout).
 
     In a system message: the template's own first sentence ("You are a helpful assistant." in compact style),
     placed as the criteria would be. After or before the question, the criteria are the only content the
     template adds (a heading over nothing is not a context), so the neutral teacher is the plain prompt.
+    Under ``"system_keep"`` it is the student's chat exactly, the template's default system message written out.
     """
     messages = [dict(m) for m in example.prompt]
+    if placement == "system_keep":
+        _keep_system(messages, "", default_system)
+        return messages
     if placement != "system":
         return messages
     persona = (_COMPACT_SYSTEM_HEADING if style == "compact" else _SYSTEM_TEMPLATE).split(". ")[0] + "."
@@ -160,19 +209,21 @@ def derangement(examples: list[Example], seed: int = 0) -> list[int]:
 
 def context_messages(
     examples: list[Example], context: Context, placement: Placement = "user_suffix", show_weights: bool = False,
-    style: Style = "full", seed: int = 0,
+    style: Style = "full", seed: int = 0, default_system: str | None = None,
 ) -> list[list[dict[str, str]]]:
-    """The teacher chat of each example under ``context`` (``rubric`` = the method, or one of the controls)."""
+    """The teacher chat of each example under ``context`` (``rubric`` = the method, or one of the controls).
+
+    ``default_system``: the template's default system message, used by ``"system_keep"`` (see there)."""
     if context == "rubric":
-        return [teacher_messages(ex, placement, show_weights, style) for ex in examples]
+        return [teacher_messages(ex, placement, show_weights, style, default_system) for ex in examples]
     if context == "neutral":
-        return [neutral_messages(ex, placement, style) for ex in examples]
+        return [neutral_messages(ex, placement, style, default_system) for ex in examples]
     if context == "shuffled":
         from dataclasses import replace
 
         perm = derangement(examples, seed)
-        return [teacher_messages(replace(ex, rubric=examples[j].rubric), placement, show_weights, style)
-                for ex, j in zip(examples, perm)]
+        return [teacher_messages(replace(ex, rubric=examples[j].rubric), placement, show_weights, style,
+                                 default_system) for ex, j in zip(examples, perm)]
     raise ValueError(f"teacher context must be one of {CONTEXTS}, got {context!r}")
 
 

@@ -63,9 +63,10 @@ class RGSDConfig(ModelArgs):
     teacher: Literal["frozen", "live", "ema"] = arg(
         "frozen", "frozen = the initial model for the whole run (the method); live/ema are ablations only.")
     ema_decay: float = arg(0.99, "EMA decay when teacher = ema.", check=SHARE)
-    teacher_placement: Literal["user_suffix", "system", "user_prefix"] = arg(
+    teacher_placement: Literal["user_suffix", "system", "user_prefix", "system_keep"] = arg(
         "user_suffix", "Where the rubric goes in the teacher prompt (user_prefix: as key points before the "
-                       "question, see rgsd/method/teacher_prompt.py).")
+                       "question; system_keep: appended to the student's own system message, the chat "
+                       "template's default included, a minimal pair; see rgsd/method/teacher_prompt.py).")
     teacher_style: Literal["full", "compact"] = arg(
         "full", "full: criteria introduced as hidden evaluation criteria to meet without mentioning them; "
                 "compact: a bare bullet list (works better on very small models, e.g. the offline SmolLM2).")
@@ -104,6 +105,13 @@ class RGSDConfig(ModelArgs):
                 "DistributedDataParallel; fsdp2: torch fully_shard per decoder layer, then the root (sharded "
                 "full fine-tuning or LoRA). Launch several processes with torchrun (or accelerate launch as a "
                 "plain launcher); the same code runs on gloo (CPU) and NCCL (GPU).")
+    # pre-flight: does the rubric itself change the base model's answers (rgsd.evaluate.arms)?
+    preflight: int = arg(
+        0, "Before step 1, sample the base model on the first N training prompts under each context (none, "
+           "neutral, shuffled, rubric), grade with the regex judge (only when every criterion has a pattern) and "
+           "log the pre-flight verdict; warns, never stops (0 = off; rank 0 only).", check=NON_NEGATIVE)
+    preflight_samples: int = arg(2, "Samples per prompt and context of the pre-flight (at the rollout temperature; "
+                                    "1 when it is 0).", check=AT_LEAST_ONE)
     # self-internalization gap probe
     probe_steps: int = arg(0, "Measure the self-internalization gap every N steps (0 = off).", check=NON_NEGATIVE)
     probe_prompts: int = arg(8, "Prompts in the fixed probe set (first N training examples).", check=AT_LEAST_ONE)

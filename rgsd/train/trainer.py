@@ -35,7 +35,7 @@ from rgsd.method.alignment import align, gather_hidden, loss_mask, thinking_end_
 from rgsd.method.hidden import check_hidden_is_final
 from rgsd.method.rollout import Rollout, chat_prompt_ids
 from rgsd.method.signal import SignalStats, response_positions
-from rgsd.method.teacher_prompt import context_messages, student_messages
+from rgsd.method.teacher_prompt import context_messages, default_system_prompt, student_messages
 from rgsd.options import save as save_config
 from rgsd.runlog import truncate_metrics
 from rgsd.train import checkpoint, setup
@@ -49,8 +49,9 @@ log = logging.getLogger(__name__)
 def tokenize_examples(examples: list[Example], tokenizer: Any, cfg: RGSDConfig) -> tuple[list[dict], int]:
     """Chat-template both prompts once. Over-long prompts are never truncated: skipped and counted, or fatal."""
     items, skipped = [], 0
+    default_system = default_system_prompt(tokenizer) if cfg.teacher_placement == "system_keep" else None
     teacher_chats = context_messages(examples, cfg.teacher_context, cfg.teacher_placement, cfg.show_weights,
-                                     cfg.teacher_style)
+                                     cfg.teacher_style, default_system=default_system)
     for ex, t_chat in zip(examples, teacher_chats):
         s_ids = chat_prompt_ids(tokenizer, student_messages(ex))
         t_ids = chat_prompt_ids(tokenizer, t_chat)
@@ -240,6 +241,10 @@ def _train(cfg: RGSDConfig, run: setup.Run) -> Path:
     log.info("RGSD: sharding %s, world size %d, parameters per rank %s", run.sharding, world, params_per_rank)
     log.info("RGSD: %d examples (%d skipped: prompt > %d tokens), global batch %d prompts x %d rollouts",
              len(items), n_long, cfg.max_prompt_tokens, plan.global_batch, cfg.rollouts_per_prompt)
+    if cfg.preflight and state["step"] == 0 and dist.is_main:  # before step 1, rank 0 only; never stops the run
+        from rgsd.train.preflight import preflight
+
+        preflight(cfg, student, tok, [it["example"] for it in items], out_dir, sharded=fsdp is not None)
 
     bar = None
     if cfg.progress and dist.is_main:
