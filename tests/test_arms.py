@@ -73,8 +73,8 @@ def test_lifts_by_hand():
 
 
 def test_verdict_thresholds():
-    def s(mean, p):
-        return {"mean": mean, "p_value": p}
+    def s(mean, p, n=20):
+        return {"mean": mean, "p_value": p, "n": n}
 
     assert "can teach these criteria" in verdict(s(0.02, 0.049), s(0.0, 0.9))
     assert "generic effect of a criteria list" in verdict(s(0.019, 0.01), s(0.05, 0.01))  # below +0.02
@@ -82,6 +82,7 @@ def test_verdict_thresholds():
     nothing = verdict(s(0.016, 0.28), s(0.01, 0.3))
     assert nothing.startswith("rubric-specific lift +0.016 (p 0.28)") and "nothing to teach" in nothing
     assert verdict(None, s(0.1, 0.01)).startswith("no verdict")
+    assert "only 4 prompts: p cannot go below 0.0625" in verdict(s(0.3, 0.0625, 4), s(0.3, 0.0625, 4))
 
 
 def test_newcombe_and_wilson_against_published_values():
@@ -233,7 +234,7 @@ def test_train_preflight(tmp_path, tiny_model_dir, caplog):
     summary = json.loads((out / "preflight.json").read_text())
     assert set(summary["conditioning_lift"]) == {"format", "list", "rubric", "total"}
     assert summary["samples_per_prompt"] == 2 and summary["conditioning_lift"]["total"]["n"] == 3
-    assert (out / "preflight/criteria.jsonl").exists()
+    assert len(summary["criteria"]) == sum(len(e.rubric) for e in replace_limit(3)) and summary["judge"] == "regex"
     assert f"pre-flight: {summary['preflight_verdict']}" in caplog.text
     assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1]
     no_pattern = [replace(e, rubric=[replace(c, pattern=None) for c in e.rubric]) for e in examples()]
