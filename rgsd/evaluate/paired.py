@@ -203,6 +203,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         opts = options(args, PairedArgs)
         res = compare_dirs(args.a_dir, args.b_dir, opts.dataset_name, opts.seed)
+        expl = None
+        if opts.explain or opts.teacher_dir:
+            from rgsd.evaluate.explain import explain_dirs, render_explain
+
+            expl = explain_dirs(args.a_dir, args.b_dir, opts.teacher_dir, opts.dataset_name)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -211,11 +216,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     text = render(res)
     print(text)
+    extext = render_explain(expl) if expl else ""
+    if expl:
+        print("\n" + extext)
     if opts.out:
         out = Path(opts.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "paired.json").write_text(json.dumps(res, indent=2) + "\n")
         (out / "paired.md").write_text(text + "\n")
+        if expl:
+            (out / "explain.json").write_text(json.dumps(expl, indent=2) + "\n")
+            (out / "explain.md").write_text(extext + "\n")
     return 0
 
 
@@ -228,6 +239,10 @@ class PairedArgs:
     dataset_name: str | None = arg(None, "The evaluated rubric data, for per-tag differences.")
     out: str | None = arg(None, "Write paired.json and paired.md here.")
     seed: int = arg(0, "Bootstrap seed.", check=SEED)
+    explain: bool = arg(False, "Also print what the gain is made of (A = base, B = trained): met rate per criterion, "
+                        "opening words, persona phrases, length; with --out, write explain.json and explain.md.")
+    teacher_dir: str | None = arg(None, "An eval folder of the teacher (the rubric in context) for --explain "
+                                  "(implies --explain).")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
