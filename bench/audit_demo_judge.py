@@ -108,10 +108,11 @@ def main() -> None:
     means = {}
     for ctx in ("base", "teacher"):
         rows = [(examples[e], t) for k, e, t in texts if k == ctx]
-        means[ctx] = tuple(sum(score(ex, t, p) for ex, t in rows) / max(len(rows), 1) for p in (old, new))
+        if rows:
+            means[ctx] = tuple(sum(score(ex, t, p) for ex, t in rows) / len(rows) for p in (old, new))
     changed = sum(old[k] != new[k] for k in new)
-    n_resp = sum(k in means for k, _, _ in texts)
-    flipped = len({(k, e, t) for k, e, t in texts if k in means
+    n_resp = sum(k in ("base", "teacher") for k, _, _ in texts)
+    flipped = len({(k, e, t) for k, e, t in texts if k in ("base", "teacher")
                    and any(bool(met(old[c.id], t)) != bool(met(new[c.id], t)) for c in examples[e].rubric)})
     table = ["| criterion | criterion text | old match | context | source |", "| --- | --- | --- | --- | --- |",
              *false_friends]
