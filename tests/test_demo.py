@@ -108,7 +108,11 @@ def test_demo_seeds_pooled_with_controls(tmp_path):
 
     cfg = yaml.safe_load((out / "control-shuffled-seed3" / "config.yaml").read_text())
     assert cfg["teacher_context"] == "shuffled" and cfg["seed"] == 3
-    assert "RGSD minus control neutral-system" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "RGSD minus control neutral-system" in report and "What the gain is made of" in report
+    comp = summary["gain_composition"]
+    assert comp["models"] == ["base", "RGSD", "teacher", "neutral-system", "shuffled"]
+    assert comp["n_responses"]["RGSD"] == 2 * 2 * 6  # two seeds x two samples x six prompts
 
 
 def test_demo_rejects_overlapping_heldout_range(tmp_path):

@@ -179,6 +179,11 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
         "Stage wall times (s): " + ", ".join(f"{k}: {v:.0f}" for k, v in summary["timings_s"].items())
         + f"; total {summary.get('wall_time_s', 0):.0f} s.",
     ]
+    if summary.get("gain_composition"):
+        from rgsd.evaluate.explain import render_explain
+
+        lines += ["", "## What the gain is made of (training and held-out prompts together)", "",
+                  render_explain(summary["gain_composition"])]
     if summary.get("compare"):
         lines += ["", "## RGSD vs judge-based GRPO", "", summary["compare"].get("table_markdown", "")]
     path = out / "report.md"

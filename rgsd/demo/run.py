@@ -202,6 +202,13 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
         "checkpoints": {name: [str(r / "final") for r in rs] for name, rs in runs.items()},
         "compare": compare,
     }
+    # what the gain is made of: per-criterion rates, opening words, persona phrases, length, end of turn
+    from rgsd.evaluate.explain import explain
+    from rgsd.evaluate.paired import criterion_tags
+
+    models = {"base": ev["base_all"].records, "RGSD": ev["rgsd_all"].records,
+              "teacher": ev["with_rubric_all"].records, **{c: ev[f"{c}_all"].records for c in s.controls}}
+    summary["gain_composition"] = explain(models, criterion_tags(sets["train"] + sets["heldout"]))
     summary["target"] = target(cond["train"], gain["train"])
     summary["wall_time_s"] = time.perf_counter() - wall0
     (s.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
