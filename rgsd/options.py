@@ -224,7 +224,13 @@ class CommandParser(HfArgumentParser):
         # HfArgumentParser gives an optional number the plain type: let "none"/"null" mean None, as in YAML
         optional = {name for cls in self.dataclass_types for name, tp in field_types(cls).items()
                     if type(None) in typing.get_args(tp)}
+        # a list of numbers takes "2,3,4" as well as "2 3 4": the words reach the field's check as text
+        numbers = {name: tp for cls in self.dataclass_types for name, tp in field_types(cls).items()
+                   if typing.get_origin(tp) is list and typing.get_args(tp)[:1] in ((int,), (float,))}
+        self._number_lists = numbers
         for action in self._actions:
+            if action.dest in numbers:
+                action.type = str
             if (action.dest in optional and action.type not in (None, str) and action.nargs != "?"
                     and "none" not in (action.choices or ())):  # a choice named "none" stays a choice
                 action.type = _or_null(action.type)
@@ -244,6 +250,12 @@ class CommandParser(HfArgumentParser):
             if path is not None and self.dataclass_types:
                 self.set_defaults(**self._yaml_defaults(str(_config_file(path))))
             ns, extra = super().parse_known_args(argv, namespace)
+            for name, tp in getattr(self, "_number_lists", {}).items():
+                if isinstance(getattr(ns, name, None), list):
+                    try:
+                        setattr(ns, name, convert(getattr(ns, name), tp, "--" + name.replace("_", "-")))
+                    except ValueError as err:
+                        raise ConfigError(str(err)) from None
             self._check_values(ns)
         except OptionError:  # a subcommand's (rgsd rubrics generate): it names itself
             raise

@@ -260,3 +260,38 @@ def test_compare_judge_flags_are_evals_names():
     from rgsd.judges.options import JudgeOptions
 
     assert [f.name for f in dataclasses.fields(CompareJudge)] == [f.name for f in dataclasses.fields(JudgeOptions)]
+
+
+def test_compare_pools_seeds_and_trains_controls(tiny_model_dir, tmp_path):
+    """Two training seeds and a shuffled-rubric control: every run trained per seed, RGSD minus the control
+    pooled by seed (paired within each seed), numbers recomputed from the evaluations on disk."""
+    import numpy as np
+    import yaml
+
+    from rgsd.cli import main
+    from rgsd.evaluate.paired import prompt_means, read_records
+    from rgsd.stats import pooled_summary
+
+    out = tmp_path / "cmp"
+    argv = ["compare", "--dataset-name", str(TRAIN), "--eval-dataset-name", str(HELDOUT), "--eval-limit", "3",
+            "--model-name-or-path", str(tiny_model_dir), "--max-steps", "1", "--out", str(out), "--judge", "regex",
+            "--max-new-tokens", "4", "--seeds", "5,6", "--control", "shuffled", "--temperature", "0.7",
+            "--samples", "2", "--rgsd-set", "per_device_train_batch_size=1", "--rgsd-set", "max_new_tokens=4",
+            "--rgsd-set", "progress=false", "--grpo-set", "num_generations=2", "--grpo-set", "disable_tqdm=true"]
+    assert main(argv) == 0
+    report = json.loads((out / "compare.json").read_text())
+    assert report["seeds"] == [5, 6] and {r["model"] for r in report["rows"]} == {"base", "rgsd", "grpo", "shuffled"}
+    for k in (5, 6):
+        cfg = yaml.safe_load((out / f"seed-{k}" / "control-shuffled" / "config.yaml").read_text())
+        assert cfg["teacher_context"] == "shuffled" and cfg["seed"] == k
+        assert yaml.safe_load((out / f"seed-{k}" / "rgsd" / "config.yaml").read_text())["teacher_context"] == "rubric"
+    means = {name: [prompt_means(read_records(out / "eval" / f"{name}-seed{k}")) for k in (5, 6)]
+             for name in ("rgsd", "shuffled")}
+    ids = sorted(means["rgsd"][0])
+    want = pooled_summary([[r[i] - c[i] for i in ids] for r, c in zip(means["rgsd"], means["shuffled"])])
+    assert report["rgsd_minus_control"]["shuffled"] == want
+    base = prompt_means(read_records(out / "eval" / "base"))
+    assert report["control_gain"]["shuffled"]["mean"] == pytest.approx(
+        np.mean([[c[i] - base[i] for i in ids] for c in means["shuffled"]]))
+    md = (out / "compare.md").read_text()
+    assert "RGSD - control shuffled" in md and "2 training seeds pooled" in md

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from rgsd.demo import DemoSettings, run_demo
 
@@ -41,7 +42,8 @@ def test_demo_pipeline_on_tiny_model(tmp_path, capsys):
             assert eff["ci95"][0] <= eff["mean"] <= eff["ci95"][1]
     t, gap, g = summary["target"], summary["conditioning_gap"]["train"], summary["rgsd_gain"]["train"]
     assert t["half_conditioning_gap"] == 0.5 * gap["mean"]
-    assert t["met"] == (g["mean"] >= 0.5 * gap["mean"] and g["ci95"][0] > 0)
+    assert t["met"] == (g["mean"] >= 0.5 * gap["mean"] and g["p_value"] < 0.05)
+    assert t["p_value"] == g["p_value"] and 0 < g["p_value"] <= 1 and len(g["t_ci95"]) == 2
     assert summary["wall_time_s"] > 0 and summary["wall_time_s"] >= sum(summary["timings_s"].values()) - 1e-6
     assert [step for step, _ in summary["self_internalization_gap"]] == [1, 2]
     assert summary["rgsd_costs"]["judge_calls"] == 0 and summary["rgsd_costs"]["rollouts"] == 4
@@ -67,3 +69,53 @@ def test_demo_flags_build_the_settings_and_the_defaults_are_the_demos():
                                       "--with-grpo", "--steps", "3"])
     s = settings(options(args, DemoArgs))
     assert s.train_overrides == {"probe_steps": "2", "lora_target_modules": "q,v"} and s.with_grpo and s.steps == 3
+
+
+def test_demo_seeds_pooled_with_controls(tmp_path):
+    """Two seeds, both controls, held-out prompts taken from the training file: every effect is recomputed."""
+    from rgsd.stats import pooled_summary
+
+    s = DemoSettings(out=tmp_path / "demo", model="tiny-random", steps=1, max_new_tokens=4, train_prompts=3,
+                     first_train_prompt=5, heldout_prompts="9-11", seeds=[2, 3],
+                     controls=["neutral-system", "shuffled"], eval_samples=2, base_eval_samples=2,
+                     train_overrides={"per_device_train_batch_size": 3, "probe_steps": 0, "progress": False})
+    summary = run_demo(s)
+    out = tmp_path / "demo"
+    assert summary["prompt_ids"] == {"train": ["demo-train-005", "demo-train-006", "demo-train-007"],
+                                     "heldout": ["demo-train-009", "demo-train-010", "demo-train-011"]}
+    assert summary["seeds"] == [2, 3] and set(summary["checkpoints"]) == {"rgsd", "neutral-system", "shuffled"}
+    for name in ("rgsd", "neutral-system", "shuffled"):
+        assert len(summary["checkpoints"][name]) == 2
+    base = {**_prompt_means(out / "eval" / "base_train" / "results.jsonl"),
+            **_prompt_means(out / "eval" / "base_heldout" / "results.jsonl")}
+    ids = sorted(base)
+
+    def arm(name, seed):
+        return {**_prompt_means(out / "eval" / f"{name}_seed{seed}_train" / "results.jsonl"),
+                **_prompt_means(out / "eval" / f"{name}_seed{seed}_heldout" / "results.jsonl")}
+
+    rg = [arm("rgsd", k) for k in (2, 3)]
+    want = pooled_summary([[r[i] - base[i] for i in ids] for r in rg], seed=2)
+    assert summary["rgsd_gain"]["all"] == want
+    ctl = [arm("neutral-system", k) for k in (2, 3)]
+    assert summary["control_gain"]["neutral-system"]["all"]["mean"] == pytest.approx(
+        np.mean([[c[i] - base[i] for i in ids] for c in ctl]))
+    minus = summary["rgsd_minus_control"]["neutral-system"]["all"]
+    assert minus == pooled_summary([[r[i] - c[i] for i in ids] for r, c in zip(rg, ctl)], seed=2)
+    assert {"mean", "ci95", "p_value", "t_ci95"} <= set(summary["rgsd_minus_control"]["shuffled"]["train"])
+    # the control runs trained with their teacher context
+    import yaml
+
+    cfg = yaml.safe_load((out / "control-shuffled-seed3" / "config.yaml").read_text())
+    assert cfg["teacher_context"] == "shuffled" and cfg["seed"] == 3
+    report = (out / "report.md").read_text()
+    assert "RGSD minus control neutral-system" in report and "What the gain is made of" in report
+    comp = summary["gain_composition"]
+    assert comp["models"] == ["base", "RGSD", "teacher", "neutral-system", "shuffled"]
+    assert comp["n_responses"]["RGSD"] == 2 * 2 * 6  # two seeds x two samples x six prompts
+
+
+def test_demo_rejects_overlapping_heldout_range(tmp_path):
+    s = DemoSettings(out=tmp_path / "d", model="tiny-random", steps=1, train_prompts=4, heldout_prompts="3-8")
+    with pytest.raises(ValueError, match="outside the trained ones"):
+        run_demo(s)

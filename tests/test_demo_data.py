@@ -135,3 +135,48 @@ def test_negative_criteria_are_few_and_flag_the_bad_advice_not_a_warning() -> No
                 "Do not eat chicken that is still pink."]
     for c in negs:
         assert [w for w in warnings if _met(c["pattern"], w)] == [], c["id"]
+
+
+# Word boundaries (docs/judge-audit.md): a pattern matches the words its criterion means, not a longer word
+# that starts the same or a generic word that happens to appear. (criterion id, text, should match)
+_CRITERIA = {c["id"]: c for _, d in ALL for c in d["rubric"]}
+FALSE_FRIENDS = [
+    ("demo-heldout-002-c1", "Search online for a recipe.", False),  # sear\w* matched "search"
+    ("demo-heldout-002-c1", "Sear the steak for two minutes a side.", True),
+    ("demo-heldout-002-c1", "Let the pan get smoking hot.", True),
+    ("demo-heldout-002-c3", "Eat at a restaurant instead.", False),  # rest\w* matched "restaurant"
+    ("demo-heldout-002-c3", "Let it rest for five minutes before slicing.", True),
+    ("demo-heldout-002-c3", "Season the rest of the meat.", False),
+    ("demo-train-004-c3", "Use the standard ratio and put it in a steamer basket situation.", False),  # stand\w*, sit\w*
+    ("demo-train-004-c3", "Let it stand, covered, for 10 minutes.", True),
+    ("demo-heldout-011-c2", "Use a standard office chair.", False),  # stand\w* matched "standard"
+    ("demo-heldout-011-c2", "Stand up every half hour.", True),
+    ("demo-heldout-011-c2", "Watch a movie.", False),  # mov\w* matched "movie"
+    ("demo-heldout-007-c3", "Let me help you hang it.", False),  # bare "help" credited the second person
+    ("demo-heldout-007-c3", "Ask a friend or a second person to hold it.", True),
+    ("demo-train-019-c2", "Eat a sandwich while it dries.", False),  # sand\w* matched "sandwich"
+    ("demo-train-019-c2", "Sand the patch smooth with fine sandpaper.", True),
+    ("demo-train-037-c3", "Use a yellow pad for accidents.", False),  # yell\w* matched "yellow"
+    ("demo-train-037-c3", "Never yell at or punish the puppy.", True),
+    ("demo-heldout-001-c1", "I'm ready to answer.", False),  # read\w* matched "ready"
+    ("demo-heldout-001-c1", "Try reading a book in dim light.", True),
+    ("demo-heldout-003-c1", "In addition, vegetables are good for you.", False),  # add\w* matched "addition"
+    ("demo-heldout-003-c1", "Add spinach to your eggs.", True),
+    ("demo-train-022-c2", "This led to higher bills.", False),  # "led" the verb is not an LED bulb
+    ("demo-train-022-c2", "Switch to LED bulbs.", True),
+    ("demo-train-020-c2", "Don't worry, it's easy.", False),  # a bare "don't" was the warning
+    ("demo-train-020-c2", "Don't keep resetting it, and never install a bigger breaker.", True),
+    ("demo-train-027-c1", "Here is a list of tips.", False),  # any "list" was a shopping list
+    ("demo-train-027-c1", "Plan your meals and shop with a shopping list.", True),
+    ("demo-train-006-c3", "It is not clear how long to cook it.", False),  # bare "clear"
+    ("demo-train-006-c3", "The juices should run clear.", True),
+    ("demo-heldout-014-c1", "Here's a quick tip.", False),  # bare "quick" / "tip"
+    ("demo-heldout-014-c1", "Avoid the quick and cut a little at a time.", True),
+    ("demo-train-035-c4", "Thanks for the feedback.", False),  # feed\w* matched "feedback"
+    ("demo-train-035-c4", "Feed it a balanced fertilizer monthly.", True),
+]
+
+
+@pytest.mark.parametrize("cid,text,want", FALSE_FRIENDS, ids=[f"{c}:{t[:24]}" for c, t, _ in FALSE_FRIENDS])
+def test_patterns_respect_word_boundaries(cid: str, text: str, want: bool) -> None:
+    assert _met(_CRITERIA[cid]["pattern"], text) is want

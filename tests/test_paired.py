@@ -100,3 +100,32 @@ def test_cli_eval_multi_sample(tmp_path):
     assert len(recs) == 6 and summary["samples_per_prompt"] == 2 and summary["n_prompts"] == 3
     means = prompt_means(recs)
     assert summary["score_normalized"] == pytest.approx(sum(means.values()) / 3)
+
+
+def test_compare_evals_pools_training_seeds(tmp_path, capsys):
+    """B given once per training seed: the pooled mean, the p over prompts' seed means, and the seed spread."""
+    from rgsd.stats import pooled_summary, sign_flip_p
+
+    scores = {"a": [0.1, 0.2, 0.3, 0.0], "b1": [0.3, 0.3, 0.5, 0.1], "b2": [0.1, 0.4, 0.2, 0.3]}
+    for name, sc in scores.items():
+        d = tmp_path / name
+        d.mkdir()
+        d.joinpath("results.jsonl").write_text("".join(json.dumps(_rec(f"p{i}", s)) + "\n" for i, s in enumerate(sc)))
+    b = f"{tmp_path / 'b1'},{tmp_path / 'b2'}"
+    assert main(["compare-evals", str(tmp_path / "a"), b, "--out", str(tmp_path / "c")]) == 0
+    res = json.loads((tmp_path / "c" / "paired.json").read_text())
+    d1 = [0.2, 0.1, 0.2, 0.1]
+    d2 = [0.0, 0.2, -0.1, 0.3]
+    assert res["n_seeds"] == 2 and res["diff"]["mean"] == pytest.approx(np.mean(d1 + d2))
+    assert res["diff"]["p_value"] == sign_flip_p([(x + y) / 2 for x, y in zip(d1, d2)]) == 1 / 16
+    assert res["diff"]["ci95"] == pytest.approx(pooled_summary([d1, d2])["ci95"])
+    assert res["diff"]["seed_means"] == pytest.approx([np.mean(d1), np.mean(d2)])
+    assert "2 training seeds pooled" in capsys.readouterr().out
+    # one A per seed pairs by position; a count that fits neither way is an error naming both counts
+    a2 = f"{tmp_path / 'a'},{tmp_path / 'b1'}"
+    assert main(["compare-evals", a2, b, "--out", str(tmp_path / "c2")]) == 0
+    res2 = json.loads((tmp_path / "c2" / "paired.json").read_text())
+    assert res2["diff"]["mean"] == pytest.approx(np.mean(d1 + [y - x for x, y in zip(scores["b1"], scores["b2"])]))
+    a3 = f"{tmp_path / 'a'},{tmp_path / 'b1'},{tmp_path / 'b2'}"
+    assert main(["compare-evals", a3, b]) == 2
+    assert "3 A folders for 2 B folders" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from rgsd.checks import AT_LEAST_ONE, NON_NEGATIVE, NOT_EMPTY, SEED
+from rgsd.checks import AT_LEAST_ONE, NON_NEGATIVE, NOT_EMPTY, SEED, OneOf
 from rgsd.data.options import EvalDataArgs, TrainDataArgs
 from rgsd.judges.options import JudgeKind, JudgeOptions
 from rgsd.options import ConfigError, arg, field_types, prefixed
@@ -35,6 +35,13 @@ class CompareArgs:
     max_steps: int | None = arg(
         None, "Optimizer steps (both methods); required unless the runs are read.", check=AT_LEAST_ONE)
     seed: int = arg(0, "Seed of both runs and of the evaluation's sampling and bootstrap.", check=SEED)
+    seeds: list[int] = arg(
+        [], "Training seeds, pooled (e.g. 2,3,4): every run is trained once per seed and its gain is pooled over "
+            "seeds and prompts (the interval resamples both). Empty: --seed alone.", check=SEED)
+    control: list[str] = arg(
+        [], "RGSD control runs, trained with the same seeds and data: neutral-system (the teacher's template, "
+            "no criteria), shuffled (another prompt's criteria). Reported as RGSD minus each control.",
+        check=OneOf(("neutral-system", "shuffled")))
     rgsd_config: str | None = arg(None, "RGSD recipe (default: RGSDConfig defaults).")
     grpo_config: str | None = arg(None, "GRPO recipe (default: GRPORunConfig defaults).")
     rgsd_set: list[str] = field(default_factory=list, metadata={
@@ -54,6 +61,8 @@ class CompareArgs:
     def validate(self) -> None:
         if not self.out:
             raise ValueError("--out is required (the output folder)")
+        if self.rgsd_run and (self.seeds or self.control):
+            raise ValueError("--seeds and --control train runs: not with --rgsd-run/--grpo-run (finished runs)")
         if self.samples < 1 or (self.samples > 1 and self.temperature <= 0):
             raise ValueError(f"--samples {self.samples}: needs >= 1, and --temperature > 0 when > 1 "
                              "(greedy decoding gives the same response every time)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import gc
 import json
 import logging
@@ -13,6 +15,7 @@ from rgsd.compare.plan import MATCHED, judge_spec, plan_runs, prompts_per_step, 
 from rgsd.compare.table import build_rows, plot, render_table
 
 log = logging.getLogger(__name__)
+CONTROLS = {"neutral-system": "neutral", "shuffled": "shuffled"}  # control arm -> RGSDConfig.teacher_context
 
 
 def evaluate_model(path: str, examples: list, judge: Any, run: CompareArgs, out: Path) -> dict:
@@ -40,7 +43,7 @@ def evaluate_model(path: str, examples: list, judge: Any, run: CompareArgs, out:
 
 
 def _runs(opts: CompareOptions, out: Path, notes: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Both runs (read, or trained matched) and the values they share."""
+    """Both runs (read, or trained matched; with every control run) and the values they share."""
     run = opts.run
     if run.rgsd_run:
         runs = {"rgsd": read_run(run.rgsd_run), "grpo": read_run(run.grpo_run)}
@@ -63,9 +66,27 @@ def _runs(opts: CompareOptions, out: Path, notes: list[str]) -> tuple[dict[str, 
     log.info("compare: training RGSD (%d steps) into %s", rgsd_cfg.max_steps, rgsd_cfg.output_dir)
     runs = {"rgsd": read_run(train(rgsd_cfg))}
     log.info("compare: training GRPO (%d steps) into %s", grpo_cfg.max_steps, grpo_cfg.output_dir)
+    for control in opts.run.control:  # the same run, the teacher reading a control context
+        c_cfg = copy.deepcopy(rgsd_cfg)
+        c_cfg.teacher_context, c_cfg.output_dir = CONTROLS[control], str(out / f"control-{control}")
+        log.info("compare: training control %s into %s", control, c_cfg.output_dir)
+        runs[control] = read_run(train(c_cfg))
     # rgsd train opens no Accelerator (torch.distributed directly), so TRL's is the process's first
     runs["grpo"] = read_run(train_grpo(grpo_cfg))
     return runs, matched
+
+
+def _mean_summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One model's evaluation summaries over training seeds: each number the mean over seeds."""
+    if len(summaries) == 1:
+        return summaries[0]
+    out = dict(summaries[0])
+    for key, value in summaries[0].items():
+        vals = [s.get(key) for s in summaries]
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and all(
+                isinstance(v, (int, float)) for v in vals):
+            out[key] = sum(vals) / len(vals)
+    return out
 
 
 def run_compare(opts: CompareOptions) -> dict[str, Any]:
@@ -85,7 +106,16 @@ def run_compare(opts: CompareOptions) -> dict[str, Any]:
     out = Path(run.out)
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
-    runs, matched = _runs(opts, out, notes)
+    seeds = run.seeds or [run.seed]
+    per_seed = []  # (seed, runs) per training seed
+    for k in seeds:
+        opts_k = dataclasses.replace(opts, run=dataclasses.replace(run, seed=k))
+        runs_k, matched = _runs(opts_k, out if len(seeds) == 1 else out / f"seed-{k}", notes if k == seeds[0] else [])
+        per_seed.append((k, runs_k))
+    runs = per_seed[0][1]
+    if len(seeds) > 1:
+        notes.append(f"Training seeds {', '.join(map(str, seeds))}: scores are means over seeds; costs are the "
+                     f"first seed's runs; the paired differences pool seeds and prompts.")
     gc_ = runs["grpo"]["config"]
     trained = {"judge": gc_.get("judge", "regex"), "judge_model": gc_.get("judge_model"),
                "judge_base_url": saved(gc_, "judge_base_url"), "judge_mode": gc_.get("judge_mode")}
@@ -118,12 +148,21 @@ def run_compare(opts: CompareOptions) -> dict[str, Any]:
     judge = build_judge(eval_opts, out, cache_name="eval_judge_cache.sqlite")
     if getattr(judge, "note", None):
         notes.append(judge.note)
-    summaries = {}
-    models = (("base", base_model), ("rgsd", runs["rgsd"]["final"]), ("grpo", runs["grpo"]["final"]))
-    for name, path in models:
-        log.info("compare: evaluating %s (%s) on %d examples", name, path, len(eval_examples))
-        summaries[name] = evaluate_model(path, eval_examples, judge, run, out / "eval" / name)
-    costs = {k: runs[k]["cost"] for k in ("rgsd", "grpo")}
+    names = ["rgsd", "grpo", *run.control]
+    log.info("compare: evaluating base (%s) on %d examples", base_model, len(eval_examples))
+    summaries = {"base": evaluate_model(base_model, eval_examples, judge, dataclasses.replace(run, seed=seeds[0]),
+                                        out / "eval" / "base")}
+    dirs: dict[str, list[Path]] = {name: [] for name in names}
+    for k, runs_k in per_seed:
+        for name in names:
+            d = out / "eval" / (name if len(seeds) == 1 else f"{name}-seed{k}")
+            log.info("compare: evaluating %s (%s) on %d examples", name, runs_k[name]["final"], len(eval_examples))
+            got = evaluate_model(runs_k[name]["final"], eval_examples, judge, dataclasses.replace(run, seed=k), d)
+            summaries.setdefault(name, []).append(got)
+            dirs[name].append(d)
+    for name in names:
+        summaries[name] = _mean_summary(summaries[name])
+    costs = {k: runs[k]["cost"] for k in names}
     rows = build_rows(summaries, costs, same)
     if opts.judge.judge_price_in is not None or opts.judge.judge_prices:  # the training judge's cost in dollars
         from rgsd.costs import add_money_to_rows
@@ -137,15 +176,20 @@ def run_compare(opts: CompareOptions) -> dict[str, Any]:
     from rgsd.evaluate.paired import compare_dirs
     from rgsd.evaluate.paired import render as render_paired
 
-    paired = {n: compare_dirs(out / "eval" / "base", out / "eval" / n, seed=run.seed) for n in ("rgsd", "grpo")}
-    table += "".join(f"\n\n**{n.upper()} - base**, {render_paired(p)}\n" for n, p in paired.items())
+    paired = {n: compare_dirs(out / "eval" / "base", dirs[n], seed=seeds[0]) for n in names}
+    minus = {c: compare_dirs(dirs[c], dirs["rgsd"], seed=seeds[0]) for c in run.control}
+    table += "".join(f"\n\n**{n.upper() if n in ('rgsd', 'grpo') else 'control ' + n} - base**, "
+                     f"{render_paired(p)}\n" for n, p in paired.items())
+    table += "".join(f"\n\n**RGSD - control {c}** (same seeds), {render_paired(p)}\n" for c, p in minus.items())
     plots = plot(rows, out)
     images = "".join(f"![{p}]({p})\n" for p in plots)
     (out / "compare.md").write_text("# RGSD vs judge-based GRPO\n\n" + table + "\n" + images)
     report = {"rows": rows, "eval_judge": eval_spec, "training_judge": train_spec,
               "eval_judge_is_training_judge": same, "matched": matched, "notes": notes, "plots": plots,
               "runs": {k: {"dir": v["dir"], "final": v["final"]} for k, v in runs.items()},
-              "eval_data": ev.dataset_name, "eval_examples": len(eval_examples), "paired": paired}
+              "eval_data": ev.dataset_name, "eval_examples": len(eval_examples), "paired": paired, "seeds": seeds,
+              "control_gain": {c: paired[c]["diff"] for c in run.control},
+              "rgsd_minus_control": {c: m["diff"] for c, m in minus.items()}}
     (out / "compare.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(table)
     print(f"written: {out / 'compare.md'}, {out / 'compare.json'}, " + ", ".join(str(out / p) for p in plots))

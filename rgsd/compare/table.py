@@ -28,10 +28,10 @@ def _gain(name: str, value: float | None, base: float | None) -> float | None:
 
 
 def build_rows(summaries: dict[str, dict], costs: dict[str, Any], same: bool) -> list[dict[str, Any]]:
-    """One row per model (base, rgsd, grpo) with every column of the table."""
+    """One row per model (base, rgsd, grpo, then any RGSD control) with every column of the table."""
     base = summaries["base"]
     rows = []
-    for name in ("base", "rgsd", "grpo"):
+    for name in summaries:
         s, c = summaries[name], costs.get(name)
         norm, hb = s.get("score_normalized"), s.get("score")
         gain = _gain(name, norm, base.get("score_normalized"))
@@ -45,7 +45,7 @@ def build_rows(summaries: dict[str, dict], costs: dict[str, Any], same: bool) ->
                        wall_time=c.wall_time, prompts_seen=c.prompts_seen,
                        judge_calls_per_pp=c.judge_calls / gain if gained else None,
                        wall_s_per_pp=c.wall_time / gain if gained else None)
-        row["eval_judge_is_training_judge"] = {"base": None, "rgsd": False, "grpo": same}[name]
+        row["eval_judge_is_training_judge"] = {"base": None, "grpo": same}.get(name, False)
         rows.append(row)
     return rows
 
@@ -59,8 +59,8 @@ def render_table(rows: list[dict[str, Any]], same: bool, notes: list[str]) -> st
     lines = [head, "|" + "---|" * 13]
     for r in rows:
         base = r["model"] == "base"
-        flag = {"base": "-", "rgsd": "n/a (RGSD uses no judge)",
-                "grpo": "YES: favours GRPO (reward hacking goes unseen)" if same else "no"}[r["model"]]
+        flag = {"base": "-", "grpo": "YES: favours GRPO (reward hacking goes unseen)" if same else "no"}.get(
+            r["model"], "n/a (RGSD uses no judge)")
         gain, gain_hb = r["gain_normalized_pp"], r["gain_healthbench_pp"]
         cells = [
             r["model"],
@@ -101,7 +101,8 @@ def plot(rows: list[dict[str, Any]], out: Path) -> list[str]:
                 continue
             style = "o-" if r["model"] == "rgsd" else "s--"
             ys = [100 * base["normalized"], 100 * r["normalized"]]
-            ax.plot([0, r[key]], ys, style, label=r["model"].upper())
+            ax.plot([0, r[key]], ys, style, label=r["model"].upper() if r["model"] in ("rgsd", "grpo")
+                    else f"RGSD control {r['model']}")
         if base["normalized"] is not None:
             ax.plot([0], [100 * base["normalized"]], "k^", label="base")
         save_figure(fig, ax, out / name, xlabel=label, ylabel="rubric score, normalized (pp)", dpi=120,

@@ -35,6 +35,8 @@ class Protocol:
     max_new_tokens: int = 64
     seed: int = 0
     batch_size: int = 32
+    first_train_prompt: int = 1  # 1-based: the training set is demo training prompts first..first+train_prompts-1
+    heldout_prompts: str = "heldout"  # the held-out file, or "A-B": demo training prompts A..B (1-based) not trained on
 
 
 @dataclass
@@ -51,12 +53,35 @@ class SetEval:
                 "eos_rate": self.eos_rate, "n_responses": len(self.records)}
 
 
+def prompt_range(text: str) -> tuple[int, int]:
+    """``"A-B"`` -> ``(A, B)``, 1-based and inclusive (``ValueError`` naming the value otherwise)."""
+    try:
+        a, b = (int(x) for x in text.split("-"))
+    except ValueError:
+        raise ValueError(f"heldout_prompts: expected 'heldout' or a range A-B of demo training prompts, got {text!r}")
+    if not 1 <= a <= b:
+        raise ValueError(f"heldout_prompts: {text!r} is not a range 1 <= A <= B")
+    return a, b
+
+
 def eval_sets(p: Protocol) -> dict[str, list[Example]]:
-    """The evaluation prompt sets: ``train`` (first ``train_prompts`` demo training prompts) and ``heldout``."""
+    """The evaluation prompt sets: ``train`` (the demo training prompts RGSD trains on) and ``heldout`` (the
+    held-out file, or a range of demo training prompts that no run trains on)."""
     from rgsd.data.loaders import load_examples
 
-    return {"train": load_examples("demo:train").examples[: p.train_prompts],
-            "heldout": load_examples("demo:heldout").examples}
+    pool = load_examples("demo:train").examples
+    start = p.first_train_prompt - 1
+    train = pool[start: start + p.train_prompts]
+    if start < 0 or len(train) < p.train_prompts:
+        raise ValueError(f"train prompts {p.first_train_prompt}-{start + p.train_prompts}: the demo has "
+                         f"{len(pool)} training prompts")
+    if p.heldout_prompts == "heldout":
+        return {"train": train, "heldout": load_examples("demo:heldout").examples}
+    a, b = prompt_range(p.heldout_prompts)
+    if b > len(pool) or not (b < p.first_train_prompt or a > start + p.train_prompts):
+        raise ValueError(f"heldout_prompts {p.heldout_prompts}: must lie within the {len(pool)} demo training "
+                         f"prompts and outside the trained ones ({p.first_train_prompt}-{start + p.train_prompts})")
+    return {"train": train, "heldout": pool[a - 1: b]}
 
 
 def evaluate_set(
@@ -83,10 +108,34 @@ def evaluate_set(
 
 
 def paired(base: SetEval, other: SetEval, seed: int = 0) -> dict[str, Any]:
-    """``other - base`` over prompts: ``{"mean", "ci95", "n", "better", "worse"}``."""
+    """``other - base`` over prompts: ``{"mean", "ci95", "t_ci95", "p_value", "n", "better", "worse"}``."""
     from rgsd.evaluate.paired import paired_compare
 
     return paired_compare(base.records, other.records, seed=seed)["diff"]
+
+
+def pooled(pairs: list[tuple[SetEval, SetEval]], seed: int = 0) -> dict[str, Any]:
+    """``b - a`` over prompts, one ``(a, b)`` pair per training seed, pooled (:func:`rgsd.stats.pooled_summary`):
+    the mean over seeds and prompts, an interval resampling both, the sign-flip p and t interval over prompts."""
+    from rgsd.evaluate.paired import prompt_means
+    from rgsd.stats import pooled_summary
+
+    means = [(prompt_means(a.records), prompt_means(b.records)) for a, b in pairs]
+    ids = sorted(set.intersection(*(set(ma) & set(mb) for ma, mb in means)))
+    if not ids:
+        return {"mean": None, "ci95": [None, None], "t_ci95": None, "p_value": None, "n": 0}
+    return pooled_summary([[mb[i] - ma[i] for i in ids] for ma, mb in means], seed=seed)
+
+
+def joined(*evals: SetEval) -> SetEval:
+    """Several evaluations as one (seeds of one arm, or both splits): records concatenated, means weighted."""
+    n = [len(e.records) for e in evals]
+    total = max(sum(n), 1)
+    scores = [r.get("score_normalized") for e in evals for r in e.records]
+    scored = [x for x in scores if isinstance(x, (int, float))]
+    return SetEval([r for e in evals for r in e.records], sum(e.mean_tokens * k for e, k in zip(evals, n)) / total,
+                   sum(e.eos_rate * k for e, k in zip(evals, n)) / total,
+                   sum(scored) / len(scored) if scored else None)
 
 
 def shuffled_rubric_data(examples: list[Example], out: Path) -> Path:

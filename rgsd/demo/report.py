@@ -20,9 +20,11 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 
 def _ci(d: dict[str, Any] | None) -> str:
+    """``mean [bootstrap CI] (p one-sided sign-flip)``: the interval resamples seeds too when they are pooled."""
     if not d or d.get("mean") is None:
         return "n/a"
-    return f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+    p = d.get("p_value")
+    return f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" + ("" if p is None else f" (p {p:.3f})")
 
 
 def table_rows(summary: dict[str, Any]) -> list[list[str]]:
@@ -40,10 +42,19 @@ def effect_lines(summary: dict[str, Any]) -> list[str]:
     sig = summary.get("signal") or {}
     si = ", ".join(f"step {st}: {v:+.3f}" for st, v in summary.get("self_internalization_gap") or [])
     div = sig.get("divergence_by_position_step1") or {}
+    seeds = summary.get("seeds") or [summary["settings"]["seed"]]
+    controls = [
+        f"{what} {c}: training prompts {_ci(d['train'])}, held-out {_ci(d['heldout'])}, all {_ci(d.get('all'))}"
+        for key, what in (("control_gain", "control gain (trained - base),"), ("rgsd_minus_control",
+                                                                               "RGSD minus control"))
+        for c, d in (summary.get(key) or {}).items()]
     return [
         f"conditioning gap (rubric in context - base): training prompts {_ci(cg['train'])}, "
         f"held-out {_ci(cg['heldout'])}",
-        f"RGSD gain (trained - base): training prompts {_ci(g['train'])}, held-out {_ci(g['heldout'])}",
+        f"RGSD gain (trained - base): training prompts {_ci(g['train'])}, held-out {_ci(g['heldout'])}"
+        + (f", all {_ci(g['all'])}" if g.get("all") else "")
+        + (f"; {len(seeds)} training seeds pooled ({', '.join(map(str, seeds))})" if len(seeds) > 1 else ""),
+        *controls,
         f"clip: positions with a clipped entry {_fmt(sig.get('clipped_position_share'), 2)}, divergence mass "
         f"removed {_fmt(sig.get('clip_removed_share'), 2)}, vocabulary entries capped "
         f"{_fmt(sig.get('clipped_entry_fraction'), 6)} (means over steps)",
@@ -56,8 +67,9 @@ def effect_lines(summary: dict[str, Any]) -> list[str]:
 
 def _target_line(t: dict[str, Any]) -> str:
     half = "n/a" if t["half_conditioning_gap"] is None else f"{t['half_conditioning_gap']:+.3f}"
-    return (f"bar (training prompts: gain >= half the conditioning gap, CI above 0): "
-            f"{'met' if t['met'] else 'not met'} (gain {_fmt(t['gain'])} vs {half}; CI low {_fmt(t['gain_ci95_low'])})")
+    return (f"bar (training prompts: gain above 0 by a one-sided sign-flip test, p < 0.05, and at least half the "
+            f"conditioning gap): {'met' if t['met'] else 'not met'} (gain {_fmt(t['gain'])}, p "
+            f"{_fmt(t.get('p_value'))}, vs half the gap {half})")
 
 
 def print_table(summary: dict[str, Any]) -> None:
@@ -73,7 +85,7 @@ def print_table(summary: dict[str, Any]) -> None:
     print()
     for text in effect_lines(summary):
         print(text)
-    print(f"paired over prompts, bootstrap 95% CI | training judge calls: 0 | wall time "
+    print(f"paired over prompts: mean [bootstrap 95% CI] (one-sided sign-flip p) | training judge calls: 0 | wall time "
           f"{summary.get('wall_time_s', 0):.0f} s | judge: {summary['judge']} (a pattern check standing in "
           f"for an LLM judge)")
     if summary.get("compare"):
@@ -132,8 +144,10 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
         f"held-out prompts; {st['steps']} RGSD steps on the training prompts; each evaluation samples "
         f"{st['eval_samples']} response(s) per prompt at temperature {st['eval_temperature']} "
         f"({st.get('base_eval_samples', st['eval_samples'])} for the base model, the reference of every "
-        f"difference; max {st['max_new_tokens']} new tokens); seed {st['seed']}. Effects are paired differences "
-        "over prompts (per-prompt means) with a bootstrap 95% CI.",
+        f"difference; max {st['max_new_tokens']} new tokens); seed(s) {', '.join(map(str, summary.get('seeds') or [st['seed']]))}. "
+        "Effects are paired differences over prompts (per-prompt means): the mean, a bootstrap 95% CI (with several "
+        "training seeds it resamples seeds and prompts) and the one-sided sign-flip permutation p-value of a rise "
+        "(summary.json adds the Student-t interval, `t_ci95`).",
         "",
         "RGSD training: " + ", ".join(f"{k} {v}" for k, v in summary["training"].items())
         + f" (loss temperature in effect {summary.get('loss_temperature_in_effect')}). Departures from the "
@@ -165,6 +179,11 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
         "Stage wall times (s): " + ", ".join(f"{k}: {v:.0f}" for k, v in summary["timings_s"].items())
         + f"; total {summary.get('wall_time_s', 0):.0f} s.",
     ]
+    if summary.get("gain_composition"):
+        from rgsd.evaluate.explain import render_explain
+
+        lines += ["", "## What the gain is made of (training and held-out prompts together)", "",
+                  render_explain(summary["gain_composition"])]
     if summary.get("compare"):
         lines += ["", "## RGSD vs judge-based GRPO", "", summary["compare"].get("table_markdown", "")]
     path = out / "report.md"

@@ -23,6 +23,9 @@ from rgsd.recipes import path as recipe_path
 
 log = logging.getLogger(__name__)
 RECIPE = recipe_path("rgsd-smollm2-cpu.yaml")  # found inside the package once installed (the wheel ships recipes)
+# a control arm -> the teacher context it trains with (rgsd.method.teacher_prompt.CONTEXTS)
+CONTROLS = {"neutral-system": "neutral", "shuffled": "shuffled"}
+ALPHA = 0.05  # the demo's bar and the confirmation's test: one-sided sign-flip p below this
 
 
 @dataclass
@@ -31,7 +34,11 @@ class DemoSettings:
     model: str = "smollm2-offline"
     steps: int = 12
     seed: int = 0
-    train_prompts: int = 16  # the first N demo training prompts: RGSD trains on them and they are evaluated
+    seeds: list[int] = field(default_factory=list)  # training seeds pooled (empty: [seed]); the base uses the first
+    controls: list[str] = field(default_factory=list)  # control arms trained with the same seeds (CONTROLS)
+    train_prompts: int = 16  # N demo training prompts from first_train_prompt: RGSD trains on them, they are evaluated
+    first_train_prompt: int = 1
+    heldout_prompts: str = "heldout"  # the held-out file, or "A-B": demo training prompts no run trains on
     eval_samples: int = 2  # sampled responses per prompt in each evaluation (paired over prompts)
     base_eval_samples: int = 6  # the base model is every comparison's reference: sampled more (demo_protocol)
     eval_temperature: float = 0.7  # the rollout temperature: the distribution RGSD moves
@@ -75,7 +82,8 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     """Run every stage; write ``report.md``, ``summary.json`` and plots to ``s.out``; return the summary."""
     import torch
 
-    from rgsd.demo.protocol import Protocol, eval_sets, evaluate_set, paired, run_summary, subset_data
+    from rgsd.demo.protocol import Protocol, SetEval, eval_sets, evaluate_set, joined, paired, pooled, run_summary, \
+        subset_data
     from rgsd.judges.regex_judge import RegexJudge
     from rgsd.method.teacher_prompt import teacher_messages
     from rgsd.models import load_model
@@ -90,18 +98,32 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     torch.set_num_threads(threads)
     print(f"[demo] torch threads: {threads}" + ("" if s.threads else " (the idle CPUs this process may use)"),
           flush=True)
-    torch.manual_seed(s.seed)
+    unknown = sorted(set(s.controls) - set(CONTROLS))
+    if unknown:
+        raise ValueError(f"controls: unknown {unknown}; choose from {sorted(CONTROLS)}")
+    seeds = s.seeds or [s.seed]
+    torch.manual_seed(seeds[0])
     s.out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-    proto = Protocol(train_prompts=s.train_prompts, samples=s.eval_samples, base_samples=s.base_eval_samples,
-                     temperature=s.eval_temperature,
-                     max_new_tokens=s.max_new_tokens, seed=s.seed)
+
+    def protocol(seed: int) -> Protocol:
+        return Protocol(train_prompts=s.train_prompts, samples=s.eval_samples, base_samples=s.base_eval_samples,
+                        temperature=s.eval_temperature, max_new_tokens=s.max_new_tokens, seed=seed,
+                        first_train_prompt=s.first_train_prompt, heldout_prompts=s.heldout_prompts)
+
+    proto = protocol(seeds[0])
     sets = eval_sets(proto)
     judge = RegexJudge()
     data = subset_data(sets["train"], s.out / "train_prompts.jsonl")
-    cfg = build(RGSDConfig, RECIPE, {"model_name_or_path": s.model, "max_steps": s.steps, "seed": s.seed,
-                                     "max_new_tokens": s.max_new_tokens, "dataset_name": str(data),
-                                     "output_dir": str(s.out / "rgsd-run"), **s.train_overrides})
+
+    def config(seed: int, context: str = "rubric", name: str = "rgsd-run") -> RGSDConfig:
+        out = name if len(seeds) == 1 else f"{name}-seed{seed}"
+        return build(RGSDConfig, RECIPE, {"model_name_or_path": s.model, "max_steps": s.steps, "seed": seed,
+                                          "max_new_tokens": s.max_new_tokens, "dataset_name": str(data),
+                                          "output_dir": str(s.out / out), **s.train_overrides,
+                                          "teacher_context": context})
+
+    cfg = config(seeds[0])
     model, tok = load_model(s.model)
     ev: dict[str, Any] = {}
 
@@ -113,20 +135,45 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
             ev[f"base_{split}"] = evaluate_set(model, tok, examples, judge, proto, split, samples=proto.base_samples)
             ev[f"with_rubric_{split}"] = evaluate_set(model, tok, examples, judge, proto, f"with_rubric_{split}",
                                                       messages_fn=teacher)
-    cond = {k: paired(ev[f"base_{k}"], ev[f"with_rubric_{k}"], s.seed) for k in sets}
+    for arm in ("base", "with_rubric"):
+        ev[f"{arm}_all"] = joined(ev[f"{arm}_train"], ev[f"{arm}_heldout"])
+    splits = (*sets, "all")
+    cond = {k: paired(ev[f"base_{k}"], ev[f"with_rubric_{k}"], seeds[0]) for k in splits}
     print(f"[demo] conditioning gap (with - without rubric, training prompts): {_ci(cond['train'])}")
     del model
 
-    with Stage(f"2/4 RGSD training ({cfg.max_steps} steps, no judge)", timings):
-        run_dir = train(cfg)
-    with Stage("3/4 trained model evaluation (training and held-out prompts)", timings):
-        trained, tok = load_model(str(run_dir / "final"))
-        for split, examples in sets.items():
-            ev[f"rgsd_{split}"] = evaluate_set(trained, tok, examples, judge, proto, split)
-        del trained
-    gain = {k: paired(ev[f"base_{k}"], ev[f"rgsd_{k}"], s.seed) for k in sets}
-    for name, e in ev.items():
-        _write_eval(e, s.out / "eval" / name)
+    # 2-3. each arm (RGSD, then every control) trained and evaluated once per seed
+    arms = [("rgsd", "rubric")] + [(c, CONTROLS[c]) for c in s.controls]
+    per_seed: dict[str, list[dict[str, SetEval]]] = {name: [] for name, _ in arms}
+    runs: dict[str, list[Path]] = {name: [] for name, _ in arms}
+    for name, context in arms:
+        for seed in seeds:
+            label = ("RGSD" if name == "rgsd" else f"control {name}") + ("" if len(seeds) == 1 else f", seed {seed}")
+            c = config(seed, context, "rgsd-run" if name == "rgsd" else f"control-{name}")
+            with Stage(f"2/4 {label} training ({c.max_steps} steps, no judge)", timings):
+                run_dir = train(c)
+            with Stage(f"3/4 {label}: evaluation (training and held-out prompts)", timings):
+                trained, tok = load_model(str(run_dir / "final"))
+                got = {split: evaluate_set(trained, tok, examples, judge, protocol(seed), split)
+                       for split, examples in sets.items()}
+                del trained
+            got["all"] = joined(got["train"], got["heldout"])
+            per_seed[name].append(got)
+            runs[name].append(run_dir)
+            for split in sets:
+                key = f"{name}_{split}" if len(seeds) == 1 else f"{name}_seed{seed}_{split}"
+                _write_eval(got[split], s.out / "eval" / key)
+    for name, _ in arms:
+        for split in splits:
+            ev[f"{name}_{split}"] = joined(*(g[split] for g in per_seed[name]))
+    gain = {k: pooled([(ev[f"base_{k}"], g[k]) for g in per_seed["rgsd"]], seeds[0]) for k in splits}
+    control_gain = {c: {k: pooled([(ev[f"base_{k}"], g[k]) for g in per_seed[c]], seeds[0]) for k in splits}
+                    for c in s.controls}
+    rgsd_minus_control = {c: {k: pooled([(g_c[k], g_r[k]) for g_c, g_r in zip(per_seed[c], per_seed["rgsd"])],
+                                         seeds[0]) for k in splits} for c in s.controls}
+    for name in ("base_train", "base_heldout", "with_rubric_train", "with_rubric_heldout"):
+        _write_eval(ev[name], s.out / "eval" / name)
+    run_dir = runs["rgsd"][0]
 
     compare = None
     if s.with_grpo:
@@ -138,8 +185,10 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     summary = {
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in s.__dict__.items()},
         "model": s.model, "train_prompts": len(sets["train"]), "heldout_prompts": len(sets["heldout"]),
+        "prompt_ids": {k: [ex.id for ex in v] for k, v in sets.items()}, "seeds": seeds,
         "judge": judge.name, "judge_note": judge.note,
-        "conditioning_gap": cond, "rgsd_gain": gain,
+        "conditioning_gap": cond, "rgsd_gain": gain, "control_gain": control_gain,
+        "rgsd_minus_control": rgsd_minus_control,
         "training": {k: getattr(cfg, k) for k in ("max_steps", "per_device_train_batch_size", "learning_rate",
                                                   "temperature", "loss_temperature", "max_new_tokens", "beta",
                                                   "clip", "clip_mode", "teacher_placement", "teacher_style",
@@ -150,8 +199,16 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
         "self_internalization_gap": [(m["step"], m["self_internalization_gap"]) for m in metrics
                                      if "self_internalization_gap" in m],
         "loss": [(m["step"], m["loss"]) for m in metrics], "checkpoint": str(run_dir / "final"),
+        "checkpoints": {name: [str(r / "final") for r in rs] for name, rs in runs.items()},
         "compare": compare,
     }
+    # what the gain is made of: per-criterion rates, opening words, persona phrases, length, end of turn
+    from rgsd.evaluate.explain import explain
+    from rgsd.evaluate.paired import criterion_tags
+
+    models = {"base": ev["base_all"].records, "RGSD": ev["rgsd_all"].records,
+              "teacher": ev["with_rubric_all"].records, **{c: ev[f"{c}_all"].records for c in s.controls}}
+    summary["gain_composition"] = explain(models, criterion_tags(sets["train"] + sets["heldout"]))
     summary["target"] = target(cond["train"], gain["train"])
     summary["wall_time_s"] = time.perf_counter() - wall0
     (s.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -163,10 +220,15 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
 
 
 def target(gap: dict[str, Any], gain: dict[str, Any]) -> dict[str, Any]:
-    """The demo's bar on the training prompts: gain >= half the conditioning gap, with its CI above 0."""
+    """The demo's bar on the training prompts, as a test: the gain is above 0 by a one-sided sign-flip test over
+    prompts (p < ALPHA) and at least half the conditioning gap (the effect size RGSD should move)."""
     half = 0.5 * gap["mean"] if gap.get("mean") is not None else None
-    met = (half is not None and gain.get("mean") is not None and gain["mean"] >= half and gain["ci95"][0] > 0)
-    return {"half_conditioning_gap": half, "gain": gain.get("mean"), "gain_ci95_low": gain["ci95"][0], "met": met}
+    p = gain.get("p_value")
+    met = (half is not None and gain.get("mean") is not None and p is not None and p < ALPHA
+           and gain["mean"] >= half)
+    return {"test": f"one-sided sign-flip over training prompts, alpha {ALPHA}", "p_value": p,
+            "half_conditioning_gap": half, "gain": gain.get("mean"), "gain_ci95_low": gain["ci95"][0],
+            "gain_t_ci95": gain.get("t_ci95"), "met": met}
 
 
 def _ci(d: dict[str, Any]) -> str:

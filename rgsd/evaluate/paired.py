@@ -92,6 +92,41 @@ def paired_compare(
     return out
 
 
+def pooled_compare(
+    a_sets: list[list[dict[str, Any]]], b_sets: list[list[dict[str, Any]]], crit_tags: dict[str, list[str]] | None = None,
+    key: str = "score_normalized", seed: int = 0,
+) -> dict[str, Any]:
+    """:func:`paired_compare` over several training seeds: ``b_sets[k] - a_sets[k]`` per seed (one ``a`` set is
+    every seed's reference), pooled by :func:`rgsd.stats.pooled_summary` on the prompts every set scored."""
+    from rgsd.stats import pooled_summary
+
+    if len(a_sets) == 1 and len(b_sets) == 1:
+        return paired_compare(a_sets[0], b_sets[0], crit_tags, key, seed)
+    if len(a_sets) not in (1, len(b_sets)):
+        raise ValueError(f"{len(a_sets)} A folders for {len(b_sets)} B folders: give one A, or one per B (per seed)")
+    a_sets = a_sets * len(b_sets) if len(a_sets) == 1 else a_sets
+    pairs = [(prompt_means(a, key), prompt_means(b, key)) for a, b in zip(a_sets, b_sets)]
+    union = set().union(*(set(ma) | set(mb) for ma, mb in pairs))
+    shared = sorted(set.intersection(*(set(ma) & set(mb) for ma, mb in pairs)))
+    out: dict[str, Any] = {
+        "key": key, "n_shared_prompts": len(shared), "n_seeds": len(pairs), "not_shared": len(union - set(shared)),
+        "only_a": 0, "only_b": 0,
+        "mean_a": float(np.mean([[ma[i] for i in shared] for ma, _ in pairs])) if shared else None,
+        "mean_b": float(np.mean([[mb[i] for i in shared] for _, mb in pairs])) if shared else None,
+        "diff": pooled_summary([[mb[i] - ma[i] for i in shared] for ma, mb in pairs], seed=seed) if shared
+        else paired_summary([]),
+        "tags": {},
+    }
+    if crit_tags:
+        for tag in sorted({t for ts in crit_tags.values() for t in ts}):
+            tp = [(prompt_means(a, crit_tags=crit_tags, tag=tag), prompt_means(b, crit_tags=crit_tags, tag=tag))
+                  for a, b in zip(a_sets, b_sets)]
+            ids = sorted(set.intersection(*(set(ta) & set(tb) for ta, tb in tp)))
+            if ids:
+                out["tags"][tag] = pooled_summary([[tb[i] - ta[i] for i in ids] for ta, tb in tp], seed=seed)
+    return out
+
+
 def criterion_tags(examples: list[Any]) -> dict[str, list[str]]:
     """Criterion id -> its tags plus its example's tags (``Example.metadata['tags']`` when present)."""
     out = {}
@@ -102,16 +137,24 @@ def criterion_tags(examples: list[Any]) -> dict[str, list[str]]:
     return out
 
 
-def compare_dirs(a_dir: str | Path, b_dir: str | Path, data: str | None = None, seed: int = 0) -> dict[str, Any]:
-    """:func:`paired_compare` of two ``rgsd eval`` folders; ``data`` (the dataset) enables per-tag rows."""
+def compare_dirs(a_dir: str | Path | list, b_dir: str | Path | list, data: str | None = None, seed: int = 0
+                 ) -> dict[str, Any]:
+    """:func:`pooled_compare` of ``rgsd eval`` folders (a folder, or one per training seed: a list or a
+    comma-separated string); ``data`` (the dataset) enables per-tag rows."""
     tags = None
     if data:
         from rgsd.data.loaders import load_examples
 
         tags = criterion_tags(load_examples(data).examples)
-    res = paired_compare(read_records(a_dir), read_records(b_dir), tags, seed=seed)
-    res.update(a=str(a_dir), b=str(b_dir))
+    a_dirs, b_dirs = _dirs(a_dir), _dirs(b_dir)
+    res = pooled_compare([read_records(d) for d in a_dirs], [read_records(d) for d in b_dirs], tags, seed=seed)
+    res.update(a=",".join(a_dirs), b=",".join(b_dirs))
     return res
+
+
+def _dirs(value: str | Path | list) -> list[str]:
+    items = value if isinstance(value, list) else str(value).split(",")
+    return [str(x) for x in items if str(x)]
 
 
 def _ci(d: dict[str, Any]) -> str:
@@ -120,20 +163,36 @@ def _ci(d: dict[str, Any]) -> str:
     return f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
 
 
+def _t(d: dict[str, Any]) -> str:
+    t = d.get("t_ci95")
+    return "n/a" if not t else f"[{t[0]:+.3f}, {t[1]:+.3f}]"
+
+
+def _p(d: dict[str, Any]) -> str:
+    return "n/a" if d.get("p_value") is None else f"{d['p_value']:.4f}"
+
+
 def render(res: dict[str, Any]) -> str:
     """Markdown table of a :func:`paired_compare` result."""
     d = res["diff"]
+    seeds = res.get("n_seeds", 1)
+    over = (f"{seeds} training seeds pooled: the bootstrap resamples seeds and prompts; t and p over prompts' "
+            "seed means" if seeds > 1 else "bootstrap over prompts")
     lines = [
-        f"Paired comparison over {res['n_shared_prompts']} shared prompts ({res['key']}, B - A, "
-        f"paired bootstrap 95% CI over prompts):", "",
-        "| | A | B | B - A [95% CI] | prompts better / worse |", "| --- | --- | --- | --- | --- |",
-        f"| all | {res['mean_a']:.3f} | {res['mean_b']:.3f} | {_ci(d)} | {d.get('better', 0)} / {d.get('worse', 0)} |"
-        if res["mean_a"] is not None else "| all | n/a | n/a | n/a | |",
+        f"Paired comparison over {res['n_shared_prompts']} shared prompts ({res['key']}, B - A; {over}; p: "
+        "one-sided sign-flip permutation test of B > A):", "",
+        "| | A | B | B - A [95% CI] | t 95% CI | p | prompts better / worse |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| all | {res['mean_a']:.3f} | {res['mean_b']:.3f} | {_ci(d)} | {_t(d)} | {_p(d)} | "
+        f"{d.get('better', 0)} / {d.get('worse', 0)} |"
+        if res["mean_a"] is not None else "| all | n/a | n/a | n/a | | | |",
     ]
     for tag, t in res["tags"].items():
-        lines.append(f"| {tag} | | | {_ci(t)} | {t.get('better', 0)} / {t.get('worse', 0)} |")
+        lines.append(f"| {tag} | | | {_ci(t)} | {_t(t)} | {_p(t)} | {t.get('better', 0)} / {t.get('worse', 0)} |")
     if res["only_a"] or res["only_b"]:
         lines += ["", f"Unpaired prompts left out: {res['only_a']} only in A, {res['only_b']} only in B."]
+    if res.get("not_shared"):
+        lines += ["", f"Prompts left out (not scored in every folder): {res['not_shared']}."]
     return "\n".join(lines)
 
 
@@ -144,6 +203,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         opts = options(args, PairedArgs)
         res = compare_dirs(args.a_dir, args.b_dir, opts.dataset_name, opts.seed)
+        expl = None
+        if opts.explain or opts.teacher_dir:
+            from rgsd.evaluate.explain import explain_dirs, render_explain
+
+            expl = explain_dirs(args.a_dir, args.b_dir, opts.teacher_dir, opts.dataset_name)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -152,11 +216,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     text = render(res)
     print(text)
+    extext = render_explain(expl) if expl else ""
+    if expl:
+        print("\n" + extext)
     if opts.out:
         out = Path(opts.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "paired.json").write_text(json.dumps(res, indent=2) + "\n")
         (out / "paired.md").write_text(text + "\n")
+        if expl:
+            (out / "explain.json").write_text(json.dumps(expl, indent=2) + "\n")
+            (out / "explain.md").write_text(extext + "\n")
     return 0
 
 
@@ -169,6 +239,10 @@ class PairedArgs:
     dataset_name: str | None = arg(None, "The evaluated rubric data, for per-tag differences.")
     out: str | None = arg(None, "Write paired.json and paired.md here.")
     seed: int = arg(0, "Bootstrap seed.", check=SEED)
+    explain: bool = arg(False, "Also print what the gain is made of (A = base, B = trained): met rate per criterion, "
+                        "opening words, persona phrases, length; with --out, write explain.json and explain.md.")
+    teacher_dir: str | None = arg(None, "An eval folder of the teacher (the rubric in context) for --explain "
+                                  "(implies --explain).")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -176,6 +250,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "compare-evals", [PairedArgs], run,
                     help="Paired difference (B - A) of two `rgsd eval` folders, with a bootstrap 95%% CI over "
                     "prompts, per tag with --dataset-name.", description=__doc__)
-    p.add_argument("a_dir", help="baseline eval folder (results.jsonl)")
-    p.add_argument("b_dir", help="the other eval folder, on the same prompts")
+    p.add_argument("a_dir", help="baseline eval folder (results.jsonl); several, comma-separated: one per "
+                                 "training seed of B")
+    p.add_argument("b_dir", help="the other eval folder, on the same prompts; several, comma-separated: training "
+                                 "seeds, pooled")
     p.usage = "%(prog)s A_DIR B_DIR [OPTIONS]"
