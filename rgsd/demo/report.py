@@ -7,9 +7,13 @@ from typing import Any
 
 ROWS = [
     ("base model, training prompts", "base_train"),
+    ("base model + template, no criteria (neutral), training prompts", "neutral_train"),
+    ("base model + another prompt's criteria (shuffled), training prompts", "shuffled_train"),
     ("base model + rubric in context (teacher), training prompts", "with_rubric_train"),
     ("RGSD model, training prompts", "rgsd_train"),
     ("base model, held-out prompts", "base_heldout"),
+    ("base model + template, no criteria (neutral), held-out prompts", "neutral_heldout"),
+    ("base model + another prompt's criteria (shuffled), held-out prompts", "shuffled_heldout"),
     ("base model + rubric in context (teacher), held-out prompts", "with_rubric_heldout"),
     ("RGSD model, held-out prompts", "rgsd_heldout"),
 ]
@@ -28,8 +32,11 @@ def _ci(d: dict[str, Any] | None) -> str:
 
 
 def table_rows(summary: dict[str, Any]) -> list[list[str]]:
+    """The table's rows: the base model under each context, the RGSD model, then each control's trained model."""
     rows = []
-    for label, key in ROWS:
+    controls = [(f"control {c} model, {'training' if split == 'train' else 'held-out'} prompts", f"{c}_{split}")
+                for c in summary.get("control_gain") or {} for split in ("train", "heldout")]
+    for label, key in ROWS + controls:
         sc = summary["scores"].get(key)
         if sc:
             rows.append([label, _fmt(sc["normalized"]), _fmt(sc["response_tokens"], 1), _fmt(sc["eos_rate"], 2)])
@@ -62,7 +69,44 @@ def effect_lines(summary: dict[str, Any]) -> list[str]:
         + ", ".join(f"{k}: {_fmt(v, 3)}" for k, v in div.items())
         + f"; sampled-token log q/p {_fmt(sig.get('sampled_token_logratio'), 3)}",
         f"self-internalization gap over steps: {si or 'n/a'}",
-    ] + ([_target_line(summary["target"])] if summary.get("target") else [])
+    ] + ([_target_line(summary["target"])] if summary.get("target") else []) + _preflight_lines(summary)
+
+
+def _preflight_lines(summary: dict[str, Any]) -> list[str]:
+    pf = (summary.get("preflight") or {}).get("train")
+    if not pf:
+        return []
+    arms, lift = pf["conditioning_arms"], pf["conditioning_lift"]
+    return [
+        "base model under each context, training prompts: " + ", ".join(
+            f"{a} {_fmt(arms.get(a))}" for a in ("none", "neutral", "shuffled", "rubric")),
+        "pre-flight lifts, training prompts: " + ", ".join(f"{k} {_ci(lift.get(k))}" for k in
+                                                          ("format", "list", "rubric", "total")),
+        f"pre-flight verdict: {pf['preflight_verdict']}",
+    ]
+
+
+def teach_paragraph(summary: dict[str, Any]) -> str:
+    """What the training can and cannot teach, in one paragraph, from the pre-flight's four arms."""
+    pf = (summary.get("preflight") or {}).get("all") or (summary.get("preflight") or {}).get("train")
+    if not pf:
+        return ""
+    lift = pf["conditioning_lift"]
+    total, fmt_, lst, rub = (lift.get(k) or {} for k in ("total", "format", "list", "rubric"))
+    if total.get("mean") is None:
+        return ""
+
+    def share(part: dict[str, Any]) -> str:
+        return "n/a" if not total["mean"] else f"{part.get('mean', 0.0) / total['mean']:.0%}"
+
+    return (f"**What the training can teach.** On these prompts the rubric in context raises the base model's score "
+            f"by {_ci(total)} (the conditioning gap, every prompt of both splits). Of that, the template alone "
+            f"(a system message with no criteria, replacing the model's default one) gives {_ci(fmt_)} "
+            f"({share(fmt_)}), *a* criteria list (another prompt's) adds {_ci(lst)} ({share(lst)}), and "
+            f"*these* criteria add {_ci(rub)} ({share(rub)}). RGSD distils all of it: a trained model can learn "
+            f"the template's and the list's generic effect as well as the rubric's, so a gain is read against "
+            f"the rubric-specific part and, after training, against a control arm (`--control`). Verdict: "
+            f"{pf['preflight_verdict']}.")
 
 
 def _target_line(t: dict[str, Any]) -> str:
@@ -179,6 +223,8 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
         "Stage wall times (s): " + ", ".join(f"{k}: {v:.0f}" for k, v in summary["timings_s"].items())
         + f"; total {summary.get('wall_time_s', 0):.0f} s.",
     ]
+    if summary.get("preflight"):
+        lines += ["", teach_paragraph(summary)]
     if summary.get("gain_composition"):
         from rgsd.evaluate.explain import render_explain
 

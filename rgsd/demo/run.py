@@ -85,7 +85,8 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     from rgsd.demo.protocol import Protocol, SetEval, eval_sets, evaluate_set, joined, paired, pooled, run_summary, \
         subset_data
     from rgsd.judges.regex_judge import RegexJudge
-    from rgsd.method.teacher_prompt import teacher_messages
+    from rgsd.method.lift import arms_summary
+    from rgsd.method.teacher_prompt import context_messages, default_system_prompt
     from rgsd.models import load_model
     from rgsd.options import build
     from rgsd.train.config import RGSDConfig
@@ -127,19 +128,32 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     model, tok = load_model(s.model)
     ev: dict[str, Any] = {}
 
-    def teacher(ex):
-        return teacher_messages(ex, cfg.teacher_placement, cfg.show_weights, cfg.teacher_style)
+    default_system = default_system_prompt(tok) if cfg.teacher_placement == "system_keep" else None
 
+    def chats(examples: list, context: str) -> Any:  # the teacher's chat of each prompt under a context
+        by_id = {ex.id: chat for ex, chat in zip(examples, context_messages(
+            examples, context, cfg.teacher_placement, cfg.show_weights, cfg.teacher_style,  # type: ignore[arg-type]
+            default_system=default_system))}
+        return lambda ex: by_id[ex.id]
+
+    # the base model under each context (rgsd.method.lift): its own (base), the template without criteria
+    # (neutral), another prompt's criteria (shuffled), its own criteria (with_rubric: the teacher)
+    contexts = {"with_rubric": "rubric", "neutral": "neutral", "shuffled": "shuffled"}
     with Stage("1/4 base model with and without the rubric in context", timings):
         for split, examples in sets.items():
             ev[f"base_{split}"] = evaluate_set(model, tok, examples, judge, proto, split, samples=proto.base_samples)
-            ev[f"with_rubric_{split}"] = evaluate_set(model, tok, examples, judge, proto, f"with_rubric_{split}",
-                                                      messages_fn=teacher)
-    for arm in ("base", "with_rubric"):
+            for arm, context in contexts.items():
+                ev[f"{arm}_{split}"] = evaluate_set(model, tok, examples, judge, proto, f"{arm}_{split}",
+                                                    messages_fn=chats(examples, context))
+    for arm in ("base", *contexts):
         ev[f"{arm}_all"] = joined(ev[f"{arm}_train"], ev[f"{arm}_heldout"])
     splits = (*sets, "all")
     cond = {k: paired(ev[f"base_{k}"], ev[f"with_rubric_{k}"], seeds[0]) for k in splits}
+    preflight = {k: arms_summary({"none": ev[f"base_{k}"].records, "neutral": ev[f"neutral_{k}"].records,
+                                  "shuffled": ev[f"shuffled_{k}"].records, "rubric": ev[f"with_rubric_{k}"].records},
+                                 s.eval_samples, s.eval_temperature, seeds[0]) for k in splits}
     print(f"[demo] conditioning gap (with - without rubric, training prompts): {_ci(cond['train'])}")
+    print(f"[demo] pre-flight (training prompts): {preflight['train']['preflight_verdict']}")
     del model
 
     # 2-3. each arm (RGSD, then every control) trained and evaluated once per seed
@@ -171,7 +185,7 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
                     for c in s.controls}
     rgsd_minus_control = {c: {k: pooled([(g_c[k], g_r[k]) for g_c, g_r in zip(per_seed[c], per_seed["rgsd"])],
                                          seeds[0]) for k in splits} for c in s.controls}
-    for name in ("base_train", "base_heldout", "with_rubric_train", "with_rubric_heldout"):
+    for name in (f"{arm}_{split}" for arm in ("base", *contexts) for split in sets):
         _write_eval(ev[name], s.out / "eval" / name)
     run_dir = runs["rgsd"][0]
 
@@ -187,7 +201,7 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
         "model": s.model, "train_prompts": len(sets["train"]), "heldout_prompts": len(sets["heldout"]),
         "prompt_ids": {k: [ex.id for ex in v] for k, v in sets.items()}, "seeds": seeds,
         "judge": judge.name, "judge_note": judge.note,
-        "conditioning_gap": cond, "rgsd_gain": gain, "control_gain": control_gain,
+        "conditioning_gap": cond, "preflight": preflight, "rgsd_gain": gain, "control_gain": control_gain,
         "rgsd_minus_control": rgsd_minus_control,
         "training": {k: getattr(cfg, k) for k in ("max_steps", "per_device_train_batch_size", "learning_rate",
                                                   "temperature", "loss_temperature", "max_new_tokens", "beta",
