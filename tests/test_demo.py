@@ -40,6 +40,15 @@ def test_demo_pipeline_on_tiny_model(tmp_path, capsys):
             eff = summary[key][split]
             assert abs(eff["mean"] - want) < 1e-12
             assert eff["ci95"][0] <= eff["mean"] <= eff["ci95"][1]
+    # the pre-flight's four arms: every lift recomputed from the saved evaluations
+    pf = summary["preflight"]["train"]
+    arm_dirs = {"none": "base", "neutral": "neutral", "shuffled": "shuffled", "rubric": "with_rubric"}
+    means = {arm: _prompt_means(out / "eval" / f"{d}_train" / "results.jsonl") for arm, d in arm_dirs.items()}
+    for name, (a, b) in {"format": ("none", "neutral"), "list": ("neutral", "shuffled"),
+                         "rubric": ("shuffled", "rubric"), "total": ("none", "rubric")}.items():
+        want = float(np.mean([means[b][k] - means[a][k] for k in means[a]]))
+        assert abs(pf["conditioning_lift"][name]["mean"] - want) < 1e-12
+    assert pf["conditioning_arms"]["shuffled"] == pytest.approx(float(np.mean(list(means["shuffled"].values()))))
     t, gap, g = summary["target"], summary["conditioning_gap"]["train"], summary["rgsd_gain"]["train"]
     assert t["half_conditioning_gap"] == 0.5 * gap["mean"]
     assert t["met"] == (g["mean"] >= 0.5 * gap["mean"] and g["p_value"] < 0.05)
@@ -56,6 +65,7 @@ def test_demo_pipeline_on_tiny_model(tmp_path, capsys):
     assert (out / "rgsd-run" / "final" / "adapter_config.json").exists()
     printed = capsys.readouterr().out
     g = summary["rgsd_gain"]["train"]
+    assert "pre-flight verdict: " in printed and "shuffled), training prompts" in printed
     assert "RGSD model, held-out prompts" in printed and f"{g['mean']:+.3f} [{g['ci95'][0]:+.3f}" in printed
 
 

@@ -58,7 +58,8 @@ def prompt_range(text: str) -> tuple[int, int]:
     try:
         a, b = (int(x) for x in text.split("-"))
     except ValueError:
-        raise ValueError(f"heldout_prompts: expected 'heldout' or a range A-B of demo training prompts, got {text!r}")
+        raise ValueError(f"heldout_prompts: expected 'heldout' or a range A-B of demo training prompts, "
+                         f"got {text!r}") from None
     if not 1 <= a <= b:
         raise ValueError(f"heldout_prompts: {text!r} is not a range 1 <= A <= B")
     return a, b

@@ -82,8 +82,17 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     """Run every stage; write ``report.md``, ``summary.json`` and plots to ``s.out``; return the summary."""
     import torch
 
-    from rgsd.demo.protocol import Protocol, SetEval, eval_sets, evaluate_set, joined, paired, pooled, run_summary, \
-        subset_data
+    from rgsd.demo.protocol import (
+        Protocol,
+        SetEval,
+        eval_sets,
+        evaluate_set,
+        joined,
+        paired,
+        pooled,
+        run_summary,
+        subset_data,
+    )
     from rgsd.judges.regex_judge import RegexJudge
     from rgsd.method.lift import arms_summary
     from rgsd.method.teacher_prompt import context_messages, default_system_prompt
