@@ -20,6 +20,17 @@ PAIRED_SAMPLES = 10_000  # paired differences over prompts (compare-evals, compa
 EXACT_SIGN_FLIP_MAX = 16  # up to 2**16 sign patterns are enumerated; beyond, PAIRED_SAMPLES random ones
 
 
+def prompt_means(records: Sequence[dict[str, Any]], key: str = "score_normalized") -> dict[str, float]:
+    """Each prompt id's mean ``key`` over its samples, the paired unit of every comparison (prompts in first-seen
+    order); a record whose value is missing, not a number or nan (a judge failure) is left out."""
+    acc: dict[str, list[float]] = {}
+    for rec in records:
+        val = rec.get(key)
+        if isinstance(val, (int, float)) and not isinstance(val, bool) and not np.isnan(val):
+            acc.setdefault(rec["id"], []).append(float(val))
+    return {k: float(np.mean(v)) for k, v in acc.items()}
+
+
 def resample_rows(n: int, samples: int, seed: int) -> np.ndarray:
     """``samples`` x ``n`` indices drawn with replacement: row b is bootstrap resample b."""
     return np.random.default_rng(seed).integers(0, n, size=(samples, n))

@@ -123,3 +123,15 @@ def test_pooled_summary_resamples_seeds_and_prompts():
     assert single["ci95"] == paired_summary(m[0])["ci95"]
     with pytest.raises(ValueError):
         pooled_summary([1.0, 2.0])
+
+
+def test_prompt_means_skips_failures_and_keeps_first_seen_order():
+    from rgsd.stats import prompt_means
+
+    recs = [{"id": "b", "score_normalized": 0.5}, {"id": "a", "score_normalized": 0.2},
+            {"id": "b", "score_normalized": 1.0}, {"id": "a", "score_normalized": None},
+            {"id": "a", "score_normalized": float("nan")}, {"id": "c", "score_normalized": True},
+            {"id": "a", "other": 0.9}]
+    got = prompt_means(recs)
+    assert list(got) == ["b", "a"] and got["b"] == pytest.approx(0.75) and got["a"] == pytest.approx(0.2)
+    assert prompt_means(recs, "other") == {"a": 0.9}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,6 +20,7 @@ from rgsd import scoring
 from rgsd.checks import SEED
 from rgsd.options import add_command, arg, options
 from rgsd.stats import paired_summary
+from rgsd.stats import prompt_means as stats_prompt_means
 
 __all__ = ["compare_dirs", "paired_compare", "prompt_means", "read_records", "render"]
 
@@ -59,13 +59,11 @@ def prompt_means(
     records: list[dict[str, Any]], key: str = "score_normalized", crit_tags: dict | None = None,
     tag: str | None = None,
 ) -> dict[str, float]:
-    """Mean score per prompt id over its samples (records with no score, e.g. judge failures, are skipped)."""
-    acc: dict[str, list[float]] = {}
-    for rec in records:
-        val = _tag_score(rec, crit_tags or {}, tag) if tag else rec.get(key)
-        if isinstance(val, (int, float)) and not math.isnan(val):
-            acc.setdefault(rec["id"], []).append(float(val))
-    return {k: float(np.mean(v)) for k, v in acc.items()}
+    """Mean score per prompt id over its samples (records with no score, e.g. judge failures, are skipped); with
+    ``tag``, the normalized score restricted to that tag's criteria (:func:`rgsd.stats.prompt_means` otherwise)."""
+    if not tag:
+        return stats_prompt_means(records, key)
+    return stats_prompt_means([{"id": r["id"], "v": _tag_score(r, crit_tags or {}, tag)} for r in records], "v")
 
 
 def paired_compare(

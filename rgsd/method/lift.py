@@ -34,7 +34,7 @@ import math
 from typing import Any
 
 from rgsd.data.schema import Example
-from rgsd.stats import paired_summary
+from rgsd.stats import paired_summary, prompt_means
 
 ARMS: tuple[str, ...] = ("none", "neutral", "shuffled", "rubric")
 LIFTS: dict[str, tuple[str, str]] = {  # name: (from arm, to arm); the lift is to - from
@@ -65,15 +65,6 @@ def arm_chats(examples: list[Example], arm: str, placement: str = "user_suffix",
         return [student_messages(ex) for ex in examples]
     return context_messages(examples, arm, placement, show_weights, style, seed,  # type: ignore[arg-type]
                             default_system=default_system)
-
-
-def prompt_means(records: list[dict[str, Any]], key: str = "score_normalized") -> dict[str, float]:
-    """Each prompt's mean ``key`` over its scored samples (prompts in first-seen order)."""
-    by_id: dict[str, list[float]] = {}
-    for rec in records:
-        if isinstance(rec.get(key), (int, float)):
-            by_id.setdefault(rec["id"], []).append(float(rec[key]))
-    return {k: sum(v) / len(v) for k, v in by_id.items()}
 
 
 def _paired(means: dict[str, dict[str, float]], a: str, b: str, seed: int) -> dict[str, Any] | None:
