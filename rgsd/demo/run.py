@@ -148,7 +148,7 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     # the base model under each context (rgsd.method.lift): its own (base), the template without criteria
     # (neutral), another prompt's criteria (shuffled), its own criteria (with_rubric: the teacher)
     contexts = {"with_rubric": "rubric", "neutral": "neutral", "shuffled": "shuffled"}
-    with Stage("1/4 base model with and without the rubric in context", timings):
+    with Stage("1/4 base model under four contexts (none, neutral, shuffled, rubric)", timings):
         for split, examples in sets.items():
             ev[f"base_{split}"] = evaluate_set(model, tok, examples, judge, proto, split, samples=proto.base_samples)
             for arm, context in contexts.items():
@@ -156,6 +156,8 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
                                                     messages_fn=chats(examples, context))
     for arm in ("base", *contexts):
         ev[f"{arm}_all"] = joined(ev[f"{arm}_train"], ev[f"{arm}_heldout"])
+        for split in sets:  # on disk at once: a stopped run keeps what it measured
+            _write_eval(ev[f"{arm}_{split}"], s.out / "eval" / f"{arm}_{split}")
     splits = (*sets, "all")
     cond = {k: paired(ev[f"base_{k}"], ev[f"with_rubric_{k}"], seeds[0]) for k in splits}
     preflight = {k: arms_summary({"none": ev[f"base_{k}"].records, "neutral": ev[f"neutral_{k}"].records,
@@ -194,8 +196,6 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
                     for c in s.controls}
     rgsd_minus_control = {c: {k: pooled([(g_c[k], g_r[k]) for g_c, g_r in zip(per_seed[c], per_seed["rgsd"])],
                                          seeds[0]) for k in splits} for c in s.controls}
-    for name in (f"{arm}_{split}" for arm in ("base", *contexts) for split in sets):
-        _write_eval(ev[name], s.out / "eval" / name)
     run_dir = runs["rgsd"][0]
 
     compare = None
