@@ -22,7 +22,7 @@ COMMAND_MODULES = [
     "rgsd.export",  # rgsd export
     "rgsd.evaluate.cli",  # rgsd eval, rgsd gap, rgsd judge check
     "rgsd.compare.cli",  # rgsd compare
-    "rgsd.evaluate.paired",  # rgsd compare-evals
+    "rgsd.evaluate.paired_cli",  # rgsd compare-evals
     "rgsd.demo.cli",  # rgsd demo
     "rgsd.diagnose.cli",  # rgsd diagnose
     "rgsd.rubrics.cli",  # rgsd rubrics generate

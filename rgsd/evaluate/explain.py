@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from rgsd.evaluate.paired import prompt_means, read_records
+from rgsd.evaluate.paired import read_records, split_dirs
+from rgsd.stats import prompt_means
 
 __all__ = ["CONDITIONAL_WORDS", "EMPTY", "OTHER", "PERSONA_PATTERNS", "explain", "explain_dirs", "explain_markdown",
            "opening_word", "render_explain"]
@@ -188,14 +189,18 @@ def explain_markdown(models: Mapping[str, Sequence[Record]],
 
 def explain_dirs(base_dir: str | Path, trained_dir: str | Path, teacher_dir: str | Path | None = None,
                  data: str | None = None) -> dict[str, Any]:
-    """:func:`explain` of ``rgsd eval`` folders named base / trained / teacher; ``data`` adds the category rows."""
+    """:func:`explain` of ``rgsd eval`` folders named base / trained / teacher (each one folder, or several
+    comma-separated, e.g. training seeds, whose responses are pooled); ``data`` adds the category rows."""
     tags = None
     if data:
         from rgsd.data.loaders import load_examples
         from rgsd.evaluate.paired import criterion_tags
 
         tags = criterion_tags(load_examples(data).examples)
-    models = {"base": read_records(base_dir), "trained": read_records(trained_dir)}
+    def records(dirs: str | Path) -> list[dict[str, Any]]:
+        return [rec for d in split_dirs(dirs) for rec in read_records(d)]
+
+    models = {"base": records(base_dir), "trained": records(trained_dir)}
     if teacher_dir is not None:
-        models["teacher"] = read_records(teacher_dir)
+        models["teacher"] = records(teacher_dir)
     return explain(models, tags)

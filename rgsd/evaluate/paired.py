@@ -1,4 +1,5 @@
-"""Paired comparison of two evaluations of the same prompts (``rgsd compare-evals A_DIR B_DIR``).
+"""Paired comparison of two evaluations of the same prompts (the library of ``rgsd compare-evals``,
+:mod:`rgsd.evaluate.paired_cli`).
 
 Two models answered the same prompts (possibly several samples each): the per-prompt mean scores are paired
 by prompt id and the difference ``B - A`` gets a paired bootstrap 95% CI (resampling prompts, percentile
@@ -8,21 +9,17 @@ a few dozen prompts. Per-tag differences use the normalized score restricted to 
 
 from __future__ import annotations
 
-import argparse
-import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from rgsd import scoring
-from rgsd.checks import SEED
-from rgsd.options import add_command, arg, options
 from rgsd.stats import paired_summary
 from rgsd.stats import prompt_means as stats_prompt_means
 
-__all__ = ["compare_dirs", "paired_compare", "prompt_means", "read_records", "render"]
+__all__ = ["compare_dirs", "paired_compare", "pooled_compare", "prompt_means", "read_records", "render",
+           "split_dirs"]
 
 
 
@@ -144,13 +141,14 @@ def compare_dirs(a_dir: str | Path | list, b_dir: str | Path | list, data: str |
         from rgsd.data.loaders import load_examples
 
         tags = criterion_tags(load_examples(data).examples)
-    a_dirs, b_dirs = _dirs(a_dir), _dirs(b_dir)
+    a_dirs, b_dirs = split_dirs(a_dir), split_dirs(b_dir)
     res = pooled_compare([read_records(d) for d in a_dirs], [read_records(d) for d in b_dirs], tags, seed=seed)
     res.update(a=",".join(a_dirs), b=",".join(b_dirs))
     return res
 
 
-def _dirs(value: str | Path | list) -> list[str]:
+def split_dirs(value: str | Path | list) -> list[str]:
+    """Eval folders given as one path, a comma-separated list (one per training seed) or a list."""
     items = value if isinstance(value, list) else str(value).split(",")
     return [str(x) for x in items if str(x)]
 
@@ -192,64 +190,3 @@ def render(res: dict[str, Any]) -> str:
     if res.get("not_shared"):
         lines += ["", f"Prompts left out (not scored in every folder): {res['not_shared']}."]
     return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    """``rgsd compare-evals``: print the table, write ``paired.json`` next to B (or to ``--out``)."""
-    import sys
-
-    try:
-        opts = options(args, PairedArgs)
-        res = compare_dirs(args.a_dir, args.b_dir, opts.dataset_name, opts.seed)
-        expl = None
-        if opts.explain or opts.teacher_dir:
-            from rgsd.evaluate.explain import explain_dirs, render_explain
-
-            expl = explain_dirs(args.a_dir, args.b_dir, opts.teacher_dir, opts.dataset_name)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if res["n_shared_prompts"] == 0:
-        print(f"error: {args.a_dir} and {args.b_dir} share no scored prompt ids", file=sys.stderr)
-        return 2
-    text = render(res)
-    print(text)
-    extext = render_explain(expl) if expl else ""
-    if expl:
-        print("\n" + extext)
-    if opts.out:
-        out = Path(opts.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "paired.json").write_text(json.dumps(res, indent=2) + "\n")
-        (out / "paired.md").write_text(text + "\n")
-        if expl:
-            (out / "explain.json").write_text(json.dumps(expl, indent=2) + "\n")
-            (out / "explain.md").write_text(extext + "\n")
-    return 0
-
-
-@dataclass
-class PairedArgs:
-    """``rgsd compare-evals`` options (besides the two folders)."""
-
-    DEPRECATED: ClassVar[dict[str, str]] = {"data": "dataset_name"}
-
-    dataset_name: str | None = arg(None, "The evaluated rubric data, for per-tag differences.")
-    out: str | None = arg(None, "Write paired.json and paired.md here.")
-    seed: int = arg(0, "Bootstrap seed.", check=SEED)
-    explain: bool = arg(False, "Also print what the gain is made of (A = base, B = trained): met rate per criterion, "
-                        "opening words, persona phrases, length; with --out, write explain.json and explain.md.")
-    teacher_dir: str | None = arg(None, "An eval folder of the teacher (the rubric in context) for --explain "
-                                  "(implies --explain).")
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``rgsd compare-evals``."""
-    p = add_command(sub, "compare-evals", [PairedArgs], run,
-                    help="Paired difference (B - A) of two `rgsd eval` folders, with a bootstrap 95%% CI over "
-                    "prompts, per tag with --dataset-name.", description=__doc__)
-    p.add_argument("a_dir", help="baseline eval folder (results.jsonl); several, comma-separated: one per "
-                                 "training seed of B")
-    p.add_argument("b_dir", help="the other eval folder, on the same prompts; several, comma-separated: training "
-                                 "seeds, pooled")
-    p.usage = "%(prog)s A_DIR B_DIR [OPTIONS]"
