@@ -1,31 +1,9 @@
-"""The pre-flight that separates the rubric from its context: four conditioning arms and their lifts.
+"""The pre-flight that separates the rubric from its context: the base model answers every prompt under four
+contexts (arms: ``none``, ``neutral``, ``shuffled``, ``rubric``) in one batched generation pass, every arm graded
+against the prompt's own criteria (``rgsd gap --arms``, ``rgsd demo``'s stage 1).
 
-The base model answers every prompt under four contexts (arms), all graded against the prompt's **own**
-criteria by the same judge:
-
-* ``none``: the student's chat (the plain prompt);
-* ``neutral``: the teacher template with no criteria (:func:`rgsd.method.teacher_prompt.neutral_messages`);
-* ``shuffled``: the template with another prompt's criteria (a fixed-seed, count-keeping derangement);
-* ``rubric``: the teacher (the prompt's own criteria).
-
-The lifts are paired over prompts on per-prompt mean normalized scores (``samples`` responses per prompt and
-arm) with :func:`rgsd.stats.paired_summary`: ``format`` = neutral - none (the template), ``list`` = shuffled -
-neutral (*a* criteria list), ``rubric`` = rubric - shuffled (*these* criteria: what RGSD can specifically
-teach), ``total`` = rubric - none (the conditioning gap). Per criterion, the met rate under ``rubric`` minus
-under ``shuffled`` and under ``none``, each with a Newcombe hybrid-score 95% interval (method 10, from two
-Wilson intervals; the samples of different arms are independent draws).
-
-The verdict (thresholds :data:`P_MAX`, :data:`MIN_RUBRIC_LIFT`):
-
-* rubric lift with one-sided p < 0.05 and mean >= +0.02: RGSD can teach these criteria;
-* else the generic lift (shuffled - none = format + list) with p < 0.05: it will mostly teach the generic
-  effect of a criteria list or template, not these criteria;
-* else: nothing to teach (the context does not move the graded answers measurably).
-
-The p-values are exact sign-flip tests over prompts, so they cannot go below 2^-n: with 4 prompts or fewer no
-lift can pass p < 0.05 (the verdict says so); 20 or more prompts are needed for a lift of a few hundredths.
-
-The statistics (lifts, verdict, per-criterion intervals) are :mod:`rgsd.method.lift`'s, re-exported here.
+The arms, the lifts (format, list, rubric, total), the verdict and its thresholds and the per-criterion
+intervals are :mod:`rgsd.method.lift`'s (the trainer's pre-flight uses them too), re-exported here.
 """
 
 from __future__ import annotations
