@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from rgsd.checks import AT_LEAST_ONE, NON_NEGATIVE, NOT_EMPTY, SEED, OneOf
 from rgsd.data.options import EvalDataArgs, TrainDataArgs
 from rgsd.judges.options import JudgeKind, JudgeOptions
+from rgsd.method.teacher_prompt import CONTROLS
 from rgsd.options import ConfigError, arg, field_types, prefixed
 
 
@@ -41,7 +42,7 @@ class CompareArgs:
     control: list[str] = arg(
         [], "RGSD control runs, trained with the same seeds and data: neutral-system (the teacher's template, "
             "no criteria), shuffled (another prompt's criteria). Reported as RGSD minus each control.",
-        check=OneOf(("neutral-system", "shuffled")))
+        check=OneOf(tuple(CONTROLS)))
     rgsd_config: str | None = arg(None, "RGSD recipe (default: RGSDConfig defaults).")
     grpo_config: str | None = arg(None, "GRPO recipe (default: GRPORunConfig defaults).")
     rgsd_set: list[str] = field(default_factory=list, metadata={

@@ -13,9 +13,9 @@ from typing import Any
 from rgsd.compare.options import CompareArgs, CompareOptions
 from rgsd.compare.plan import MATCHED, judge_spec, plan_runs, prompts_per_step, read_run, same_judge, saved
 from rgsd.compare.table import build_rows, plot, render_table
+from rgsd.method.teacher_prompt import CONTROLS
 
 log = logging.getLogger(__name__)
-CONTROLS = {"neutral-system": "neutral", "shuffled": "shuffled"}  # control arm -> RGSDConfig.teacher_context
 
 
 def evaluate_model(path: str, examples: list, judge: Any, run: CompareArgs, out: Path) -> dict:

@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rgsd.method.teacher_prompt import CONTROLS
 from rgsd.recipes import path as recipe_path
 
 log = logging.getLogger(__name__)
 RECIPE = recipe_path("rgsd-smollm2-cpu.yaml")  # found inside the package once installed (the wheel ships recipes)
-# a control arm -> the teacher context it trains with (rgsd.method.teacher_prompt.CONTEXTS)
-CONTROLS = {"neutral-system": "neutral", "shuffled": "shuffled"}
 ALPHA = 0.05  # the demo's bar and the confirmation's test: one-sided sign-flip p below this
 
 

@@ -25,6 +25,8 @@ STYLES: tuple[str, ...] = ("full", "compact")
 # effect of *this* rubric.
 Context = Literal["rubric", "neutral", "shuffled"]
 CONTEXTS: tuple[str, ...] = ("rubric", "neutral", "shuffled")
+# a control arm of `rgsd demo --control` / `rgsd compare --control` -> the teacher context it trains with
+CONTROLS: dict[str, str] = {"neutral-system": "neutral", "shuffled": "shuffled"}
 
 _USER_HEADING = "Hidden evaluation criteria that a strong answer to the request above will satisfy:"
 _USER_INSTRUCTION = (
