@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rgsd.demo import DemoSettings, run_demo
 
@@ -129,3 +131,44 @@ def test_demo_rejects_overlapping_heldout_range(tmp_path):
     s = DemoSettings(out=tmp_path / "d", model="tiny-random", steps=1, train_prompts=4, heldout_prompts="3-8")
     with pytest.raises(ValueError, match="outside the trained ones"):
         run_demo(s)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=12))
+def test_any_heldout_range_text_is_read_or_refused_naming_the_field(text):
+    from rgsd.demo.protocol import prompt_range
+
+    try:
+        a, b = prompt_range(text)
+    except ValueError as err:
+        assert str(err).startswith("heldout_prompts: ")
+        return
+    parts = text.split("-")
+    assert len(parts) == 2 and (a, b) == (int(parts[0]), int(parts[1])) and 1 <= a <= b
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.integers(-3, 2**33), st.text(alphabet="0123456789,x -", max_size=6)), min_size=1,
+                max_size=3))
+def test_any_seeds_flag_is_read_or_refused_naming_the_flag(words):
+    """`--seeds` words, commas inside or not: the integers they spell, each checked, or exit 2 naming --seeds."""
+    import contextlib
+    import io
+
+    from rgsd.cli import build_parser
+    from rgsd.demo.cli import DemoArgs
+    from rgsd.options import OptionError, options
+
+    argv = ["demo", "--seeds", *[str(w) for w in words]]
+    items = [p for w in words for p in str(w).split(",") if p != ""]
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            seeds = options(build_parser().parse_args(argv), DemoArgs).seeds
+    except OptionError as exc:  # rgsd.cli.main prints it on one line and exits 2
+        assert "--seeds" in str(exc)
+        return
+    except SystemExit as exc:  # argparse's own refusal (e.g. a word it reads as a flag)
+        assert exc.code == 2 and "--seeds" in err.getvalue()
+        return
+    assert seeds == [int(p) for p in items] and all(0 <= x < 2**32 for x in seeds)

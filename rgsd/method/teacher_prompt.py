@@ -200,8 +200,6 @@ def derangement(examples: list[Example], seed: int = 0) -> list[int]:
             merged[-1].extend(g)
         else:
             merged.append(list(g))
-    if len(merged) > 1 and len(merged[-1]) == 1:
-        merged[-2].extend(merged.pop())
     perm = list(range(n))
     for g in merged:
         for k, i in enumerate(g):
