@@ -9,9 +9,15 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# CI draws the same hypothesis examples on every run, so a landing is never refused by a draw nobody can
+# reproduce; a local run draws new ones (and keeps failures in .hypothesis/) to go on finding inputs.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))  # .ci/run sets "ci"
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "healthbench"
