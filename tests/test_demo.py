@@ -107,9 +107,13 @@ def test_demo_seeds_pooled_with_controls(tmp_path):
                 **_prompt_means(out / "eval" / f"{name}_seed{seed}_heldout" / "results.jsonl")}
 
     rg = [arm("rgsd", k) for k in (2, 3)]
+    # stage 1's base model under another prompt's criteria keeps its own name, apart from the shuffled control
+    assert summary["scores"]["shuffled_train"]["n_responses"] == 3 * 2  # three prompts x two samples, one model
+    assert summary["scores"]["control-shuffled_train"]["n_responses"] == 2 * 3 * 2  # and two seeds
+    assert len((out / "eval" / "shuffled_train" / "results.jsonl").read_text().splitlines()) == 3 * 2
     want = pooled_summary([[r[i] - base[i] for i in ids] for r in rg], seed=2)
     assert summary["rgsd_gain"]["all"] == want
-    ctl = [arm("neutral-system", k) for k in (2, 3)]
+    ctl = [arm("control-neutral-system", k) for k in (2, 3)]
     assert summary["control_gain"]["neutral-system"]["all"]["mean"] == pytest.approx(
         np.mean([[c[i] - base[i] for i in ids] for c in ctl]))
     minus = summary["rgsd_minus_control"]["neutral-system"]["all"]

@@ -34,7 +34,7 @@ def _ci(d: dict[str, Any] | None) -> str:
 def table_rows(summary: dict[str, Any]) -> list[list[str]]:
     """The table's rows: the base model under each context, the RGSD model, then each control's trained model."""
     rows = []
-    controls = [(f"control {c} model, {'training' if split == 'train' else 'held-out'} prompts", f"{c}_{split}")
+    controls = [(f"control {c} model, {'training' if split == 'train' else 'held-out'} prompts", f"control-{c}_{split}")
                 for c in summary.get("control_gain") or {} for split in ("train", "heldout")]
     for label, key in ROWS + controls:
         sc = summary["scores"].get(key)

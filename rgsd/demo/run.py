@@ -77,6 +77,51 @@ def _write_eval(ev, out: Path) -> None:
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
+def arm_key(name: str) -> str:
+    """The name of a trained arm's evaluations (``scores`` keys, ``eval/`` folders): ``rgsd``, or ``control-NAME``
+    (a control called ``shuffled`` must not overwrite stage 1's base model under the ``shuffled`` context)."""
+    return name if name == "rgsd" else f"control-{name}"
+
+
+def seed_protocol(s: DemoSettings, seed: int) -> Any:
+    """How the demo evaluates the models of one training seed (:class:`rgsd.demo.protocol.Protocol`)."""
+    from rgsd.demo.protocol import Protocol
+
+    return Protocol(train_prompts=s.train_prompts, samples=s.eval_samples, base_samples=s.base_eval_samples,
+                    temperature=s.eval_temperature, max_new_tokens=s.max_new_tokens, seed=seed,
+                    first_train_prompt=s.first_train_prompt, heldout_prompts=s.heldout_prompts)
+
+
+def arm_config(s: DemoSettings, data: Path, seed: int, context: str, out_name: str) -> Any:
+    """The RGSD training config of one arm (``context``: rubric for RGSD, a control's context otherwise): the
+    demo recipe with the settings' model, steps, length and overrides, trained on ``data``."""
+    from rgsd.options import build
+    from rgsd.train.config import RGSDConfig
+
+    return build(RGSDConfig, RECIPE, {"model_name_or_path": s.model, "max_steps": s.steps, "seed": seed,
+                                      "max_new_tokens": s.max_new_tokens, "dataset_name": str(data),
+                                      "output_dir": str(s.out / out_name), **s.train_overrides,
+                                      "teacher_context": context})
+
+
+def train_and_evaluate(cfg: Any, sets: dict[str, list], proto: Any, judge: Any, label: str,
+                       timings: dict[str, float]) -> tuple[Path, dict[str, Any]]:
+    """Train one arm, evaluate the trained model on every prompt set (and ``all``, both joined)."""
+    from rgsd.demo.protocol import evaluate_set, joined
+    from rgsd.models import load_model
+    from rgsd.train.trainer import train
+
+    with Stage(f"2/4 {label} training ({cfg.max_steps} steps, no judge)", timings):
+        run_dir = train(cfg)
+    with Stage(f"3/4 {label}: evaluation (training and held-out prompts)", timings):
+        trained, tok = load_model(str(run_dir / "final"))
+        got = {split: evaluate_set(trained, tok, examples, judge, proto, split)
+               for split, examples in sets.items()}
+        del trained
+    got["all"] = joined(got["train"], got["heldout"])
+    return run_dir, got
+
+
 def run_demo(s: DemoSettings) -> dict[str, Any]:
     """Run every stage; write ``report.md``, ``summary.json`` and plots to ``s.out``; return the summary."""
     import torch
@@ -96,9 +141,7 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     from rgsd.method.lift import arms_summary
     from rgsd.method.teacher_prompt import context_messages, default_system_prompt
     from rgsd.models import load_model
-    from rgsd.options import build
     from rgsd.train.config import RGSDConfig
-    from rgsd.train.trainer import train
 
     wall0 = time.perf_counter()
     from rgsd.cpu import auto_threads
@@ -116,9 +159,7 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     timings: dict[str, float] = {}
 
     def protocol(seed: int) -> Protocol:
-        return Protocol(train_prompts=s.train_prompts, samples=s.eval_samples, base_samples=s.base_eval_samples,
-                        temperature=s.eval_temperature, max_new_tokens=s.max_new_tokens, seed=seed,
-                        first_train_prompt=s.first_train_prompt, heldout_prompts=s.heldout_prompts)
+        return seed_protocol(s, seed)
 
     proto = protocol(seeds[0])
     sets = eval_sets(proto)
@@ -126,11 +167,7 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     data = subset_data(sets["train"], s.out / "train_prompts.jsonl")
 
     def config(seed: int, context: str = "rubric", name: str = "rgsd-run") -> RGSDConfig:
-        out = name if len(seeds) == 1 else f"{name}-seed{seed}"
-        return build(RGSDConfig, RECIPE, {"model_name_or_path": s.model, "max_steps": s.steps, "seed": seed,
-                                          "max_new_tokens": s.max_new_tokens, "dataset_name": str(data),
-                                          "output_dir": str(s.out / out), **s.train_overrides,
-                                          "teacher_context": context})
+        return arm_config(s, data, seed, context, name if len(seeds) == 1 else f"{name}-seed{seed}")
 
     cfg = config(seeds[0])
     model, tok = load_model(s.model)
@@ -174,22 +211,15 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
         for seed in seeds:
             label = ("RGSD" if name == "rgsd" else f"control {name}") + ("" if len(seeds) == 1 else f", seed {seed}")
             c = config(seed, context, "rgsd-run" if name == "rgsd" else f"control-{name}")
-            with Stage(f"2/4 {label} training ({c.max_steps} steps, no judge)", timings):
-                run_dir = train(c)
-            with Stage(f"3/4 {label}: evaluation (training and held-out prompts)", timings):
-                trained, tok = load_model(str(run_dir / "final"))
-                got = {split: evaluate_set(trained, tok, examples, judge, protocol(seed), split)
-                       for split, examples in sets.items()}
-                del trained
-            got["all"] = joined(got["train"], got["heldout"])
+            run_dir, got = train_and_evaluate(c, sets, protocol(seed), judge, label, timings)
             per_seed[name].append(got)
             runs[name].append(run_dir)
             for split in sets:
-                key = f"{name}_{split}" if len(seeds) == 1 else f"{name}_seed{seed}_{split}"
+                key = f"{arm_key(name)}_{split}" if len(seeds) == 1 else f"{arm_key(name)}_seed{seed}_{split}"
                 _write_eval(got[split], s.out / "eval" / key)
     for name, _ in arms:
         for split in splits:
-            ev[f"{name}_{split}"] = joined(*(g[split] for g in per_seed[name]))
+            ev[f"{arm_key(name)}_{split}"] = joined(*(g[split] for g in per_seed[name]))
     gain = {k: pooled([(ev[f"base_{k}"], g[k]) for g in per_seed["rgsd"]], seeds[0]) for k in splits}
     control_gain = {c: {k: pooled([(ev[f"base_{k}"], g[k]) for g in per_seed[c]], seeds[0]) for k in splits}
                     for c in s.controls}
@@ -229,7 +259,7 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     from rgsd.evaluate.paired import criterion_tags
 
     models = {"base": ev["base_all"].records, "RGSD": ev["rgsd_all"].records,
-              "teacher": ev["with_rubric_all"].records, **{c: ev[f"{c}_all"].records for c in s.controls}}
+              "teacher": ev["with_rubric_all"].records, **{c: ev[f"{arm_key(c)}_all"].records for c in s.controls}}
     summary["gain_composition"] = explain(models, criterion_tags(sets["train"] + sets["heldout"]))
     summary["target"] = target(cond["train"], gain["train"])
     summary["wall_time_s"] = time.perf_counter() - wall0

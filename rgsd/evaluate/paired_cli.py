@@ -1,11 +1,7 @@
-"""``rgsd compare-evals A_DIR B_DIR``: the paired difference of two evaluations of the same prompts.
-
-Two models answered the same prompts (possibly several samples each): the per-prompt mean scores are paired
-by prompt id and the difference ``B - A`` gets a paired bootstrap 95% CI (resampling prompts, percentile
-interval), a Student-t interval and the one-sided sign-flip p-value. Pairing removes the prompt-to-prompt
-spread that dominates an unpaired comparison of two means on a few dozen prompts. Per-tag differences use the
-normalized score restricted to each tag's criteria. Several B folders (comma-separated) are training seeds,
-pooled; ``--explain`` adds what the gain is made of (:mod:`rgsd.evaluate.explain`).
+"""``rgsd compare-evals A_DIR B_DIR``: the paired difference of two evaluations of the same prompts (how it is
+computed: :mod:`rgsd.evaluate.paired`), with a Student-t interval and the one-sided sign-flip p-value. Several B
+folders (comma-separated) are training seeds, pooled; ``--explain`` adds what the gain is made of
+(:mod:`rgsd.evaluate.explain`).
 """
 
 from __future__ import annotations
