@@ -17,10 +17,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rgsd.method.teacher_prompt import CONTROLS
 from rgsd.recipes import path as recipe_path
+
+if TYPE_CHECKING:
+    from rgsd.demo.protocol import Protocol
 
 log = logging.getLogger(__name__)
 RECIPE = recipe_path("rgsd-smollm2-cpu.yaml")  # found inside the package once installed (the wheel ships recipes)
@@ -83,7 +86,7 @@ def arm_key(name: str) -> str:
     return name if name == "rgsd" else f"control-{name}"
 
 
-def seed_protocol(s: DemoSettings, seed: int) -> Any:
+def seed_protocol(s: DemoSettings, seed: int) -> Protocol:
     """How the demo evaluates the models of one training seed (:class:`rgsd.demo.protocol.Protocol`)."""
     from rgsd.demo.protocol import Protocol
 
@@ -104,7 +107,7 @@ def arm_config(s: DemoSettings, data: Path, seed: int, context: str, out_name: s
                                       "teacher_context": context})
 
 
-def train_and_evaluate(cfg: Any, sets: dict[str, list], proto: Any, judge: Any, label: str,
+def train_and_evaluate(cfg: Any, sets: dict[str, list], proto: Protocol, judge: Any, label: str,
                        timings: dict[str, float]) -> tuple[Path, dict[str, Any]]:
     """Train one arm, evaluate the trained model on every prompt set (and ``all``, both joined)."""
     from rgsd.demo.protocol import evaluate_set, joined
@@ -127,7 +130,6 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     import torch
 
     from rgsd.demo.protocol import (
-        Protocol,
         SetEval,
         eval_sets,
         evaluate_set,
@@ -158,10 +160,7 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     s.out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 
-    def protocol(seed: int) -> Protocol:
-        return seed_protocol(s, seed)
-
-    proto = protocol(seeds[0])
+    proto = seed_protocol(s, seeds[0])
     sets = eval_sets(proto)
     judge = RegexJudge()
     data = subset_data(sets["train"], s.out / "train_prompts.jsonl")
@@ -211,7 +210,7 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
         for seed in seeds:
             label = ("RGSD" if name == "rgsd" else f"control {name}") + ("" if len(seeds) == 1 else f", seed {seed}")
             c = config(seed, context, "rgsd-run" if name == "rgsd" else f"control-{name}")
-            run_dir, got = train_and_evaluate(c, sets, protocol(seed), judge, label, timings)
+            run_dir, got = train_and_evaluate(c, sets, seed_protocol(s, seed), judge, label, timings)
             per_seed[name].append(got)
             runs[name].append(run_dir)
             for split in sets:
