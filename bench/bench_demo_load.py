@@ -21,14 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from rgsd.cpu import cpu_name
+
 SPIN = "import os\nos.sched_setaffinity(0, {%d})\nos.nice(10)\nwhile True:\n    pass\n"
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def run_demo(out: Path, extra: list[str]) -> dict:
@@ -67,7 +62,7 @@ def main() -> None:
                     spinner.wait()
     quiet = rows[0][1]
     stages = list(quiet["timings_s"])
-    print(f"CPU: {cpu_model()} ({len(cpus)} usable); demo flags: {a.demo_args or '(defaults)'}")
+    print(f"CPU: {cpu_name()} ({len(cpus)} usable); demo flags: {a.demo_args or '(defaults)'}")
     print("| condition | threads | " + " | ".join(stages) + " | demo wall time | vs quiet | scores = quiet run |")
     print("|---" * (len(stages) + 5) + "|")
     for name, s in rows:

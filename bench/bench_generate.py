@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
 import time
 
 import numpy as np
 import torch
 from torch import nn
+
+from rgsd.cpu import cpu_name
 
 PATHS = ("fp32", "fp32+numpy-head", "bf16", "int8-dynamic", "int8-weight-only", "torchao-int8-weight-only")
 
@@ -122,23 +123,13 @@ def mean_kl(reference: nn.Module, candidate: nn.Module, rollouts, temperature: f
     return total / max(count, 1)
 
 
-def _cpu() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def compare(model, tok, prompts, args) -> None:
     from rgsd.method.rollout import generate
 
     sizes = [int(x) for x in args.batch_sizes.split(",")]
     torch.set_num_threads(int(args.threads.split(",")[0]))
     print(f"{len(prompts)} prompts x {args.max_new_tokens} new tokens, T 0.7, KV cache on, "
-          f"{torch.get_num_threads()} threads, {_cpu()}, torch {torch.__version__}")
+          f"{torch.get_num_threads()} threads, {cpu_name()}, torch {torch.__version__}")
     print("| path | batch | tokens/s | speed-up | weight MB read / token | KL(fp32 || path) / token |")
     print("| --- | --- | --- | --- | --- | --- |")
     base_tps: dict[int, float] = {}

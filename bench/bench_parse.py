@@ -9,10 +9,9 @@ constant means linear. Prints the CPU model beside the times (machines of one ki
 
 from __future__ import annotations
 
-import platform
 import time
-from pathlib import Path
 
+from rgsd.cpu import cpu_name
 from rgsd.judges.parse import MAX_ANSWER_CHARS, ParseError, parse_batched, parse_verdict
 
 SHAPES = {
@@ -23,13 +22,6 @@ SHAPES = {
     "brackets": lambda n: "[" * n,
     "many objects": lambda n: ('{"a":1} ' * (n // 8 + 1))[:n],
 }
-
-
-def cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def seconds(reply: str) -> float:
@@ -47,7 +39,7 @@ def seconds(reply: str) -> float:
 
 def main() -> None:
     sizes = [MAX_ANSWER_CHARS // 8, MAX_ANSWER_CHARS // 2, MAX_ANSWER_CHARS, 5 * 2**20]
-    print(f"CPU: {cpu()}; answer cap {MAX_ANSWER_CHARS} characters; best of 3, both parsers")
+    print(f"CPU: {cpu_name()}; answer cap {MAX_ANSWER_CHARS} characters; best of 3, both parsers")
     print("| shape | " + " | ".join(f"{n} chars" for n in sizes) + " | per-char time at the cap / at the smallest |")
     print("|---" * (len(sizes) + 2) + "|")
     for name, make in SHAPES.items():

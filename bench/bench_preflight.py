@@ -22,15 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from rgsd.cpu import cpu_name
+
 TWO_ARMS = "none,rubric"
 FOUR_ARMS = "none,neutral,shuffled,rubric"
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def run_gap(out: Path, arms: str, flags: list[str], threads: int) -> tuple[float, dict]:
@@ -54,7 +49,7 @@ def main() -> None:
     flags = ["--dataset-name", "demo:train", "--limit", str(a.prompts), "--samples", str(a.samples),
              "--temperature", "0.7", "--max-new-tokens", str(a.max_new_tokens), "--batch-size", str(a.batch_size),
              "--placement", a.placement, "--teacher-style", "compact", "--judge", "regex", "--seed", "0"]
-    print(f"# {cpu_model()}, {a.threads} threads; rgsd gap {' '.join(flags)}", flush=True)
+    print(f"# {cpu_name()}, {a.threads} threads; rgsd gap {' '.join(flags)}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for arms in (TWO_ARMS, FOUR_ARMS):
