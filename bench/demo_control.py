@@ -30,12 +30,12 @@ def main() -> None:
     from rgsd.demo.protocol import SetEval, eval_sets, joined, pooled
     from rgsd.demo.run import (
         DemoSettings,
-        _ci,
-        _write_eval,
         arm_config,
         arm_key,
+        ci_text,
         seed_protocol,
         train_and_evaluate,
+        write_eval,
     )
     from rgsd.judges.regex_judge import RegexJudge
     from rgsd.method.teacher_prompt import CONTROLS
@@ -70,7 +70,7 @@ def main() -> None:
         cfg = arm_config(s, data, seed, CONTROLS[a.control], f"control-{a.control}-seed{seed}")
         _, got = train_and_evaluate(cfg, sets, seed_protocol(s, seed), judge, f"control {a.control}, seed {seed}", timings)
         for split in sets:
-            _write_eval(got[split], a.out / "eval" / f"{arm_key(a.control)}_seed{seed}_{split}")
+            write_eval(got[split], a.out / "eval" / f"{arm_key(a.control)}_seed{seed}_{split}")
         per_seed.append(got)
     result: dict[str, Any] = {"run": str(a.run), "control": a.control, "seeds": seeds, "timings_s": timings,
                               "wall_time_s": time.perf_counter() - start}
@@ -81,7 +81,7 @@ def main() -> None:
         minus = pooled([(g[split], evaluation(rgsd_name(seed), splits)) for seed, g in zip(seeds, per_seed)],
                        run_seeds[0])
         result[split] = {"control_gain": gain, "rgsd_minus_control": minus}
-        print(f"{split}: control gain {_ci(gain)}; RGSD minus control {_ci(minus)}", flush=True)
+        print(f"{split}: control gain {ci_text(gain)}; RGSD minus control {ci_text(minus)}", flush=True)
     (a.out / "control.json").write_text(json.dumps(result, indent=2) + "\n")
 
 

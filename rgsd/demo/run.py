@@ -23,7 +23,7 @@ from rgsd.method.teacher_prompt import CONTROLS
 from rgsd.recipes import path as recipe_path
 
 if TYPE_CHECKING:
-    from rgsd.demo.protocol import Protocol
+    from rgsd.demo.protocol import Protocol, SetEval
 
 log = logging.getLogger(__name__)
 RECIPE = recipe_path("rgsd-smollm2-cpu.yaml")  # found inside the package once installed (the wheel ships recipes)
@@ -73,7 +73,8 @@ def _scores(ev) -> dict[str, Any]:
             "n_responses": len(ev.records)}
 
 
-def _write_eval(ev, out: Path) -> None:
+def write_eval(ev: SetEval, out: Path) -> None:
+    """One evaluation's graded responses as ``out/results.jsonl`` (what ``rgsd compare-evals`` reads)."""
     out.mkdir(parents=True, exist_ok=True)
     with (out / "results.jsonl").open("w", encoding="utf-8") as fh:
         for rec in ev.records:
@@ -130,7 +131,6 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     import torch
 
     from rgsd.demo.protocol import (
-        SetEval,
         eval_sets,
         evaluate_set,
         joined,
@@ -192,13 +192,13 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     for arm in ("base", *contexts):
         ev[f"{arm}_all"] = joined(ev[f"{arm}_train"], ev[f"{arm}_heldout"])
         for split in sets:  # on disk at once: a stopped run keeps what it measured
-            _write_eval(ev[f"{arm}_{split}"], s.out / "eval" / f"{arm}_{split}")
+            write_eval(ev[f"{arm}_{split}"], s.out / "eval" / f"{arm}_{split}")
     splits = (*sets, "all")
     cond = {k: paired(ev[f"base_{k}"], ev[f"with_rubric_{k}"], seeds[0]) for k in splits}
     preflight = {k: arms_summary({"none": ev[f"base_{k}"].records, "neutral": ev[f"neutral_{k}"].records,
                                   "shuffled": ev[f"shuffled_{k}"].records, "rubric": ev[f"with_rubric_{k}"].records},
                                  s.eval_samples, s.eval_temperature, seeds[0]) for k in splits}
-    print(f"[demo] conditioning gap (with - without rubric, training prompts): {_ci(cond['train'])}")
+    print(f"[demo] conditioning gap (with - without rubric, training prompts): {ci_text(cond['train'])}")
     print(f"[demo] pre-flight (training prompts): {preflight['train']['preflight_verdict']}")
     del model
 
@@ -215,7 +215,7 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
             runs[name].append(run_dir)
             for split in sets:
                 key = f"{arm_key(name)}_{split}" if len(seeds) == 1 else f"{arm_key(name)}_seed{seed}_{split}"
-                _write_eval(got[split], s.out / "eval" / key)
+                write_eval(got[split], s.out / "eval" / key)
     for name, _ in arms:
         for split in splits:
             ev[f"{arm_key(name)}_{split}"] = joined(*(g[split] for g in per_seed[name]))
@@ -282,7 +282,8 @@ def target(gap: dict[str, Any], gain: dict[str, Any]) -> dict[str, Any]:
             "gain_t_ci95": gain.get("t_ci95"), "met": met}
 
 
-def _ci(d: dict[str, Any]) -> str:
+def ci_text(d: dict[str, Any]) -> str:
+    """A paired effect as ``+0.048 [95% CI +0.011, +0.087]``."""
     return f"{d['mean']:+.3f} [95% CI {d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
 
 
